@@ -1,0 +1,216 @@
+"""Sentence index over the whole corpus.
+
+For every article sentence (and every title) it holds:
+
+* a dense embedding (the configured embedder, cached on disk by text);
+* a lexical vector: stemmed, stop-worded terms (bm25s' tokenizer with
+  PyStemmer), kept both as a BM25 index for search and as a TF-IDF matrix
+  for lexical similarity between sentences.
+
+Everything is flat numpy/scipy arrays built once at load time: a query is a
+few matrix operations, never a Python loop over sentences.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..corpus.article import Article
+from .cache import EmbeddingCache, text_key
+
+log = logging.getLogger(__name__)
+
+_TOKEN = re.compile(r"(?u)\d+(?:[.,]\d+)*|\w+")
+
+
+class EmbedderLike(Protocol):
+    name: str
+    dim: int
+
+    def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray: ...
+
+
+def _split(text: str) -> list[str]:
+    return [t.replace(",", "") for t in _TOKEN.findall(text)]
+
+
+class Lexicon:
+    """Turns text into stemmed terms: bm25s' English stop words, Snowball stemmer (PyStemmer)."""
+
+    def __init__(self) -> None:
+        import Stemmer
+        from bm25s.stopwords import STOPWORDS_EN
+
+        self._stem = Stemmer.Stemmer("english").stemWords
+        self._stop = frozenset(STOPWORDS_EN)
+
+    def terms(self, texts: list[str]) -> list[list[str]]:
+        stop = self._stop
+        words = [[w for w in _split(t.lower()) if w not in stop] for t in texts]
+        flat = self._stem([w for doc in words for w in doc])
+        out, i = [], 0
+        for doc in words:
+            out.append(flat[i : i + len(doc)])
+            i += len(doc)
+        return out
+
+
+@dataclass
+class SearchHit:
+    sentence: int  # global sentence row
+    article: int  # article row
+    position: int  # index of the sentence within its article
+    score: float
+
+
+class SentenceIndex:
+    def __init__(self, embedder: EmbedderLike, cache: EmbeddingCache | None = None) -> None:
+        self.embedder = embedder
+        self.cache = cache
+        self.lexicon = Lexicon()
+        self.articles: list[Article] = []
+        self.texts: list[str] = []
+        self.sent_article = np.zeros(0, dtype=np.int32)
+        self.sent_pos = np.zeros(0, dtype=np.int32)
+        self.offsets = np.zeros(1, dtype=np.int64)
+        self.emb = np.zeros((0, embedder.dim), dtype=np.float32)
+        self.title_emb = np.zeros((0, embedder.dim), dtype=np.float32)
+        self.lex = sp.csr_matrix((0, 0), dtype=np.float32)
+        self.title_lex = sp.csr_matrix((0, 0), dtype=np.float32)
+        self.vocab: dict[str, int] = {}
+        self.idf = np.zeros(0, dtype=np.float32)
+        self.bm25 = None
+        self.last_build: dict[str, float] = {}
+
+    # ----------------------------------------------------------------- build
+    def embed(self, texts: list[str], progress: bool = False) -> tuple[np.ndarray, int]:
+        """Embeddings for texts, from the cache where possible. Returns (matrix, newly embedded)."""
+        out = np.zeros((len(texts), self.embedder.dim), dtype=np.float32)
+        keys = [text_key(t) for t in texts]
+        cached = self.cache.get_many(keys) if self.cache is not None else {}
+        missing: dict[bytes, str] = {}
+        for k, t in zip(keys, texts):
+            if k not in cached and k not in missing:
+                missing[k] = t
+        if missing:
+            vecs = self.embedder.encode(list(missing.values()), progress=progress and len(missing) > 2000)
+            fresh = dict(zip(missing.keys(), vecs))
+            if self.cache is not None:
+                self.cache.put_many(list(fresh.items()))
+            cached.update(fresh)
+        for i, k in enumerate(keys):
+            out[i] = cached[k]
+        return out, len(missing)
+
+    def build(self, articles: list[Article], progress: bool = True) -> None:
+        t0 = time.perf_counter()
+        texts: list[str] = []
+        sent_article: list[int] = []
+        sent_pos: list[int] = []
+        offsets = [0]
+        for a_i, art in enumerate(articles):
+            texts.extend(art.sentences)
+            sent_article.extend([a_i] * len(art.sentences))
+            sent_pos.extend(range(len(art.sentences)))
+            offsets.append(len(texts))
+        titles = [a.title for a in articles]
+        emb, new_sent = self.embed(texts, progress=progress)
+        title_emb, new_title = self.embed(titles, progress=False)
+        t1 = time.perf_counter()
+
+        terms = self.lexicon.terms(texts)
+        title_terms = self.lexicon.terms(titles)
+        vocab: dict[str, int] = {}
+        for doc in terms:
+            for w in doc:
+                vocab.setdefault(w, len(vocab))
+        lex_counts = self._counts(terms, vocab)
+        n = max(len(texts), 1)
+        df = np.bincount(lex_counts.indices, minlength=len(vocab)).astype(np.float32)
+        idf = (np.log((n + 1) / (df + 1)) + 1.0).astype(np.float32)
+
+        import bm25s
+
+        bm25 = bm25s.BM25()
+        if texts:
+            bm25.index(terms, show_progress=False)
+
+        # Swap in all at once, so readers never see a half-built index.
+        self.articles = list(articles)
+        self.texts = texts
+        self.sent_article = np.asarray(sent_article, dtype=np.int32)
+        self.sent_pos = np.asarray(sent_pos, dtype=np.int32)
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+        self.emb = emb
+        self.title_emb = title_emb
+        self.vocab = vocab
+        self.idf = idf
+        self.lex = self._tfidf(lex_counts)
+        self.title_lex = self._tfidf(self._counts(title_terms, vocab))
+        self.bm25 = bm25 if texts else None
+        self.last_build = {
+            "sentences": float(len(texts)),
+            "embedded": float(new_sent + new_title),
+            "embed_s": t1 - t0,
+            "total_s": time.perf_counter() - t0,
+        }
+        log.info(
+            "indexed %d articles, %d sentences (%d newly embedded) in %.1fs",
+            len(articles),
+            len(texts),
+            new_sent + new_title,
+            self.last_build["total_s"],
+        )
+
+    @staticmethod
+    def _counts(docs: list[list[str]], vocab: dict[str, int]) -> sp.csr_matrix:
+        indptr = [0]
+        indices: list[int] = []
+        for doc in docs:
+            ids = [vocab[w] for w in doc if w in vocab]
+            indices.extend(ids)
+            indptr.append(len(indices))
+        data = np.ones(len(indices), dtype=np.float32)
+        m = sp.csr_matrix((data, np.asarray(indices, dtype=np.int32), np.asarray(indptr)), shape=(len(docs), len(vocab)))
+        m.sum_duplicates()
+        return m
+
+    def _tfidf(self, counts: sp.csr_matrix) -> sp.csr_matrix:
+        m = counts.copy()
+        m.data = (1.0 + np.log(m.data)).astype(np.float32)
+        m = m.multiply(self.idf[None, :]).tocsr() if self.idf.size else m
+        norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+        norms[norms == 0] = 1.0
+        return sp.diags(1.0 / norms).dot(m).astype(np.float32).tocsr()
+
+    # ---------------------------------------------------------------- access
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def rows(self, article_row: int) -> slice:
+        return slice(int(self.offsets[article_row]), int(self.offsets[article_row + 1]))
+
+    def query_terms(self, text: str) -> list[str]:
+        return self.lexicon.terms([text])[0]
+
+    def query_lex(self, text: str) -> sp.csr_matrix:
+        return self._tfidf(self._counts([self.query_terms(text)], self.vocab))
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.embedder.encode([text])[0]
+
+    def bm25_scores(self, text: str) -> np.ndarray:
+        terms = [t for t in self.query_terms(text) if t in self.vocab]
+        if self.bm25 is None or not terms:
+            return np.zeros(len(self.texts), dtype=np.float32)
+        return np.asarray(self.bm25.get_scores(terms), dtype=np.float32)
+
+    def dense_scores(self, qvec: np.ndarray) -> np.ndarray:
+        return self.emb @ qvec
