@@ -143,12 +143,14 @@ class Generator:
             raise
         except Exception as exc:  # noqa: BLE001 - any loader failure is reported the same way
             raise self._fail(f"failed to load: {_short(exc)}") from exc
-        self.load_seconds = time.perf_counter() - t0
-
         self.model.eval()
-        if self.model.dtype != self.dtype:
-            self.model.to(self.dtype)
-        self.model.to(self.device)
+        try:
+            if self.model.dtype != self.dtype:
+                self.model.to(self.dtype)
+            self.model.to(self.device)
+        except Exception as exc:  # noqa: BLE001 - e.g. a device that does not exist
+            raise self._fail(f"cannot move it to {self.device} / {self.dtype}: {_short(exc)}") from exc
+        self.load_seconds = time.perf_counter() - t0
         self.is_seq2seq = bool(getattr(self.model.config, "is_encoder_decoder", False))
         tok = self.tokenizer
         if tok.pad_token_id is None and tok.eos_token_id is not None:

@@ -119,13 +119,20 @@ class ExtractiveSummarizer:
         ]
 
 
-def select_mmr(score: np.ndarray, sim: np.ndarray, n: int, penalty: float) -> list[int]:
+def select_mmr(score: np.ndarray, sim: np.ndarray, n: int, penalty: float, duplicate: float = 0.9) -> list[int]:
+    """Greedy MMR. The penalty is relative to the spread of the scores; a sentence
+    at least ``duplicate``-similar to a chosen one is taken only when nothing else is left.
+    ``penalty=0`` turns redundancy control off altogether."""
+    score = score.astype(np.float64)
+    spread = float(score.max() - score.min()) or 1.0
     chosen: list[int] = []
     avail = np.ones(len(score), dtype=bool)
     for _ in range(min(n, len(score))):
-        adj = score.astype(np.float64).copy()
-        if chosen and penalty:
-            adj -= penalty * sim[:, chosen].max(axis=1)
+        adj = score.copy()
+        if chosen and penalty > 0:
+            nearest = sim[:, chosen].max(axis=1)
+            adj -= penalty * spread * nearest
+            adj[nearest >= duplicate] -= 10.0 * spread
         adj[~avail] = -np.inf
         best = int(np.argmax(adj))
         chosen.append(best)

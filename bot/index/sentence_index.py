@@ -138,6 +138,7 @@ class SentenceIndex:
 
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
         bm25 = bm25s.BM25()
         if texts:
             bm25.index(terms, show_progress=False)

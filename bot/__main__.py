@@ -1,0 +1,129 @@
+"""``python -m bot run|console|summarize|ask``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+# No network at run time: model loading is local-only unless ALLOW_DOWNLOADS=true.
+if os.environ.get("ALLOW_DOWNLOADS", "").lower() not in ("1", "true", "yes"):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+log = logging.getLogger("bot")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    for noisy in ("bm25s", "httpx", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:  # transformers' own progress bars and notices go to stderr; keep them quiet
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bot", description="Precis: trustworthy news summaries.")
+    sub = p.add_subparsers(dest="command")
+    sub.add_parser("run", help="start the Discord bot (console when no DISCORD_TOKEN is set)")
+    c = sub.add_parser("console", help="local console with the slash syntax")
+    c.add_argument("--corpus", type=Path, default=None, help="corpus file or folder (default: CORPUS_PATH)")
+    s = sub.add_parser("summarize", help="batch summaries: JSON Lines in, JSON Lines out")
+    s.add_argument("--input", type=Path, required=True, help="JSONL: {id, title?, text, sentences?} per line ('-' = stdin)")
+    s.add_argument("--mode", choices=("extractive", "abstractive"), default="extractive")
+    s.add_argument("--sentences", type=int, default=3, help="sentences per summary (1-10; a line's 'sentences' wins)")
+    s.add_argument("--json", action="store_true", help="JSON Lines output (the only format; accepted for clarity)")
+    a = sub.add_parser("ask", help="batch questions over a corpus: JSON Lines in, JSON Lines out")
+    a.add_argument("--corpus", type=Path, required=True, help="corpus file or folder (as CORPUS_PATH)")
+    a.add_argument("--questions", type=Path, required=True, help="JSONL: {id, question} per line ('-' = stdin)")
+    a.add_argument("--mode", choices=("extractive", "abstractive"), default="extractive")
+    a.add_argument("--k", type=int, default=3, help="supporting sentences per answer (1-10)")
+    a.add_argument("--json", action="store_true", help="JSON Lines output (the only format; accepted for clarity)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    command = args.command or "run"
+
+    from pydantic import ValidationError
+
+    from .config import load_settings
+
+    try:
+        overrides = {}
+        if getattr(args, "corpus", None) is not None:
+            overrides["corpus_path"] = args.corpus
+        settings = load_settings(**overrides)
+    except ValidationError as exc:
+        print(f"Invalid settings (environment or .env):\n{exc}", file=sys.stderr)
+        return 2
+    _setup_logging(settings.log_level)
+
+    if command == "summarize":
+        if not 1 <= args.sentences <= 10:
+            print("--sentences must be from 1 to 10", file=sys.stderr)
+            return 2
+        if str(args.input) != "-" and not args.input.is_file():
+            print(f"input file not found: {args.input}", file=sys.stderr)
+            return 2
+    if command == "ask" and not args.corpus.exists():
+        print(f"corpus not found: {args.corpus}", file=sys.stderr)
+        return 2
+    if command == "ask" and str(args.questions) != "-" and not args.questions.is_file():
+        print(f"questions file not found: {args.questions}", file=sys.stderr)
+        return 2
+
+    from models.registry import ModelUnavailable
+
+    from .app import Precis
+
+    try:
+        app = Precis(settings)
+    except ModelUnavailable as exc:
+        print(f"Cannot start: the embedding model is unavailable: {exc}", file=sys.stderr)
+        return 1
+
+    if command == "summarize":
+        from .adapters.cli import summarize
+
+        return summarize(app, args.input, args.mode, args.sentences)
+
+    report = app.load()
+    for issue in report.issues:
+        log.warning("corpus: skipped %s", issue)
+    if not len(app.corpus):
+        log.error("the corpus is empty: nothing loaded from %s", settings.corpus_path)
+
+    if command == "ask":
+        from .adapters.cli import ask
+
+        return ask(app, args.questions, args.mode, max(1, min(args.k, 10)))
+
+    if command == "run" and settings.discord_token is not None:
+        from .adapters.discord.runner import run_discord
+
+        return run_discord(app)
+    if command == "run":
+        print("No DISCORD_TOKEN set (environment or .env): starting the local console instead.", file=sys.stderr)
+
+    from .adapters.console import run_console
+    from .handlers.core import Handlers
+
+    return run_console(Handlers(app))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,126 @@
+"""Batch commands: JSON Lines in, JSON Lines out (stdout); logs go to stderr.
+
+    python -m bot summarize --input FILE.jsonl [--mode extractive] [--sentences N] --json
+    python -m bot ask --corpus PATH --questions FILE.jsonl [--mode extractive] [--k 3] --json
+
+One output line per input line, in the same order. A bad input line gives
+``{"id", "error"}`` and the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from ..app import Precis
+from ..corpus.article import Article
+from ..handlers.core import Handlers
+from ..handlers.reply import Reply
+
+
+def _read_lines(path: Path) -> list[tuple[int, str]]:
+    if str(path) == "-":
+        text = sys.stdin.read()
+    else:
+        text = path.read_text(encoding="utf-8-sig", errors="replace")
+    return [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def _emit(out: TextIO, obj: dict) -> None:
+    out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    out.flush()
+
+
+def _summary_line(item_id, reply: Reply) -> dict:
+    if not reply.ok:
+        return {"id": item_id, "error": reply.text}
+    out = {
+        "id": item_id,
+        "summary": [line.text for line in reply.lines],
+        "support": [[{"index": s.index, "text": s.text, "score": s.score} for s in line.support] for line in reply.lines],
+    }
+    if reply.notes:
+        out["notes"] = list(reply.notes)
+    return out
+
+
+def summarize(app: Precis, input_path: Path, mode: str, sentences: int, out: TextIO = sys.stdout) -> int:
+    handlers = Handlers(app)
+    parsed: list[tuple[object, Article | None, int | None, str | None]] = []
+    for n, line in _read_lines(input_path):
+        item_id: object = None
+        try:
+            obj = json.loads(line)
+            if not isinstance(obj, dict):
+                raise ValueError("line is not a JSON object")
+            item_id = obj.get("id")
+            text = obj.get("text")
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError('missing or empty "text"')
+            title = obj.get("title") or ""
+            if not isinstance(title, str):
+                raise ValueError('"title" must be a string')
+            count = obj.get("sentences", sentences)
+            if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 10:
+                raise ValueError('"sentences" must be a whole number from 1 to 10')
+            art = Article.build(id=f"line-{n}", title=title, text=text, source=f"{input_path}:{n}")
+            if not art.sentences:
+                raise ValueError("no sentences in text")
+            parsed.append((item_id, art, count, None))
+        except json.JSONDecodeError as exc:
+            parsed.append((item_id, None, None, f"line {n}: invalid JSON ({exc.msg})"))
+        except ValueError as exc:
+            parsed.append((item_id, None, None, f"line {n}: {exc}"))
+    good = [a for _, a, _, _ in parsed if a is not None]
+    app.index.build(good, progress=len(good) > 200)  # the input is the corpus; one batch embeds it all
+    row = 0
+    failures = 0
+    for item_id, art, count, error in parsed:
+        if art is None:
+            failures += 1
+            _emit(out, {"id": item_id, "error": error})
+            continue
+        try:
+            reply = handlers.summarize_row(row, mode, count)
+        except Exception as exc:  # noqa: BLE001 - one bad article must not stop the batch
+            reply = Reply.error(f"{exc.__class__.__name__}: {exc}")
+        if not reply.ok:
+            failures += 1
+        _emit(out, _summary_line(item_id, reply))
+        row += 1
+    return 0
+
+
+def ask(app: Precis, questions_path: Path, mode: str, k: int, out: TextIO = sys.stdout) -> int:
+    handlers = Handlers(app)
+    for n, line in _read_lines(questions_path):
+        item_id: object = None
+        try:
+            obj = json.loads(line)
+            if not isinstance(obj, dict):
+                raise ValueError("line is not a JSON object")
+            item_id = obj.get("id")
+            question = obj.get("question")
+            if not isinstance(question, str):
+                raise ValueError('missing "question" (a string)')
+        except json.JSONDecodeError as exc:
+            _emit(out, {"id": item_id, "error": f"line {n}: invalid JSON ({exc.msg})"})
+            continue
+        except ValueError as exc:
+            _emit(out, {"id": item_id, "error": f"line {n}: {exc}"})
+            continue
+        reply = handlers.ask(question, mode=mode, k=k)
+        if not reply.ok:
+            _emit(out, {"id": item_id, "error": reply.text})
+            continue
+        line0 = reply.lines[0]
+        support = [] if reply.abstained else [
+            {"article_id": s.article_id, "title": s.title, "text": s.text, "score": s.score} for s in line0.support
+        ][:k]
+        record = {"id": item_id, "answer": line0.text, "abstained": reply.abstained, "support": support}
+        if reply.notes:
+            record["notes"] = list(reply.notes)
+        _emit(out, record)
+    return 0

@@ -1,0 +1,161 @@
+"""The services one Precis process shares: corpus, index, engines, models.
+
+Plain synchronous Python (no Discord). Every front door — console, batch CLI,
+Discord — builds one :class:`Precis` and calls the same handlers on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import Settings
+from .corpus.article import Article
+from .corpus.loader import LoadIssue, load_corpus
+from .corpus.store import Corpus
+from .engines.extractive import ExtractiveSummarizer
+from .index.cache import EmbeddingCache
+from .index.sentence_index import SentenceIndex
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadReport:
+    files: int = 0
+    articles: int = 0
+    added: int = 0
+    duplicates: int = 0
+    issues: list[LoadIssue] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        parts = [f"{self.articles} articles from {self.files} file(s)"]
+        if self.added:
+            parts.append(f"{self.added} new")
+        if self.duplicates:
+            parts.append(f"{self.duplicates} duplicate(s) skipped")
+        if self.issues:
+            parts.append(f"{len(self.issues)} problem(s) skipped")
+        return ", ".join(parts) + f" in {self.seconds:.1f}s"
+
+
+class ModelSlot:
+    """Loads a model once, on first use; remembers a failure and its reason."""
+
+    def __init__(self, name: str, factory) -> None:
+        self.name = name
+        self._factory = factory
+        self._model = None
+        self.error: str | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def get(self):
+        from models.registry import ModelUnavailable
+
+        with self._lock:
+            if self._model is None and self.error is None:
+                t = time.perf_counter()
+                try:
+                    self._model = self._factory()
+                    log.info("model %s loaded in %.1fs", self.name, time.perf_counter() - t)
+                except ModelUnavailable as exc:
+                    self.error = str(exc)
+                except Exception as exc:  # noqa: BLE001 - any failure leaves the rest of the bot working
+                    self.error = f"{self.name!r} failed to load: {exc.__class__.__name__}: {exc}"
+                if self.error:
+                    log.error("model unavailable: %s", self.error)
+            if self._model is None:
+                raise ModelUnavailable(self.error or f"{self.name} is not loaded")
+            return self._model
+
+
+class Precis:
+    def __init__(self, settings: Settings, *, embedder=None, generator_factory=None) -> None:
+        self.settings = settings
+        self.started_at = time.time()
+        self._lock = threading.RLock()
+        if embedder is None:
+            from models.embedder import Embedder
+
+            embedder = Embedder(
+                settings.embed_model,
+                device=settings.model_device,
+                threads=settings.model_threads or None,
+                allow_download=settings.allow_downloads,
+            )
+        self.embedder = embedder
+        cache = EmbeddingCache(settings.cache_dir, embedder.name, embedder.dim)
+        self.corpus = Corpus()
+        self.index = SentenceIndex(embedder, cache)
+        self.summarizer = ExtractiveSummarizer(self.index)
+        self.last_load = LoadReport()
+        self._answerer = None
+        if generator_factory is None:
+            generator_factory = self._default_generator
+        self.generator = ModelSlot(settings.summary_model, generator_factory)
+
+    def _default_generator(self):
+        from models.generator import Generator
+
+        s = self.settings
+        return Generator(
+            s.summary_model,
+            cache_dir=s.data_dir / "models",
+            device=s.model_device,
+            threads=s.model_threads or None,
+            allow_download=s.allow_downloads,
+        )
+
+    # ------------------------------------------------------------ corpus
+    def load(self, path: Path | None = None, progress: bool = True) -> LoadReport:
+        """(Re)load the corpus from CORPUS_PATH; new articles are added, the index rebuilt."""
+        t = time.perf_counter()
+        result = load_corpus(path or self.settings.corpus_path)
+        with self._lock:
+            before = self.corpus.duplicates
+            added = self.corpus.add(result.articles)
+            if added or len(self.index.articles) != len(self.corpus):
+                self.index.build(self.corpus.articles, progress=progress)
+                self._answerer = None
+            report = LoadReport(
+                files=result.files,
+                articles=len(self.corpus),
+                added=len(added),
+                duplicates=self.corpus.duplicates - before,
+                issues=result.issues,
+                seconds=time.perf_counter() - t,
+            )
+            self.last_load = report
+        log.info("corpus: %s", report.summary())
+        return report
+
+    def add_articles(self, articles: list[Article]) -> list[Article]:
+        with self._lock:
+            added = self.corpus.add(articles)
+            if added:
+                self.index.build(self.corpus.articles, progress=False)
+                self._answerer = None
+            return added
+
+    def article_row(self, article_id: str) -> int | None:
+        for i, a in enumerate(self.index.articles):
+            if a.id == article_id:
+                return i
+        return None
+
+    @property
+    def answerer(self):
+        from .engines.answerer import Answerer
+
+        with self._lock:
+            if self._answerer is None:
+                self._answerer = Answerer(self.index, generator=None)
+            return self._answerer

@@ -1,0 +1,59 @@
+"""In-memory corpus: articles by id, in load order, duplicates loaded once."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import replace
+
+from .article import Article
+from .segment import normalise_space
+
+log = logging.getLogger(__name__)
+
+
+def _fingerprint(article: Article) -> str:
+    body = normalise_space(article.text).lower()
+    return hashlib.sha1(body.encode()).hexdigest()
+
+
+class Corpus:
+    def __init__(self, articles: list[Article] | None = None) -> None:
+        self._by_id: dict[str, Article] = {}
+        self._fingerprints: dict[str, str] = {}
+        self.duplicates = 0
+        if articles:
+            self.add(articles)
+
+    def add(self, articles: list[Article]) -> list[Article]:
+        """Add articles; returns the ones that were new (same id or same body = duplicate)."""
+        added = []
+        for art in articles:
+            if not art.sentences:
+                continue
+            fp = _fingerprint(art)
+            if art.id in self._by_id or fp in self._fingerprints:
+                self.duplicates += 1
+                log.debug("duplicate article %s (%s) skipped", art.id, art.source)
+                continue
+            art = replace(art, order=len(self._by_id))
+            self._by_id[art.id] = art
+            self._fingerprints[fp] = art.id
+            added.append(art)
+        return added
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __iter__(self):
+        return iter(self._by_id.values())
+
+    def __contains__(self, article_id: str) -> bool:
+        return article_id in self._by_id
+
+    def get(self, article_id: str) -> Article | None:
+        return self._by_id.get(article_id)
+
+    @property
+    def articles(self) -> list[Article]:
+        return list(self._by_id.values())

@@ -1,0 +1,493 @@
+"""Question answering over the whole corpus: hybrid sentence retrieval, then an answer.
+
+Retrieval (:class:`Retriever`) scores every sentence of the index at once,
+with numpy/scipy array operations only (a query never loops over sentences in
+Python):
+
+* lexical  - BM25 over sentences (the index's ``bm25s`` index);
+* dense    - cosine of the question's MiniLM embedding with each sentence's;
+* fused    - both z-normalised over the corpus and added, so neither scale
+             dominates and no weights have to be learned;
+* context  - a sentence inherits part of its best neighbour's fused score
+             (same article only: the shifted arrays are masked at article
+             boundaries), and part of its article's match with the question
+             (BM25 over whole articles, dense and TF-IDF similarity to the
+             title), because news answers ("He said 2,000 could leave.") often
+             lean on the sentence before and on the headline;
+* cues     - "how many" questions prefer sentences with a number the question
+             does not already contain, "when" questions dates, "who"/"which"
+             questions capitalised names the question does not contain. The
+             per-sentence features are sparse matrices built once.
+
+Answers (:class:`Answerer`):
+
+* ``extractive`` (default) - the best supporting sentence;
+* ``abstractive`` - the generator writes a short answer from the supporting
+  sentences only; an answer with a number or capitalised name that the
+  supporting sentences do not contain is dropped for the extractive one.
+
+Both abstain (:data:`ABSTAIN_MESSAGE`) when the evidence is weak. The
+confidence is the idf-weighted share of the question's content terms found in
+the best sentence's context (its neighbours and its article's title), with
+names and numbers from the question counting double, times a soft gate on the
+fused score; a question about something the corpus never mentions leaves its
+rare terms uncovered. ``benchmarks/ask_quality.py`` measures all of it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, replace
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..index.sentence_index import SentenceIndex
+
+ABSTAIN_MESSAGE = "I couldn't find that in the articles I have."
+MAX_QUESTION_CHARS = 300
+NO_GENERATOR_NOTE = (
+    "Abstractive answers need the summary model, which is not loaded; showing the supporting sentence instead."
+)
+GUARD_NOTE = (
+    "The generated answer mentioned {what} that the supporting sentences do not contain, "
+    "so the supporting sentence is shown instead."
+)
+EMPTY_GENERATION_NOTE = "The summary model gave no answer; showing the supporting sentence instead."
+MODES = ("extractive", "abstractive")
+
+
+class QuestionError(ValueError):
+    """A question that cannot be asked; the message is meant for the user."""
+
+
+_WS = re.compile(r"\s+")
+
+
+def validate_question(q: str, max_chars: int = MAX_QUESTION_CHARS) -> str:
+    """Trim, turn control characters into spaces, collapse whitespace; raise QuestionError if empty or too long."""
+    if not isinstance(q, str):
+        raise QuestionError(f"Please ask a question (1–{max_chars} characters).")
+    cleaned = "".join(" " if unicodedata.category(c)[0] == "C" and c not in "\u200d" else c for c in q)
+    cleaned = _WS.sub(" ", cleaned).strip()
+    if not cleaned:
+        raise QuestionError(f"Please ask a question (1–{max_chars} characters).")
+    if len(cleaned) > max_chars:
+        raise QuestionError(f"That question is too long: {len(cleaned)} characters; the limit is {max_chars}.")
+    return cleaned
+
+
+@dataclass(frozen=True)
+class Support:
+    article: int  # article row in index.articles
+    position: int  # sentence index within the article
+    sentence: int  # global sentence row
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    answer: str
+    abstained: bool
+    support: tuple[Support, ...]
+    confidence: float
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Weights:
+    dense: float = 1.0  # dense z-score next to BM25's (weight 1)
+    neighbour: float = 0.3  # share of the best same-article neighbour's fused score
+    article: float = 0.5  # article BM25 (z over articles)
+    title: float = 0.5  # title dense + TF-IDF similarity (z over articles)
+    cue: float = 0.5  # answer-type cue bonus
+    short: float = 1.0  # penalty for fragments under 6 words
+    bm25_norm: str = "z"  # "z" (over the corpus) or "max"
+
+    def without(self, part: str) -> Weights:
+        return replace(self, **{part: 0.0})
+
+
+# Words that make a question a question but say nothing about its topic.
+QUESTION_WORDS = frozenset(
+    """what which who whom whose when where why how many much did does do done has have had was were
+    been being is are am can could would should shall may might must according recent recently
+    reportedly reported latest week weeks ago last this that these those following name named
+    called known said says tell me please""".split()
+)
+_WORD = re.compile(r"(?u)\d+(?:[.,]\d+)*|\w+")
+_CAP = re.compile(r"\b[A-Z]\w*")
+_NUM = re.compile(r"\d")
+_NUMBER_WORDS = re.compile(
+    r"(?i)\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen|dozens|hundreds?|"
+    r"thousands?|millions?|billions?|trillions?|percent|half|third|quarter)\b"
+)
+_DATE = re.compile(
+    r"\b(?:January|February|March|April|May|June|July|August|September|October|November|December|"
+    r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|"
+    r"Sunday|today|yesterday|tomorrow|(?:1[89]|20)\d\d)\b"
+)
+_Q_NUMBER = re.compile(
+    r"(?i)\bhow (?:many|much|old|long|far|big|tall|large|often|high|fast)\b|"
+    r"\bwhat (?:percentage|percent|share|number|amount|age|price|cost|rate|sum|fraction)\b|"
+    r"\b(?:number|percentage|amount) of\b"
+)
+_Q_DATE = re.compile(r"(?i)^when\b|\bwhen (?:did|does|do|was|is|will|were)\b|\b(?:what|which|in what) (?:year|month|day|date)\b")
+_Q_NAME = re.compile(r"(?i)\bwho(?:m|se)?\b|\b(?:which|what) (?!year|month|day|date)\w+")
+
+
+def _ranked(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest scores, best first (argpartition, then a sort of k)."""
+    n = scores.shape[0]
+    k = min(k, n)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    top = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
+    return top[np.argsort(-scores[top], kind="stable")]
+
+
+def _z(x: np.ndarray) -> np.ndarray:
+    sd = float(x.std())
+    if sd < 1e-9:
+        return np.zeros_like(x, dtype=np.float32)
+    return ((x - float(x.mean())) / sd).astype(np.float32)
+
+
+class Retriever:
+    """Hybrid sentence retrieval over a built :class:`SentenceIndex`; all features precomputed here."""
+
+    def __init__(self, index: SentenceIndex, weights: Weights | None = None) -> None:
+        self.index = index
+        self.weights = weights or Weights()
+        ix = index
+        n = len(ix)
+        self.n = n
+        self.n_articles = len(ix.articles)
+        art = ix.sent_article.astype(np.int64)
+        self._art = art
+        # Neighbour masks: the previous / next sentence exists and is in the same article.
+        self._has_prev = np.zeros(n, dtype=bool)
+        self._has_next = np.zeros(n, dtype=bool)
+        if n > 1:
+            same = art[1:] == art[:-1]
+            self._has_prev[1:] = same
+            self._has_next[:-1] = same
+        vocab_n = len(ix.vocab)
+        import Stemmer  # PyStemmer, the index's stemmer
+
+        self._stemmer = Stemmer.Stemmer("english")
+        # Binary sentence x term presence, and its article aggregate (sentence frequency per article).
+        pres = ix.lex.copy().tocsr() if n else sp.csr_matrix((0, vocab_n), dtype=np.float32)
+        pres.data = np.ones_like(pres.data, dtype=np.float32)
+        self._pres = pres
+        to_article = sp.csr_matrix(
+            (np.ones(n, dtype=np.float32), (art, np.arange(n))), shape=(self.n_articles, n)
+        )
+        counts = (to_article @ pres).tocsr()
+        title_pres = ix.title_lex.copy().tocsr() if self.n_articles else sp.csr_matrix((0, vocab_n), dtype=np.float32)
+        title_pres.data = np.ones_like(title_pres.data, dtype=np.float32)
+        self._title_pres = title_pres
+        self._article_bm25 = self._bm25_matrix(counts).tocsc()
+        self._article_has = (counts + title_pres).tocsc()
+        self._article_has.data = np.ones_like(self._article_has.data)
+        # Per-sentence features for answer-type cues.
+        words = np.array([len(t.split()) for t in ix.texts], dtype=np.float32)
+        self._short = np.clip((6.0 - words) / 4.0, 0.0, 1.0).astype(np.float32)
+        self._has_date = np.array([bool(_DATE.search(t)) for t in ix.texts], dtype=bool)
+        num_terms: list[str] = []
+        cap_terms: list[str] = []
+        num_rows: list[int] = []
+        cap_rows: list[int] = []
+        has_num_word = np.zeros(n, dtype=bool)
+        for i, t in enumerate(ix.texts):
+            for w in _WORD.findall(t):
+                if _NUM.search(w):
+                    num_terms.append(w.replace(",", ""))
+                    num_rows.append(i)
+            for m in _CAP.finditer(t):
+                if m.start() == 0:
+                    continue  # sentence-initial capitals say nothing
+                cap_terms.append(m.group(0).lower())
+                cap_rows.append(i)
+            has_num_word[i] = bool(_NUMBER_WORDS.search(t))
+        self._num = self._term_matrix(num_rows, num_terms)
+        self._cap = self._term_matrix(cap_rows, cap_terms)
+        self._num_count = np.asarray(self._num.sum(axis=1)).ravel().astype(np.float32)
+        self._cap_count = np.asarray(self._cap.sum(axis=1)).ravel().astype(np.float32)
+        self._has_num_word = has_num_word
+        self._max_idf = float(np.log(n + 1) + 1.0) if n else 1.0
+
+    # ------------------------------------------------------------- building
+    def _term_matrix(self, rows: list[int], raw_terms: list[str]) -> sp.csc_matrix:
+        """Sentence x vocabulary presence for the given (row, raw word) pairs, stemmed like the index."""
+        vocab = self.index.vocab
+        ids = []
+        keep_rows = []
+        if raw_terms:
+            stems = self._stemmer.stemWords([w.lower() for w in raw_terms])
+            for r, s in zip(rows, stems):
+                j = vocab.get(s)
+                if j is not None:
+                    ids.append(j)
+                    keep_rows.append(r)
+        m = sp.csr_matrix(
+            (np.ones(len(ids), dtype=np.float32), (np.asarray(keep_rows, dtype=np.int64), np.asarray(ids, dtype=np.int64))),
+            shape=(self.n, len(vocab)),
+        )
+        m.sum_duplicates()
+        m.data = np.ones_like(m.data)
+        return m.tocsc()
+
+    def _bm25_matrix(self, counts: sp.csr_matrix, k1: float = 1.2, b: float = 0.75) -> sp.csr_matrix:
+        """Article x term BM25 weights (tf = sentences of the article holding the term)."""
+        m = counts.astype(np.float32).tocsr()
+        n_docs = m.shape[0]
+        if n_docs == 0 or m.nnz == 0:
+            return m
+        df = np.bincount(m.indices, minlength=m.shape[1]).astype(np.float32)
+        idf = np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+        length = np.asarray(m.sum(axis=1)).ravel()
+        avg = float(length.mean()) or 1.0
+        row_norm = k1 * (1.0 - b + b * length / avg)
+        rows = np.repeat(np.arange(n_docs), np.diff(m.indptr))
+        tf = m.data
+        m.data = (idf[m.indices] * tf * (k1 + 1.0) / (tf + row_norm[rows])).astype(np.float32)
+        return m
+
+    # ------------------------------------------------------------- querying
+    def query_terms(self, question: str) -> tuple[list[int], list[int]]:
+        """(content term ids, key term ids): key terms are the question's names and numbers."""
+        vocab = self.index.vocab
+        words = [w for w in _WORD.findall(question.lower()) if w not in QUESTION_WORDS]
+        content = self.index.lexicon.terms([" ".join(words)])[0]
+        ids = list(dict.fromkeys(vocab.get(t, -1) for t in content))
+        keys_raw = [m.group(0) for m in _CAP.finditer(question) if m.start() > 0 and m.group(0).lower() not in QUESTION_WORDS]
+        keys_raw += [w for w in _WORD.findall(question) if _NUM.search(w)]
+        keys = self.index.lexicon.terms([" ".join(keys_raw)])[0] if keys_raw else []
+        key_ids = list(dict.fromkeys(vocab.get(t, -1) for t in keys))
+        return ids, key_ids
+
+    def components(self, question: str) -> dict[str, np.ndarray]:
+        """Raw per-sentence evidence for one question (all full-length arrays)."""
+        ix = self.index
+        ids, key_ids = self.query_terms(question)
+        known = [i for i in ids if i >= 0]
+        words = [w for w in _WORD.findall(question.lower()) if w not in QUESTION_WORDS]
+        bm = ix.bm25_scores(" ".join(words) or question) if self.n else np.zeros(0, np.float32)
+        qvec = ix.encode_query(question)
+        dn = ix.dense_scores(qvec).astype(np.float32)
+        if known:
+            art_bm = np.asarray(self._article_bm25[:, known].sum(axis=1)).ravel().astype(np.float32)
+            qlex = ix.query_lex(" ".join(words) or question)
+            title_lex = np.asarray((ix.title_lex @ qlex.T).todense()).ravel().astype(np.float32)
+        else:
+            art_bm = np.zeros(self.n_articles, np.float32)
+            title_lex = np.zeros(self.n_articles, np.float32)
+        title_dn = (ix.title_emb @ qvec).astype(np.float32) if self.n_articles else np.zeros(0, np.float32)
+        known_keys = [i for i in key_ids if i >= 0]
+        cap_q = (
+            np.asarray(self._cap[:, known_keys].sum(axis=1)).ravel().astype(np.float32)
+            if known_keys
+            else np.zeros(self.n, np.float32)
+        )
+        num_q = (
+            np.asarray(self._num[:, known_keys].sum(axis=1)).ravel().astype(np.float32)
+            if known_keys
+            else np.zeros(self.n, np.float32)
+        )
+        return {
+            "bm25": np.asarray(bm, dtype=np.float32),
+            "dense": dn,
+            "article_bm25": art_bm,
+            "title_lex": title_lex,
+            "title_dense": title_dn,
+            "new_caps": self._cap_count - cap_q,  # capitalised names the question does not contain
+            "new_nums": self._num_count - num_q,
+        }
+
+    def question_type(self, question: str) -> str:
+        if _Q_NUMBER.search(question):
+            return "number"
+        if _Q_DATE.search(question):
+            return "date"
+        if _Q_NAME.search(question):
+            return "name"
+        return "other"
+
+    def fuse(self, c: dict[str, np.ndarray], qtype: str, w: Weights | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(final score, fused sentence score) from components; vectorised over all sentences."""
+        w = w or self.weights
+        if w.bm25_norm == "max":
+            top = float(c["bm25"].max()) if c["bm25"].size else 0.0
+            zb = c["bm25"] / top * 5.0 if top > 0 else np.zeros_like(c["bm25"])
+        else:
+            zb = _z(c["bm25"])
+        fused = zb + w.dense * _z(c["dense"])
+        score = fused.copy()
+        if w.neighbour:
+            prev = np.zeros_like(fused)
+            nxt = np.zeros_like(fused)
+            prev[1:] = fused[:-1]
+            nxt[:-1] = fused[1:]
+            prev[~self._has_prev] = 0.0
+            nxt[~self._has_next] = 0.0
+            score += w.neighbour * np.maximum(np.maximum(prev, nxt), 0.0)
+        art = np.zeros(self.n_articles, np.float32)
+        if w.article:
+            art += w.article * _z(c["article_bm25"])
+        if w.title:
+            art += w.title * 0.5 * (_z(c["title_dense"]) + _z(c["title_lex"]))
+        if self.n_articles:
+            score += art[self._art]
+        if w.cue:
+            if qtype == "number":
+                score += w.cue * ((c["new_nums"] > 0) | self._has_num_word)
+            elif qtype == "date":
+                score += w.cue * self._has_date
+            elif qtype == "name":
+                score += w.cue * (c["new_caps"] > 0)
+        if w.short:
+            score -= w.short * self._short
+        return score.astype(np.float32), fused
+
+    def search(self, question: str, k: int = 3) -> list[Support]:
+        """The k best supporting sentences, best first."""
+        return self._search(question, k)[0]
+
+    def _search(self, question: str, k: int) -> tuple[list[Support], np.ndarray, dict[str, np.ndarray]]:
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        if self.n == 0 or not question.strip():
+            return [], np.zeros(0, np.float32), {}
+        c = self.components(question)
+        score, fused = self.fuse(c, self.question_type(question))
+        top = _ranked(score, k)
+        ix = self.index
+        out = [
+            Support(
+                article=int(ix.sent_article[i]),
+                position=int(ix.sent_pos[i]),
+                sentence=int(i),
+                text=ix.texts[i],
+                score=float(score[i]),
+            )
+            for i in top
+        ]
+        return out, fused, c
+
+    # ------------------------------------------------------------ confidence
+    def coverage(self, question: str, sentence: int) -> float:
+        """Idf-weighted share of the question's terms found around ``sentence`` (neighbours, title).
+
+        Names and numbers from the question weigh double; terms the corpus
+        never saw count as missing with the highest idf.
+        """
+        ids, key_ids = self.query_terms(question)
+        if not ids and not key_ids:
+            return 0.0
+        lo = sentence - 1 if sentence > 0 and self._has_prev[sentence] else sentence
+        hi = sentence + 1 if sentence < self.n - 1 and self._has_next[sentence] else sentence
+        window = set(self._pres[lo : hi + 1].indices.tolist())
+        window.update(self._title_pres[int(self._art[sentence])].indices.tolist())
+        idf = self.index.idf
+        total = got = 0.0
+        for t in ids + key_ids:  # key terms appear in both lists: double weight
+            wt = float(idf[t]) if t >= 0 else self._max_idf
+            total += wt
+            if t >= 0 and t in window:
+                got += wt
+        return got / total if total else 0.0
+
+
+class Answerer:
+    """Answers a question from the corpus, or abstains when the evidence is weak."""
+
+    SYSTEM = (
+        "You answer questions about news articles. Use only the numbered sentences given. "
+        "Answer in one short sentence. If the sentences do not contain the answer, say you do not know."
+    )
+    DEFAULT_THRESHOLD = 0.6
+
+    def __init__(self, index: SentenceIndex, generator=None, *, abstain_threshold: float | None = None) -> None:
+        self.index = index
+        self.generator = generator
+        self.retriever = Retriever(index)
+        self.abstain_threshold = self.DEFAULT_THRESHOLD if abstain_threshold is None else float(abstain_threshold)
+
+    def confidence(self, question: str, support: list[Support], fused: np.ndarray) -> float:
+        if not support:
+            return 0.0
+        return self.retriever.coverage(question, support[0].sentence)
+
+    def answer(self, question: str, *, mode: str = "extractive", k: int = 3) -> Answer:
+        q = validate_question(question)
+        if mode not in MODES:
+            raise ValueError(f"unknown answer mode {mode!r}; expected one of {', '.join(MODES)}")
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        support, fused, _ = self.retriever._search(q, k)  # noqa: SLF001 - same module
+        conf = self.confidence(q, support, fused)
+        if not support or conf < self.abstain_threshold:
+            return Answer(q, ABSTAIN_MESSAGE, True, (), conf)
+        extractive = Answer(q, support[0].text, False, tuple(support), conf)
+        if mode == "extractive":
+            return extractive
+        if self.generator is None:
+            return replace(extractive, note=NO_GENERATOR_NOTE)
+        return self._abstractive(q, support, conf, extractive)
+
+    # ----------------------------------------------------------- abstractive
+    def prompt(self, question: str, support: list[Support]) -> str:
+        lines = [f"{n}. {s.text}" for n, s in enumerate(support, 1)]
+        return "Sentences:\n" + "\n".join(lines) + f"\n\nQuestion: {question}\nShort answer:"
+
+    def _abstractive(self, q: str, support: list[Support], conf: float, fallback: Answer) -> Answer:
+        text = self.generator.generate(self.prompt(q, support), system=self.SYSTEM, max_new_tokens=64)
+        text = _WS.sub(" ", text or "").strip()
+        if not text:
+            return replace(fallback, note=EMPTY_GENERATION_NOTE)
+        invented = invented_terms(text, [s.text for s in support])
+        if invented:
+            what = ", ".join(f"“{t}”" for t in invented[:3])
+            return replace(fallback, note=GUARD_NOTE.format(what=what))
+        return Answer(q, text, False, tuple(support), conf)
+
+
+_GUARD_WORD = re.compile(r"(?u)\d+(?:[.,]\d+)*|[^\W\d_][\w'’\-]*")
+_SENT_START = re.compile(r"(?:^|[.!?:;]\s+|[\"“(]\s*)$")
+
+
+def _norm_number(s: str) -> str:
+    return s.replace(",", "").rstrip(".")
+
+
+def invented_terms(generated: str, sources: list[str]) -> list[str]:
+    """Numbers and capitalised names in ``generated`` that no source text contains."""
+    src = " ".join(sources)
+    src_words = {w.lower().strip("'’-") for w in _GUARD_WORD.findall(src)}
+    src_numbers = {_norm_number(w) for w in _GUARD_WORD.findall(src) if w[0].isdigit()}
+    out: list[str] = []
+    for m in _GUARD_WORD.finditer(generated):
+        w = m.group(0)
+        if w[0].isdigit():
+            if _norm_number(w) not in src_numbers:
+                out.append(w)
+        elif w[0].isupper():
+            low = w.lower().strip("'’-")
+            if low in src_words:
+                continue
+            if _SENT_START.search(generated[: m.start()]) and (low in _COMMON or len(w) == 1):
+                continue  # "The", "It", "Yes" opening a sentence
+            out.append(w)
+    return list(dict.fromkeys(out))
+
+
+_COMMON = frozenset(
+    """a an the this that these those it its he she they we you i his her their there here yes no not
+    and but or so because if when while after before about according in on at by for from with of to as
+    some many more most few all both each one two three several about around nearly almost over under
+    only just also still however although though""".split()
+)

@@ -1,0 +1,73 @@
+"""The sentence index and its on-disk embedding cache."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bot.corpus.article import Article
+from bot.corpus.loader import load_corpus
+from bot.index.cache import EmbeddingCache
+from bot.index.sentence_index import SentenceIndex
+from tests.conftest import SAMPLE, CountingEmbedder
+
+
+def _index(embedder, folder):
+    return SentenceIndex(embedder, EmbeddingCache(folder, embedder.name, embedder.dim))
+
+
+def test_second_start_embeds_nothing(tmp_path, embedder):
+    arts = load_corpus(SAMPLE).articles
+    first = CountingEmbedder(embedder)
+    ix = _index(first, tmp_path)
+    ix.build(arts, progress=False)
+    assert first.embedded == 48 + 2  # sentences + titles
+    second = CountingEmbedder(embedder)
+    ix2 = _index(second, tmp_path)  # a restart: new process state, same DATA_DIR
+    ix2.build(arts, progress=False)
+    assert second.embedded == 0
+    assert np.allclose(ix.emb, ix2.emb)
+    norms = np.linalg.norm(ix2.emb, axis=1)
+    assert np.allclose(norms, 1.0, atol=1e-4)
+
+
+def test_added_article_embeds_only_what_is_new(tmp_path, embedder):
+    arts = load_corpus(SAMPLE).articles
+    _index(embedder, tmp_path).build(arts, progress=False)
+    counting = CountingEmbedder(embedder)
+    extra = Article.build(title="Storm hits coast", text="The storm hit at dawn. Thousands lost power.")
+    ix = _index(counting, tmp_path)
+    ix.build(arts + [extra], progress=False)
+    assert counting.embedded == 3
+    assert len(ix.articles) == 3 and len(ix) == 50
+    assert list(ix.offsets) == [0, 33, 48, 50]
+
+
+def test_corrupt_cache_is_detected_and_rebuilt(tmp_path, embedder):
+    arts = load_corpus(SAMPLE).articles
+    ix = _index(embedder, tmp_path)
+    ix.build(arts, progress=False)
+    ix.cache.close()
+    path = ix.cache.path
+    path.write_bytes(b"this is not a database" * 100)
+    for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        extra.unlink(missing_ok=True)
+    counting = CountingEmbedder(embedder)
+    cache = EmbeddingCache(tmp_path, embedder.name, embedder.dim)
+    assert cache.rebuilt
+    assert any(p.name.startswith(path.name + ".corrupt-") for p in tmp_path.iterdir())
+    ix2 = SentenceIndex(counting, cache)
+    ix2.build(arts, progress=False)
+    assert counting.embedded == 50
+    assert np.allclose(ix.emb, ix2.emb, atol=1e-5)
+
+
+def test_lexical_and_dense_search(tmp_path, embedder):
+    ix = _index(embedder, tmp_path)
+    ix.build(load_corpus(SAMPLE).articles, progress=False)
+    bm = ix.bm25_scores("Kazakh citizenship")
+    assert bm.shape == (48,)
+    top = int(np.argmax(bm))
+    assert ix.sent_article[top] == 0 and "citizenship" in ix.texts[top]
+    dense = ix.dense_scores(ix.encode_query("Tokyo lockdown would damage the economy"))
+    assert ix.sent_article[int(np.argmax(dense))] == 1
+    assert ix.bm25_scores("zzzz qqqq").max() == 0.0
