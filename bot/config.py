@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     def _blank_token_is_none(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v
 
+    @field_validator("corpus_path", mode="before")
+    @classmethod
+    def _blank_corpus_is_sample(cls, v: object) -> object:
+        return SAMPLE_CORPUS if v is None or (isinstance(v, str) and not v.strip()) else v
+
     @field_validator("discord_dev_guild_id", mode="before")
     @classmethod
     def _blank_guild_is_none(cls, v: object) -> object:

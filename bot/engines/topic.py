@@ -18,8 +18,13 @@ class ArticleMatch:
     score: float
 
 
-def match_articles(index: SentenceIndex, query: str, limit: int = 10) -> list[ArticleMatch]:
-    """Articles matching ``query`` (an id, title words or topic words), best first."""
+def match_articles(
+    index: SentenceIndex, query: str, limit: int = 10, min_coverage: float = 1.0
+) -> list[ArticleMatch]:
+    """Articles matching ``query`` (an id, title words or topic words), best first.
+
+    An article matches when it holds at least ``min_coverage`` of the query's
+    words (title or body, after stemming), or its title is close in meaning."""
     n = len(index.articles)
     if n == 0 or not query.strip():
         return []
@@ -27,6 +32,7 @@ def match_articles(index: SentenceIndex, query: str, limit: int = 10) -> list[Ar
     for i, a in enumerate(index.articles):
         if a.id == q:
             return [ArticleMatch(i, float("inf"))]
+    coverage = index.term_coverage(q)
     title_lex = np.asarray((index.title_lex @ index.query_lex(q).T).todense()).ravel()
     qvec = index.encode_query(q)
     title_dense = index.title_emb @ qvec
@@ -34,8 +40,8 @@ def match_articles(index: SentenceIndex, query: str, limit: int = 10) -> list[Ar
     body = np.maximum.reduceat(bm, index.offsets[:-1]) if len(bm) else np.zeros(n)
     body_dense = np.maximum.reduceat(index.emb @ qvec, index.offsets[:-1])
     body_norm = body / body.max() if body.max() > 0 else body
-    score = 2.0 * title_lex + title_dense + 0.5 * body_norm + 0.5 * body_dense
-    ok = (title_lex > 0) | (body > 0) | (title_dense >= MIN_DENSE_TITLE)
+    score = 2.0 * title_lex + title_dense + 0.5 * body_norm + 0.5 * body_dense + coverage
+    ok = ((coverage >= min_coverage - 1e-6) & (coverage > 0)) | (title_dense >= MIN_DENSE_TITLE)
     order = [int(i) for i in np.argsort(-score) if ok[i]]
     return [ArticleMatch(i, float(score[i])) for i in order[:limit]]
 
@@ -44,7 +50,7 @@ def topic_summary(
     index: SentenceIndex, summarizer: ExtractiveSummarizer, topic: str, n: int = 3, max_articles: int = 5
 ) -> tuple[list[ArticleMatch], list[SentenceInfo]]:
     """Non-redundant sentences across the articles that match ``topic``."""
-    matches = match_articles(index, topic, limit=max_articles)
+    matches = match_articles(index, topic, limit=max_articles, min_coverage=0.5)
     if not matches:
         return [], []
     best = matches[0].score

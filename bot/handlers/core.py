@@ -176,7 +176,7 @@ class Handlers:
         with self.app._lock:
             index = self.app.index
             if query:
-                rows = [m.article for m in match_articles(index, query, limit=len(index.articles))]
+                rows = [m.article for m in match_articles(index, query, limit=len(index.articles), min_coverage=0.5)]
             else:  # newest first: the last loaded is the newest we know of
                 rows = list(range(len(index.articles)))[::-1]
             pages = max(1, -(-len(rows) // per_page))

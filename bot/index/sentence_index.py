@@ -84,6 +84,7 @@ class SentenceIndex:
         self.title_emb = np.zeros((0, embedder.dim), dtype=np.float32)
         self.lex = sp.csr_matrix((0, 0), dtype=np.float32)
         self.title_lex = sp.csr_matrix((0, 0), dtype=np.float32)
+        self.article_terms = sp.csc_matrix((0, 0), dtype=bool)
         self.vocab: dict[str, int] = {}
         self.idf = np.zeros(0, dtype=np.float32)
         self.bm25 = None
@@ -156,6 +157,12 @@ class SentenceIndex:
         self.lex = self._tfidf(lex_counts)
         self.title_lex = self._tfidf(self._counts(title_terms, vocab))
         self.bm25 = bm25 if texts else None
+        # Which terms each article contains (title or body): for "all words present" matching.
+        owner = sp.csr_matrix(
+            (np.ones(len(texts), dtype=np.float32), (self.sent_article, np.arange(len(texts)))),
+            shape=(len(articles), len(texts)),
+        )
+        self.article_terms = ((owner @ self.lex) + self.title_lex).astype(bool).tocsc()
         self.last_build = {
             "sentences": float(len(texts)),
             "embedded": float(new_sent + new_title),
@@ -200,6 +207,17 @@ class SentenceIndex:
 
     def query_terms(self, text: str) -> list[str]:
         return self.lexicon.terms([text])[0]
+
+    def term_coverage(self, text: str) -> np.ndarray:
+        """Per article: the share of the query's distinct terms it contains (title or body)."""
+        terms = set(self.query_terms(text))
+        if not terms or not len(self.articles):
+            return np.zeros(len(self.articles), dtype=np.float32)
+        ids = [self.vocab[t] for t in terms if t in self.vocab]
+        if not ids:
+            return np.zeros(len(self.articles), dtype=np.float32)
+        hits = np.asarray(self.article_terms[:, ids].sum(axis=1)).ravel()
+        return (hits / len(terms)).astype(np.float32)
 
     def query_lex(self, text: str) -> sp.csr_matrix:
         return self._tfidf(self._counts([self.query_terms(text)], self.vocab))

@@ -1,0 +1,77 @@
+"""The batch CLI contract: JSON Lines in, one JSON line out per input line, same order."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bot.adapters.cli import summarize
+from tests.conftest import REPO, SAMPLE
+
+KAZAKH_BODY = SAMPLE.read_text().split("ALMATY, Kazakhstan: ", 1)[1].split("\n\n\n")[0]
+
+
+def _lines(tmp_path, rows):
+    f = tmp_path / "in.jsonl"
+    f.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
+    return f
+
+
+def test_summarize_contract_in_process(tmp_path, settings_factory, embedder):
+    from bot.app import Precis
+
+    app = Precis(settings_factory(), embedder=embedder)
+    f = _lines(
+        tmp_path,
+        [
+            {"id": "kaz", "title": "Kazakhs", "text": KAZAKH_BODY},
+            "{broken json",
+            {"id": 7, "text": "One sentence only. And a second one here.", "sentences": 1},
+            {"id": "no-text", "title": "x"},
+            {"id": "bad-n", "text": "Some text.", "sentences": 11},
+            {"id": "notitle", "text": "Rates rose again on Tuesday.\nMarkets fell sharply after the decision.\nTraders were surprised."},
+        ],
+    )
+    out = io.StringIO()
+    assert summarize(app, f, "extractive", 3, out) == 0
+    rows = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert [r.get("id") for r in rows] == ["kaz", None, 7, "no-text", "bad-n", "notitle"]
+    kaz = rows[0]
+    assert set(kaz) == {"id", "summary", "support"}
+    assert len(kaz["summary"]) == 3 and len(kaz["support"]) == 3
+    for sentence, support in zip(kaz["summary"], kaz["support"]):
+        assert support == [{"index": support[0]["index"], "text": sentence, "score": support[0]["score"]}]
+        assert isinstance(support[0]["index"], int) and isinstance(support[0]["score"], float)
+    indices = [s[0]["index"] for s in kaz["support"]]
+    assert indices == sorted(indices)  # article order
+    assert "invalid JSON" in rows[1]["error"] and "line 2" in rows[1]["error"]
+    assert len(rows[2]["summary"]) == 1  # the line's "sentences" wins over --sentences
+    assert "text" in rows[3]["error"]
+    assert "sentences" in rows[4]["error"]
+    assert len(rows[5]["summary"]) == 3
+
+
+@pytest.mark.slow
+def test_summarize_command_end_to_end(tmp_path):
+    """The exact command line of the contract, as a separate process."""
+    f = _lines(tmp_path, [{"id": "a", "title": "Kazakhs", "text": KAZAKH_BODY, "sentences": 2}, "[1, 2]"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "CORPUS_"))}
+    env["DATA_DIR"] = str(tmp_path / "data")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "summarize", "--input", str(f), "--mode", "extractive", "--sentences", "3", "--json"],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert rows[0]["id"] == "a" and len(rows[0]["summary"]) == 2
+    assert rows[1] == {"id": None, "error": "line 2: line is not a JSON object"}
+    assert "Loading" not in proc.stdout  # logs and progress go to stderr only

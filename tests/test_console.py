@@ -1,0 +1,96 @@
+"""The console: slash-syntax parsing and the replies people see (same handlers as Discord)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from bot.adapters.console import Command, UsageError, handle_line, parse_command, run_console
+from bot.handlers.core import Handlers
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("/summary article:Kazakhs", Command("summary", {"article": "Kazakhs"})),
+        ("/summary article:coronavirus Japan length:2", Command("summary", {"article": "coronavirus Japan", "length": "2"})),
+        ("/summary topic:Tokyo lockdown mode:extractive", Command("summary", {"topic": "Tokyo lockdown", "mode": "extractive"})),
+        ("/ask question:What time: 9 a.m.?", Command("ask", {"question": "What time: 9 a.m.?"})),
+        ("/ask How many Kazakhs may leave?", Command("ask", {"question": "How many Kazakhs may leave?"})),
+        ('/articles query:"Japan"', Command("articles", {"query": "Japan"})),
+        ("/ARTICLES", Command("articles", {})),
+        ("/help", Command("help", {})),
+    ],
+)
+def test_parse(line, expected):
+    assert parse_command(line) == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "hint"),
+    [
+        ("summary article:x", "start with '/'"),
+        ("/sumary article:x", "Unknown command /sumary"),
+        ("/summary colour:red", "Unknown option 'colour'"),
+        ("/summary article:a article:b", "given twice"),
+        ("/help me", "takes no options"),
+    ],
+)
+def test_usage_errors_are_one_line_hints(line, hint):
+    with pytest.raises(UsageError) as exc:
+        parse_command(line)
+    assert hint in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_summary_kazakhs_prints_three_supporting_sentences(sample_app):
+    out = handle_line(Handlers(sample_app), "/summary article:Kazakhs")
+    assert out.startswith("Summary (extractive): China allowing 2,000 ethnic Kazakhs to leave Xinjiang region")
+    support = out.split("Supporting sentences:")[1]
+    numbered = [ln for ln in support.splitlines() if ln.strip()[:2] in ("1.", "2.", "3.", "4.")]
+    assert [n.strip()[:2] for n in numbered] == ["1.", "2.", "3."]
+    assert support.count("— China allowing 2,000 ethnic Kazakhs to leave Xinjiang region, 09 January 2019") == 3
+
+
+def test_bad_options_answer_politely(sample_app):
+    h = Handlers(sample_app)
+    assert handle_line(h, "/summary article:Kazakhs length:eleven").startswith("Usage: length must be a whole number")
+    assert handle_line(h, "/summary article:Kazakhs length:0") == "Error: length must be from 1 to 10 (got 0)."
+    assert handle_line(h, "/summary article:Kazakhs mode:poetic").startswith("Error: Unknown mode 'poetic'")
+    assert handle_line(h, "/summary article:no such thing zzz").startswith("Error: No article matches")
+    assert handle_line(h, "/summary").startswith("Error: Give exactly one of")
+    assert handle_line(h, "/quit") is None
+
+
+def test_topic_summary_carries_titles(sample_app):
+    reply = Handlers(sample_app).summary(topic="coronavirus Japan", length=2)
+    assert reply.ok and len(reply.lines) == 2
+    assert all(s.title.startswith("Japan to ban") for s in reply.supporting)
+
+
+def test_articles_listing_and_paging(sample_app):
+    h = Handlers(sample_app)
+    listing = h.articles()
+    assert [a.title[:5] for a in listing.articles] == ["Japan", "China"]  # newest first
+    assert h.articles(page=2, per_page=1).articles[0].title.startswith("China")
+    assert h.articles("Kazakh").articles[0].title.startswith("China")
+    assert "No articles match" in h.articles("zzzqqq xxyy").text
+
+
+def test_piped_console_session(sample_app):
+    stdin = io.StringIO("/articles\n\n/nonsense\n/summary article:Tokyo length:1\n/quit\n/help\n")
+    stdout = io.StringIO()
+    assert run_console(Handlers(sample_app), stdin, stdout) == 0
+    text = stdout.getvalue()
+    assert "Articles (newest first)" in text
+    assert "Usage: Unknown command /nonsense" in text
+    assert "Summary (extractive): Japan to ban" in text
+    assert "/ask question:<text>" not in text  # stopped at /quit, before /help
+
+
+def test_empty_corpus_is_a_clear_message(app_factory, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    app = app_factory(corpus_path=empty)
+    out = handle_line(Handlers(app), "/summary article:anything")
+    assert out.startswith("Error: The corpus is empty")
