@@ -39,17 +39,33 @@ ABLATIONS = ["dense", "lexical", "title", "position", "length", "brevity", "redu
 
 
 # --------------------------------------------------------------------- data
+_GLUED = re.compile(r"(?<=[A-Za-z0-9%)][.!?])(?=[A-Z][a-z])|(?<=[a-z0-9%)][.!?])(?=[A-Z])|(?<=[.!?][\"”])(?=[A-Z\"“])|(?<=[a-z0-9%)][.!?])(?=[\"“][A-Z])")
+
+
+def _read(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def split_reference(text: str) -> list[str]:
+    """BBC references glue sentences together ("$10.9bn.For the year"): re-space, then split."""
+    return split_sentences(_GLUED.sub(" ", text))
+
+
 def load_bbc(folder: Path, limit: int | None) -> list[tuple[Article, str, int]]:
     items = []
     for art_path in sorted((folder / "News Articles").glob("*/*.txt")):
         ref_path = folder / "Summaries" / art_path.parent.name / art_path.name
         if not ref_path.is_file():
             continue
-        text = art_path.read_text(encoding="latin-1")
+        text = _read(art_path)
         arts = parse_plain(text, str(art_path))
         if not arts or not arts[0].sentences:
             continue
-        ref_sents = split_sentences(ref_path.read_text(encoding="latin-1"))
+        ref_sents = split_reference(_read(ref_path))
         items.append((arts[0], "\n".join(ref_sents), len(ref_sents)))
         if limit and len(items) >= limit:
             break
