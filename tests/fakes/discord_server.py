@@ -70,6 +70,7 @@ T = TypeVar("T")
 PathPattern = Union[str, Pattern[str]]
 
 ACK_DEADLINE_S = 3.0
+NONCE_WINDOW_S = 300.0  # Discord deduplicates enforce_nonce sends "in the past few minutes"
 INTERACTION_TOKEN_TTL_S = 15 * 60
 JSON_CT = "application/json"  # exactly this: with "; charset=..." discord.py returns a str
 
@@ -768,6 +769,10 @@ class FakeDiscord:
             if cmd.get("guild_id"):
                 kwargs.setdefault("command_guild_id", int(cmd["guild_id"]))
         leaf = P.command_options(options)
+        if _focused is not None:
+            for opt in leaf:
+                if opt["name"] == _focused:
+                    opt["focused"] = True  # what Discord sends while typing need not meet min_length etc.
         if cmd is not None:
             self._check_options(cmd, leaf, subcommand, group, autocomplete=_focused is not None)
         if guild_id is not None and "resolved" not in kwargs:
@@ -946,6 +951,7 @@ class FakeDiscord:
         ("PATCH", r"/webhooks/(?P<app>\d+)/(?P<token>[^/]+)/messages/(?P<mid>@original|\d+)", "webhook_message_edit"),
         ("DELETE", r"/webhooks/(?P<app>\d+)/(?P<token>[^/]+)/messages/(?P<mid>@original|\d+)", "webhook_message_delete"),
         ("GET", r"/channels/(?P<cid>\d+)", "channel_get"),
+        ("GET", r"/channels/(?P<cid>\d+)/messages", "channel_messages_list"),
         ("POST", r"/channels/(?P<cid>\d+)/messages", "channel_message_create"),
         ("GET", r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)", "channel_message_get"),
         ("PATCH", r"/channels/(?P<cid>\d+)/messages/(?P<mid>\d+)", "channel_message_edit"),
@@ -1404,13 +1410,46 @@ class FakeDiscord:
         if err:
             return err
         payload = dict(rec.json or {})
+        nonce = payload.get("nonce")
+        if nonce is not None and payload.get("enforce_nonce"):
+            for m in self.messages.values():
+                if (
+                    m["channel_id"] == g["cid"]
+                    and m.get("_nonce") == str(nonce)
+                    and time.time() - m.get("_created", 0) < NONCE_WINDOW_S
+                ):
+                    return 200, self._public(m)
         if payload.get("flags", 0) & P.MESSAGE_FLAG_EPHEMERAL:
             return _error(400, 50035, "Invalid Form Body", {"flags": {"_errors": [{"code": "MESSAGE_FLAGS_INVALID", "message": "Ephemeral is only for interaction responses"}]}})
         mtype = 19 if payload.get("message_reference") else 0
         msg = self._new_message(payload, channel_id=int(g["cid"]), guild_id=int(ch["guild_id"]), files=rec.files, message_type=mtype)
         if payload.get("message_reference"):
             msg["message_reference"] = {"type": 0, **payload["message_reference"], "channel_id": g["cid"], "guild_id": ch["guild_id"]}
+        if nonce is not None:
+            msg["nonce"], msg["_nonce"], msg["_created"] = str(nonce), str(nonce), time.time()
         return 200, self._public(msg)
+
+    async def _r_channel_messages_list(self, rec: RecordedRequest, g: dict[str, str]) -> tuple[int, Any]:
+        """Channel history, newest first (as Discord answers, also for ``after``); no nonces echoed."""
+        if self.channel(int(g["cid"])) is None:
+            return _error(404, 10003, "Unknown Channel")
+        limit = max(1, min(int(rec.query.get("limit", 50)), 100))
+        msgs = sorted(
+            (
+                m
+                for m in self.messages.values()
+                if m["channel_id"] == g["cid"] and not m.get("_deleted") and not m["flags"] & P.MESSAGE_FLAG_EPHEMERAL
+            ),
+            key=lambda m: int(m["id"]),
+        )
+        if "after" in rec.query:
+            msgs = [m for m in msgs if int(m["id"]) > int(rec.query["after"])][:limit]
+        else:
+            if "before" in rec.query:
+                msgs = [m for m in msgs if int(m["id"]) < int(rec.query["before"])]
+            msgs = msgs[-limit:]
+        return 200, [{k: v for k, v in self._public(m).items() if k != "nonce"} for m in reversed(msgs)]
+
 
     def _channel_message(self, g: Mapping[str, str]) -> dict[str, Any] | None:
         msg = self.messages.get(int(g["mid"]))

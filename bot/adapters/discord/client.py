@@ -1,0 +1,251 @@
+"""The Precis Discord client: built services come in through ``__init__``
+(discord.py's advanced_startup example), cogs load and commands sync in
+``setup_hook``, one error handler on the tree."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+from models.registry import ModelUnavailable
+
+from ...app import LoadReport, Precis
+from ...engines.digest import DigestRunner, TickResult
+from ...handlers.core import Handlers
+from ...handlers.reply import Reply
+from ...render.discord import RenderedReply, render_reply
+from ...store import Store
+from .cooldown import Cooldowns
+from .pool import Busy, WorkerPool
+from .respond import (
+    BUSY_TEXT,
+    NO_MENTIONS,
+    CooldownActive,
+    UserFacingError,
+    defer,
+    describe,
+    message_kwargs,
+    send_error,
+    send_rendered,
+)
+from .sender import DiscordDigestSender
+from .views import SupportView
+
+log = logging.getLogger("bot.adapters.discord")
+
+DIGEST_INTERVAL_S = 30.0
+
+
+class PrecisTree(app_commands.CommandTree):
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        await interaction.client.report_error(interaction, error)  # type: ignore[attr-defined]
+
+
+class PrecisBot(commands.Bot):
+    def __init__(
+        self,
+        app: Precis,
+        *,
+        store: Store | None = None,
+        pool: WorkerPool | None = None,
+        digest_interval: float | None = DIGEST_INTERVAL_S,
+        watch: bool | None = None,
+    ) -> None:
+        # Precis never joins voice: skip discord.py's "PyNaCl/davey is not installed" warnings.
+        discord.VoiceClient.warn_nacl = False
+        discord.VoiceClient.warn_dave = False
+        intents = discord.Intents.none()
+        intents.guilds = True  # channels and permissions for /digest; no message content needed
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            help_command=None,
+            allowed_mentions=NO_MENTIONS,
+            tree_cls=PrecisTree,
+        )
+        s = app.settings
+        self.app = app
+        self.settings = s
+        self.handlers = Handlers(app)
+        self._own_store = store is None
+        self.store = store if store is not None else Store(s.db_path)
+        self.pool = pool if pool is not None else WorkerPool(s.workers, s.queue_limit)
+        self.cooldowns = Cooldowns(s.cooldown_seconds)
+        self.digests = DigestRunner(app, self.store)
+        self.digest_interval = digest_interval
+        self.watch = s.watch_corpus if watch is None else watch
+        self._digest_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="precis-digest")
+        self._views: weakref.WeakSet[discord.ui.View] = weakref.WeakSet()
+        self._watch_stop: asyncio.Event | None = None
+        self._watch_task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------ start-up
+    async def setup_hook(self) -> None:
+        from .cogs.corpus import CorpusCog
+        from .cogs.digest import DigestCog
+        from .cogs.query import QueryCog
+
+        await self.add_cog(QueryCog(self))
+        await self.add_cog(DigestCog(self, self.digest_interval))
+        await self.add_cog(CorpusCog(self))
+        await self.pool.run_background(self.digests.sync_articles)
+        await self.sync_commands()
+        if self.watch:
+            from ...corpus.watch import watch_corpus
+
+            self._watch_stop = asyncio.Event()
+            self._watch_task = asyncio.create_task(
+                watch_corpus(self.settings.corpus_path, self._reload_in_background, stop_event=self._watch_stop),
+                name="precis-corpus-watch",
+            )
+
+    async def sync_commands(self) -> list[app_commands.AppCommand]:
+        """To DISCORD_DEV_GUILD_ID when set (instant); globally otherwise, and only when the commands changed."""
+        gid = self.settings.discord_dev_guild_id
+        if gid:
+            guild = discord.Object(id=gid)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced %d commands to the dev guild %s", len(synced), gid)
+            return synced
+        payload = {"application": self.application_id, "commands": [c.to_dict(self.tree) for c in self.tree.get_commands()]}
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+        stamp = self.settings.data_dir / "commands.global.sha256"
+        try:
+            if stamp.read_text().strip() == digest:
+                log.info("global commands unchanged since the last sync; not syncing again")
+                return []
+        except OSError:
+            pass
+        synced = await self.tree.sync()
+        try:
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            stamp.write_text(digest)
+        except OSError as exc:
+            log.warning("could not remember the command sync (%s)", exc)
+        log.info("synced %d global commands (may take up to an hour to appear everywhere)", len(synced))
+        return synced
+
+    async def on_ready(self) -> None:
+        log.info("logged in as %s (%s); %d guild(s)", self.user, self.user.id if self.user else "?", len(self.guilds))
+
+    # ------------------------------------------------------------ shut-down
+    async def close(self) -> None:
+        if self._watch_stop is not None:
+            self._watch_stop.set()
+        if self._watch_task is not None:
+            try:
+                await asyncio.wait_for(self._watch_task, 5)
+            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - closing anyway
+                self._watch_task.cancel()
+        for cog in self.cogs.values():
+            ticker = getattr(cog, "ticker", None)
+            if ticker is not None:
+                ticker.cancel()
+        for view in list(self._views):
+            view.stop()
+        # A tick in progress finishes its post (the loop keeps running while we wait for it).
+        await asyncio.to_thread(self._digest_executor.shutdown, wait=True, cancel_futures=True)
+        await super().close()
+        self.pool.shutdown()
+        if self._own_store:
+            self.store.close()
+
+    def track_view(self, view: discord.ui.View) -> None:
+        self._views.add(view)
+
+    # ------------------------------------------------------------ commands
+    async def run_model_command(self, interaction: discord.Interaction, private: bool,
+                                fn: Callable[..., Reply], *args: Any, **kwargs: Any) -> None:
+        """Cooldown and capacity checks, acknowledge at once, model work in the pool, then the reply."""
+        if self.pool.full:
+            raise Busy("pool full")
+        retry = self.cooldowns.hit(interaction.user.id)
+        if retry:
+            raise CooldownActive(retry)
+        with self.pool.reserve() as slot:
+            await defer(interaction, private=private)
+            t = time.perf_counter()
+            reply = await slot.run(fn, *args, **kwargs)
+        if not reply.ok:
+            raise UserFacingError(reply.text)
+        log.debug("%s answered in %.2fs", describe(interaction), time.perf_counter() - t)
+        await self.send_rendered(interaction, render_reply(reply), private=private)
+
+    async def send_rendered(self, interaction: discord.Interaction, rendered: RenderedReply, *, private: bool,
+                            view: discord.ui.View | None = None) -> None:
+        if view is None and rendered.has_more_support:
+            view = SupportView(self, rendered.support_pages, rendered.support_total)
+        await send_rendered(interaction, rendered, private=private, view=view)
+
+    async def respond_now(self, interaction: discord.Interaction, rendered: RenderedReply, *, private: bool) -> None:
+        """For cheap commands (no model): answer in the initial response."""
+        await interaction.response.send_message(ephemeral=private, **message_kwargs(rendered.messages[0]))
+
+    # ------------------------------------------------------------ errors
+    async def report_error(self, interaction: discord.Interaction, error: BaseException) -> None:
+        """Every error: a short ephemeral message for the user, a log line with context."""
+        original = error
+        if isinstance(error, (app_commands.CommandInvokeError, app_commands.TransformerError)) and error.__cause__:
+            original = error.__cause__
+        if isinstance(error, app_commands.CommandInvokeError):
+            original = error.original
+        ctx = describe(interaction)
+        if isinstance(original, UserFacingError):
+            text = str(original)
+            log.info("refused %s: %s", ctx, text)
+        elif isinstance(original, Busy):
+            text = BUSY_TEXT
+            log.warning("busy, refused %s (%s)", ctx, original)
+        elif isinstance(original, CooldownActive):
+            text = f"Slow down: you can use this again in {original.retry_after:.0f}s."
+            log.info("cooldown, refused %s (%.1fs left)", ctx, original.retry_after)
+        elif isinstance(original, app_commands.MissingPermissions):
+            text = "You need the Manage Server permission for that."
+            log.info("missing permissions %s for %s", original.missing_permissions, ctx)
+        elif isinstance(original, app_commands.BotMissingPermissions):
+            text = f"I'm missing permissions here: {', '.join(original.missing_permissions)}."
+            log.warning("bot missing permissions %s for %s", original.missing_permissions, ctx)
+        elif isinstance(original, app_commands.NoPrivateMessage):
+            text = "That only works in a server."
+            log.info("DM refused %s", ctx)
+        elif isinstance(original, app_commands.CheckFailure):
+            text = "You can't use that here."
+            log.info("check failed %s: %s", ctx, original)
+        elif isinstance(original, app_commands.TransformerError):
+            text = f"I couldn't use the value {original.value!r}."
+            log.info("bad option %s: %s", ctx, original)
+        else:
+            name = original.__class__.__name__
+            if isinstance(original, ModelUnavailable):
+                text = f"That needs a model that is not available here: {original}"[:300]
+                log.warning("model unavailable for %s: %s", ctx, original)
+            else:
+                text = "Something went wrong on my side; it has been logged."
+                log.error("command failed: %s: %s: %s", ctx, name, original, exc_info=original)
+        await send_error(interaction, text)
+
+    # ------------------------------------------------------------ corpus and digests
+    def reload_corpus(self) -> LoadReport:
+        """Runs in a worker thread: reload CORPUS_PATH, then give new articles their digest order."""
+        report = self.app.load(progress=False)
+        self.digests.sync_articles()
+        return report
+
+    async def _reload_in_background(self) -> LoadReport:
+        return await self.pool.run_background(self.reload_corpus)
+
+    async def digest_tick(self, now: float | None = None) -> TickResult:
+        """One scheduler tick: due digests composed and posted from a worker thread, exactly once."""
+        loop = asyncio.get_running_loop()
+        sender = DiscordDigestSender(self, loop)
+        return await loop.run_in_executor(self._digest_executor, self.digests.tick, now, sender)

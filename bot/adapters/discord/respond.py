@@ -1,0 +1,87 @@
+"""Sending replies and errors: embeds from the renderer's dicts, no mentions, ephemeral errors."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from ...render.discord import DiscordMessage, RenderedReply
+
+log = logging.getLogger("bot.adapters.discord")
+
+NO_MENTIONS = discord.AllowedMentions.none()
+BUSY_TEXT = "I'm busy right now: try again shortly."
+
+
+class UserFacingError(app_commands.AppCommandError):
+    """A problem the user can fix; its text is shown to them as is (ephemeral)."""
+
+
+class CooldownActive(app_commands.CheckFailure):
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"cooldown: {retry_after:.1f}s left")
+        self.retry_after = retry_after
+
+
+def embeds_of(msg: DiscordMessage) -> list[discord.Embed]:
+    return [discord.Embed.from_dict(e) for e in msg.embeds]
+
+
+def message_kwargs(msg: DiscordMessage) -> dict[str, Any]:
+    kw: dict[str, Any] = {"embeds": embeds_of(msg), "allowed_mentions": NO_MENTIONS}
+    if msg.content:
+        kw["content"] = msg.content
+    return kw
+
+
+async def defer(interaction: discord.Interaction, *, private: bool) -> None:
+    """Acknowledge at once ("thinking..."); remember whether the placeholder is public."""
+    await interaction.response.defer(thinking=True, ephemeral=private)
+    interaction.extras["public_defer"] = not private
+
+
+async def send_rendered(interaction: discord.Interaction, rendered: RenderedReply, *, private: bool,
+                        view: discord.ui.View | None = None) -> list[discord.WebhookMessage]:
+    """Follow a deferred interaction up with the rendered messages; ``view`` goes on the last one."""
+    sent = []
+    last = len(rendered.messages) - 1
+    for i, msg in enumerate(rendered.messages):
+        kw = message_kwargs(msg)
+        if i == last and view is not None:
+            kw["view"] = view
+        sent.append(await interaction.followup.send(ephemeral=private, wait=True, **kw))
+    interaction.extras["answered"] = True
+    return sent
+
+
+async def send_error(interaction: discord.Interaction, text: str) -> None:
+    """A short ephemeral message, whatever state the interaction is in."""
+    text = text[:1900]
+    try:
+        if not interaction.response.is_done():
+            await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+            return
+        if interaction.extras.get("public_defer") and not interaction.extras.get("answered"):
+            # The public "thinking..." placeholder would turn into a public error: remove it first.
+            try:
+                await interaction.delete_original_response()
+            except discord.HTTPException:
+                pass
+        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+    except discord.HTTPException as exc:
+        log.warning("could not tell the user about an error (%s): %s", exc, text)
+
+
+def describe(interaction: discord.Interaction) -> str:
+    """Context for a log line: what was run, by whom, where (never a token)."""
+    cmd = interaction.command.qualified_name if interaction.command else (interaction.data or {}).get("custom_id", "?")
+    opts = {}
+    try:
+        opts = {k: (v if not isinstance(v, str) else v[:80]) for k, v in vars(interaction.namespace).items()}
+    except Exception:  # noqa: BLE001 - best effort
+        pass
+    return (f"/{cmd} user={interaction.user.id if interaction.user else '?'} guild={interaction.guild_id} "
+            f"channel={interaction.channel_id} interaction={interaction.id} options={opts}")

@@ -1,0 +1,113 @@
+"""Watch CORPUS_PATH and reload when corpus files change (no restart needed).
+
+:func:`watch_corpus` waits for changes with ``watchfiles.awatch`` (debounced,
+so a file being written in several steps triggers one reload) and calls
+``reload`` — in the bot, ``Precis.load`` in the worker pool. Reloading only
+ever adds articles: a deleted file keeps its articles, and a garbled one is
+skipped with its reason logged, so nothing already loaded is lost. If the
+watched path disappears, the watcher waits for it to come back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from .loader import SUFFIXES
+
+log = logging.getLogger(__name__)
+
+DEBOUNCE_MS = 1500
+MISSING_POLL_S = 5.0
+
+
+def _is_file_target(path: Path) -> bool:
+    """CORPUS_PATH names one corpus file (it may not exist yet), not a folder."""
+    return path.is_file() or (path.suffix.lower() in SUFFIXES and not path.is_dir())
+
+
+def _relevant(path: Path) -> Callable[[Any, str], bool]:
+    """A watchfiles filter: corpus files under ``path`` (or ``path`` itself when it is a file)."""
+    single = path if _is_file_target(path) else None
+
+    def accept(change: Any, name: str) -> bool:
+        p = Path(name)
+        if p.name.startswith("."):
+            return False
+        if single is not None:
+            return p == single
+        return p.suffix.lower() in SUFFIXES
+
+    return accept
+
+
+async def watch_corpus(
+    path: Path | str,
+    reload: Callable[[], Awaitable[Any]],
+    *,
+    stop_event: asyncio.Event | None = None,
+    debounce_ms: int = DEBOUNCE_MS,
+    force_polling: bool | None = None,
+    poll_delay_ms: int = 300,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Call ``reload()`` after each (debounced) batch of changes to corpus files under ``path``."""
+    from watchfiles import Change, awatch
+
+    path = Path(path).resolve()
+    stop_event = stop_event or asyncio.Event()
+    accept = _relevant(path)
+    while not stop_event.is_set():
+        single = _is_file_target(path)
+        target = path.parent if single else path
+        if not target.exists():
+            log.warning("corpus watch: %s does not exist; waiting for it", target)
+            try:
+                await asyncio.wait_for(stop_event.wait(), MISSING_POLL_S)
+            except asyncio.TimeoutError:
+                pass
+            continue
+        log.info("corpus watch: watching %s", path)
+        try:
+            watcher = awatch(
+                target,
+                watch_filter=accept,
+                debounce=debounce_ms,
+                stop_event=stop_event,
+                force_polling=force_polling,
+                poll_delay_ms=poll_delay_ms,
+                recursive=not single,
+                yield_on_timeout=False,
+            )
+            if ready is not None:
+                ready.set()
+            async for changes in watcher:
+                files = sorted({name for _, name in changes})
+                added = [n for c, n in changes if c != Change.deleted]
+                deleted = [n for c, n in changes if c == Change.deleted]
+                for name in deleted:
+                    log.warning("corpus watch: %s was deleted; the articles already loaded from it are kept", name)
+                if not added:
+                    continue
+                log.info("corpus watch: %d file(s) changed (%s); reloading", len(files), ", ".join(files[:5]))
+                try:
+                    report = await reload()
+                except Exception:  # noqa: BLE001 - a failed reload must not stop the watching
+                    log.exception("corpus watch: reload failed; the articles already loaded are kept")
+                    continue
+                for issue in getattr(report, "issues", []) or []:
+                    log.warning("corpus watch: skipped %s", issue)
+                summary = getattr(report, "summary", None)
+                log.info("corpus watch: %s", summary() if callable(summary) else report)
+        except FileNotFoundError:
+            log.warning("corpus watch: %s disappeared; waiting for it to come back", target)
+        except Exception:  # noqa: BLE001 - keep the bot up; retry after a pause
+            log.exception("corpus watch: the watcher failed; restarting it")
+        if not stop_event.is_set():
+            try:
+                await asyncio.wait_for(stop_event.wait(), MISSING_POLL_S)
+            except asyncio.TimeoutError:
+                pass
+    log.info("corpus watch: stopped")

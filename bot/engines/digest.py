@@ -1,0 +1,297 @@
+"""Digests: what is new since a subscription's last post, grouped by story, and
+the tick that posts each due digest exactly once.
+
+Plain synchronous Python (no Discord). :func:`compose_digest` turns article
+ids into a :class:`Digest` (stories, each with a short extractive summary
+whose sentences are its support). :class:`DigestRunner` is the scheduler's
+logic: ``tick(now, sender)`` walks the due subscriptions through the store's
+claim -> send -> record protocol (see ``bot/store/db.py``); the sender is the
+only part that talks to Discord, and tests pass a plain object instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from ..store import Post, Store, Subscription
+from .extractive import _scale, select_mmr
+
+log = logging.getLogger(__name__)
+
+STORY_THRESHOLD = 0.62  # cosine between article vectors (title + lead) that makes them one story
+LEAD_SENTENCES = 5
+MAX_STORIES = 12  # stories summarised in one digest; the rest are listed by title
+RETRY_BASE_S = 30.0
+RETRY_MAX_S = 3600.0
+
+
+# ------------------------------------------------------------------ records
+
+
+@dataclass(frozen=True)
+class DigestSentence:
+    article_id: str
+    title: str
+    date: str | None
+    index: int  # sentence position within its article
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class StoryArticle:
+    id: str
+    title: str
+    date: str | None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Story:
+    title: str
+    articles: tuple[StoryArticle, ...]
+    sentences: tuple[DigestSentence, ...]  # the short summary; each sentence is its own support
+
+
+@dataclass(frozen=True)
+class Digest:
+    stories: tuple[Story, ...] = ()
+    more: tuple[StoryArticle, ...] = ()  # new articles past MAX_STORIES, listed by title only
+    article_count: int = 0
+    missing: int = 0  # covered ids no longer in the corpus (file removed before a restart)
+
+    @property
+    def empty(self) -> bool:
+        return not self.stories and not self.more
+
+
+# ------------------------------------------------------------------ composing
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(x, axis=-1, keepdims=True)
+    n[n == 0] = 1.0
+    return x / n
+
+
+def group_stories(vectors: np.ndarray, threshold: float = STORY_THRESHOLD) -> list[list[int]]:
+    """Greedy single-pass clustering, in input order: each item joins the group
+    whose centroid it is closest to (if at least ``threshold``), else starts one."""
+    groups: list[list[int]] = []
+    centroids: list[np.ndarray] = []
+    for i, v in enumerate(vectors):
+        best, best_sim = -1, threshold
+        for g, c in enumerate(centroids):
+            s = float(v @ c)
+            if s >= best_sim:
+                best, best_sim = g, s
+        if best < 0:
+            groups.append([i])
+            centroids.append(v)
+        else:
+            groups[best].append(i)
+            centroids[best] = _unit(vectors[groups[best]].mean(axis=0))
+    return groups
+
+
+def compose_digest(app, article_ids: list[str] | tuple[str, ...], *, max_stories: int = MAX_STORIES,
+                   threshold: float = STORY_THRESHOLD) -> Digest:
+    """The digest of these articles: grouped by story, each story summarised."""
+    with app._lock:
+        index, summarizer = app.index, app.summarizer
+        row_of = {a.id: i for i, a in enumerate(index.articles)}
+        rows = [row_of[a] for a in article_ids if a in row_of]
+        missing = len(article_ids) - len(rows)
+        if not rows:
+            return Digest(article_count=0, missing=missing)
+        vecs = []
+        for r in rows:
+            s = index.rows(r)
+            lead = index.emb[s.start : min(s.stop, s.start + LEAD_SENTENCES)]
+            body = lead.mean(axis=0) if len(lead) else np.zeros(index.emb.shape[1], dtype=np.float32)
+            vecs.append(_unit(index.title_emb[r]) + _unit(body))
+        vectors = _unit(np.asarray(vecs, dtype=np.float32))
+        groups = group_stories(vectors, threshold)
+        # Bigger stories first, then the order they arrived in.
+        groups.sort(key=lambda g: (-len(g), g[0]))
+        stories, more = [], []
+        for g in groups:
+            members = [rows[i] for i in g]
+            if len(stories) >= max_stories:
+                more.extend(_story_article(index.articles[r]) for r in members)
+                continue
+            centroid = _unit(vectors[g].mean(axis=0))
+            stories.append(_story(index, summarizer, members, centroid))
+    return Digest(tuple(stories), tuple(more), article_count=len(rows), missing=missing)
+
+
+def _story_article(a) -> StoryArticle:
+    return StoryArticle(a.id, a.title, a.date, a.url)
+
+
+def _story(index, summarizer, members: list[int], centroid: np.ndarray) -> Story:
+    arts = [index.articles[r] for r in members]
+    n = 2 if len(members) == 1 else 3
+    spans = [index.rows(r) for r in members]
+    sent_rows = np.concatenate([np.arange(s.start, s.stop) for s in spans])
+    if len(sent_rows) == 0:
+        return Story(arts[0].title, tuple(_story_article(a) for a in arts), ())
+    E = index.emb[sent_rows]
+    central = np.concatenate([_scale(summarizer.scores(r, n)[0]) for r in members])
+    score = central + _scale(E @ centroid)
+    chosen = select_mmr(score, E @ E.T, min(n, len(sent_rows)), summarizer.weights.redundancy)
+    rank = {r: k for k, r in enumerate(members)}
+    picked = []
+    for c in chosen:
+        g = int(sent_rows[c])
+        row = int(index.sent_article[g])
+        a = index.articles[row]
+        item = DigestSentence(a.id, a.title, a.date, int(index.sent_pos[g]), index.texts[g], round(float(score[c]), 4))
+        picked.append((rank[row], item.index, item))
+    picked.sort(key=lambda t: t[:2])
+    # The story's headline: the article closest to what the group has in common.
+    head = max(range(len(members)), key=lambda k: float(_unit(index.title_emb[members[k]]) @ centroid))
+    return Story(arts[head].title, tuple(_story_article(a) for a in arts), tuple(t[2] for t in picked))
+
+
+# ------------------------------------------------------------------ the tick
+
+
+class DigestSender(Protocol):
+    """What the tick needs from a chat platform (Discord: the adapter's sender)."""
+
+    def send(self, sub: Subscription, post: Post, digest: Digest) -> int | None:
+        """Post the digest to the subscription's channel; returns the message id.
+        Raise :class:`PermanentSendError` for failures a retry soon will not fix."""
+
+    def find(self, sub: Subscription, post: Post) -> int | None:
+        """The id of a message an earlier attempt already posted for ``post``, or None."""
+
+
+class PermanentSendError(RuntimeError):
+    """The channel is gone or the bot may not post there: retry much later."""
+
+
+@dataclass
+class TickResult:
+    posted: list[int] = field(default_factory=list)  # post ids sent now
+    recovered: list[int] = field(default_factory=list)  # found already sent by an earlier attempt
+    skipped: list[int] = field(default_factory=list)  # covered nothing still loaded
+    failed: list[int] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.posted or self.recovered or self.skipped or self.failed)
+
+
+def _backoff(attempts: int) -> float:
+    return min(RETRY_MAX_S, RETRY_BASE_S * 2 ** max(0, attempts - 1))
+
+
+class DigestRunner:
+    """The scheduler's logic for one process: keep the store's article list in
+    step with the corpus, and post every due digest exactly once."""
+
+    def __init__(self, app, store: Store, *, empty_note: bool | None = None, owner: str | None = None) -> None:
+        self.app = app
+        self.store = store
+        self.empty_note = app.settings.digest_empty_note if empty_note is None else empty_note
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._registered = 0
+        self._sync_lock = threading.Lock()
+
+    def sync_articles(self, now: float | None = None) -> int:
+        """Give articles the bot has not seen before their ``seq`` (load order). Cheap when nothing changed."""
+        with self.app._lock:
+            articles = self.app.corpus.articles
+        with self._sync_lock:
+            if len(articles) <= self._registered:
+                return 0
+            new = self.store.register_articles(((a.id, a.title) for a in articles[self._registered :]), now)
+            self._registered = len(articles)
+        if new:
+            log.info("digest: %d new article(s) registered", new)
+        return new
+
+    def compose(self, post: Post) -> Digest:
+        if post.kind == "empty":
+            return Digest()
+        return compose_digest(self.app, post.article_ids)
+
+    def preview(self, sub: Subscription | None, newest: int = 5) -> Digest:
+        """What the channel's next digest would hold now (or the newest articles, with no subscription)."""
+        self.sync_articles()
+        if sub is not None:
+            ids = [aid for aid, _ in self.store.articles_after(sub.last_cursor)]
+        else:
+            with self.app._lock:
+                ids = [a.id for a in self.app.corpus.articles[-newest:]]
+        return compose_digest(self.app, ids)
+
+    def tick(self, now: float | None, sender: DigestSender) -> TickResult:
+        """Post every due digest once. Safe to call from several threads or processes at once."""
+        now = time.time() if now is None else now
+        result = TickResult()
+        self.sync_articles(now)
+        for sub in self.store.due(now):
+            post = self.store.claim(sub.id, now, self.owner, empty_note=self.empty_note)
+            if post is None:
+                continue
+            ctx = f"subscription {sub.id} (guild {sub.guild_id}, channel {sub.channel_id}), post {post.id} [{post.digest_key}]"
+            try:
+                if post.recovering:
+                    found = sender.find(sub, post)
+                    if found is not None:
+                        self.store.mark_sent(post.id, found, now)
+                        log.info("digest: %s was already posted as message %s; recorded it", ctx, found)
+                        result.recovered.append(post.id)
+                        continue
+                digest = self.compose(post)
+                if post.kind == "digest" and digest.empty:
+                    self.store.mark_sent(post.id, None, now)
+                    log.warning("digest: %s covers %d article(s) no longer loaded; nothing to post", ctx, len(post.article_ids))
+                    result.skipped.append(post.id)
+                    continue
+                if not self.store.holds_lease(post.id, self.owner, now):
+                    log.warning("digest: lost the lease on %s before sending; leaving it to its new owner", ctx)
+                    continue
+                message_id = sender.send(sub, post, digest)
+            except PermanentSendError as exc:
+                retry = _backoff(post.attempts) * 10
+                log.warning("digest: cannot post %s: %s; retrying in %.0f s", ctx, exc, retry)
+                self.store.release(post.id, self.owner, now + retry, str(exc))
+                result.failed.append(post.id)
+                continue
+            except Exception as exc:  # noqa: BLE001 - one bad subscription must not stop the others
+                retry = _backoff(post.attempts)
+                log.exception("digest: posting %s failed (attempt %d); retrying in %.0f s", ctx, post.attempts, retry)
+                self.store.release(post.id, self.owner, now + retry, f"{exc.__class__.__name__}: {exc}")
+                result.failed.append(post.id)
+                continue
+            try:
+                self.store.mark_sent(post.id, message_id, now)
+            except Exception as exc:  # noqa: BLE001 - sent but not recorded: the next attempt finds the message
+                log.exception("digest: %s was sent as message %s but not recorded; will recover", ctx, message_id)
+                try:
+                    self.store.release(post.id, self.owner, now, f"record failed: {exc!r}")
+                except Exception:  # noqa: BLE001 - the lease runs out on its own
+                    log.exception("digest: could not release %s", ctx)
+                result.failed.append(post.id)
+                continue
+            log.info("digest: posted %s as message %s (%d article(s))", ctx, message_id, len(post.article_ids))
+            result.posted.append(post.id)
+        return result
+
+
+def run_due_digests(app, store: Store, now: float | None, sender: DigestSender, *,
+                    empty_note: bool | None = None) -> TickResult:
+    """One tick with a throwaway runner (the bot keeps one :class:`DigestRunner` instead)."""
+    return DigestRunner(app, store, empty_note=empty_note).tick(now, sender)

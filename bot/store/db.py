@@ -1,0 +1,436 @@
+"""SQLite state: digest subscriptions, the articles each digest can cover, and
+what every digest post covered.
+
+Plain synchronous stdlib ``sqlite3`` (WAL, ``busy_timeout``, schema version
+in ``PRAGMA user_version``). One :class:`Store` per process holds one
+connection, guarded by a lock so worker threads and the event loop can share
+it; several processes may open the same file (writes serialise on
+``BEGIN IMMEDIATE``).
+
+Exactly-once digests rest on three rules kept here:
+
+1. **Claim before sending.** :meth:`Store.claim` runs in one write
+   transaction: it fixes the articles a digest covers (``seq`` range after the
+   subscription's cursor) and inserts a ``pending`` post, unique per
+   (subscription, digest key) and at most one pending post per subscription,
+   with a lease (owner + expiry) and a nonce.
+2. **Record after sending, atomically.** :meth:`Store.mark_sent` flips the post
+   to ``sent`` with its message id *and* advances the subscription's cursor and
+   next due time in the same transaction.
+3. **Recover, never re-decide.** A ``pending`` post whose lease ran out (the
+   sender crashed, or failed) is handed out again *unchanged* (same articles,
+   same nonce), with ``attempts > 1`` telling the caller to look for the
+   message it may already have sent before sending it again.
+
+Article ``seq`` numbers are assigned here, in the order the bot first saw each
+article id, so the cursor means the same thing after a restart even when the
+corpus files load in a different order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Literal
+
+from .schedule import Schedule
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+DEFAULT_LEASE_SECONDS = 120.0
+
+_SCHEMA_V1 = """
+CREATE TABLE articles (
+    seq         INTEGER PRIMARY KEY,  -- never deleted, so never reused
+    article_id  TEXT NOT NULL UNIQUE,
+    title       TEXT NOT NULL DEFAULT '',
+    first_seen  REAL NOT NULL
+);
+CREATE TABLE subscriptions (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    guild_id     INTEGER NOT NULL,
+    channel_id   INTEGER NOT NULL UNIQUE,
+    schedule     TEXT NOT NULL,
+    created_by   INTEGER,
+    created_at   REAL NOT NULL,
+    last_cursor  INTEGER NOT NULL DEFAULT 0,
+    next_due     REAL NOT NULL,
+    last_post_at REAL
+);
+CREATE INDEX subscriptions_due ON subscriptions(next_due);
+CREATE TABLE posts (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    subscription_id INTEGER NOT NULL REFERENCES subscriptions(id) ON DELETE CASCADE,
+    digest_key      TEXT NOT NULL,
+    kind            TEXT NOT NULL CHECK (kind IN ('digest', 'empty')),
+    from_cursor     INTEGER NOT NULL,
+    to_cursor       INTEGER NOT NULL,
+    article_ids     TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'sent')),
+    nonce           TEXT NOT NULL,
+    message_id      INTEGER,
+    attempts        INTEGER NOT NULL DEFAULT 1,
+    lease_owner     TEXT,
+    lease_until     REAL NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    created_at      REAL NOT NULL,
+    sent_at         REAL,
+    UNIQUE (subscription_id, digest_key)
+);
+CREATE UNIQUE INDEX posts_one_pending ON posts(subscription_id) WHERE state = 'pending';
+"""
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Subscription:
+    id: int
+    guild_id: int
+    channel_id: int
+    schedule: Schedule
+    created_by: int | None
+    created_at: float
+    last_cursor: int
+    next_due: float
+    last_post_at: float | None
+
+
+@dataclass(frozen=True)
+class Post:
+    id: int
+    subscription_id: int
+    digest_key: str
+    kind: Literal["digest", "empty"]
+    from_cursor: int
+    to_cursor: int
+    article_ids: tuple[str, ...]
+    state: Literal["pending", "sent"]
+    nonce: str
+    message_id: int | None
+    attempts: int
+    lease_owner: str | None
+    lease_until: float
+    last_error: str | None
+    created_at: float
+    sent_at: float | None
+
+    @property
+    def recovering(self) -> bool:
+        """An earlier attempt may already have posted it: look before sending."""
+        return self.attempts > 1
+
+
+def _sub(row: sqlite3.Row) -> Subscription:
+    return Subscription(
+        id=row["id"],
+        guild_id=row["guild_id"],
+        channel_id=row["channel_id"],
+        schedule=Schedule.parse(row["schedule"]),
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+        last_cursor=row["last_cursor"],
+        next_due=row["next_due"],
+        last_post_at=row["last_post_at"],
+    )
+
+
+def _post(row: sqlite3.Row) -> Post:
+    return Post(
+        id=row["id"],
+        subscription_id=row["subscription_id"],
+        digest_key=row["digest_key"],
+        kind=row["kind"],
+        from_cursor=row["from_cursor"],
+        to_cursor=row["to_cursor"],
+        article_ids=tuple(json.loads(row["article_ids"])),
+        state=row["state"],
+        nonce=row["nonce"],
+        message_id=row["message_id"],
+        attempts=row["attempts"],
+        lease_owner=row["lease_owner"],
+        lease_until=row["lease_until"],
+        last_error=row["last_error"],
+        created_at=row["created_at"],
+        sent_at=row["sent_at"],
+    )
+
+
+class Store:
+    def __init__(self, path: Path | str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS, busy_timeout_ms: int = 5000) -> None:
+        self.path = Path(path)
+        self.lease_seconds = float(lease_seconds)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(
+            str(path), timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+        )
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = FULL")  # a committed 'sent' survives a crash
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        self._migrate()
+
+    # ---------------------------------------------------------------- basics
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken up front (BEGIN IMMEDIATE): no lost updates between processes."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
+
+    def _read(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    def _migrate(self) -> None:
+        with self._tx() as c:
+            version = c.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema version {version}, newer than this Precis ({SCHEMA_VERSION}); upgrade Precis"
+                )
+            if version < 1:
+                for stmt in _SCHEMA_V1.split(";"):
+                    if stmt.strip():
+                        c.execute(stmt)
+            # future: if version < 2: ...
+            if version != SCHEMA_VERSION:
+                c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                log.info("store %s: schema version %d -> %d", self.path, version, SCHEMA_VERSION)
+
+    @property
+    def schema_version(self) -> int:
+        return self._read("PRAGMA user_version")[0][0]
+
+    # -------------------------------------------------------------- articles
+    def register_articles(self, articles: Iterable[tuple[str, str]], now: float | None = None) -> int:
+        """Give each new article id the next ``seq`` (in the order given); returns how many were new."""
+        now = time.time() if now is None else now
+        rows = [(aid, title or "", now) for aid, title in articles]
+        if not rows:
+            return 0
+        with self._tx() as c:
+            before = c.total_changes
+            c.executemany("INSERT OR IGNORE INTO articles(article_id, title, first_seen) VALUES (?, ?, ?)", rows)
+            return c.total_changes - before
+
+    def max_cursor(self) -> int:
+        return self._read("SELECT COALESCE(MAX(seq), 0) FROM articles")[0][0]
+
+    def articles_after(self, cursor: int) -> list[tuple[str, int]]:
+        return [(r[0], r[1]) for r in self._read("SELECT article_id, seq FROM articles WHERE seq > ? ORDER BY seq", (cursor,))]
+
+    def count_after(self, cursor: int) -> int:
+        return self._read("SELECT COUNT(*) FROM articles WHERE seq > ?", (cursor,))[0][0]
+
+    # --------------------------------------------------------- subscriptions
+    def subscribe(
+        self, guild_id: int, channel_id: int, schedule: Schedule, created_by: int | None, now: float | None = None
+    ) -> tuple[Subscription, bool]:
+        """Subscribe a channel (or change its schedule). Returns (subscription, created).
+
+        A new subscription starts at the current article watermark: its first
+        digest covers what arrives after it was made."""
+        now = time.time() if now is None else now
+        with self._tx() as c:
+            row = c.execute("SELECT * FROM subscriptions WHERE channel_id = ?", (channel_id,)).fetchone()
+            if row is not None:
+                if row["guild_id"] != guild_id:
+                    raise StoreError("that channel belongs to another server")
+                c.execute(
+                    "UPDATE subscriptions SET schedule = ?, created_at = ?, next_due = ? WHERE id = ?",
+                    (schedule.to_text(), now, schedule.next_after(now, now), row["id"]),
+                )
+                created = False
+                sid = row["id"]
+            else:
+                cursor = c.execute("SELECT COALESCE(MAX(seq), 0) FROM articles").fetchone()[0]
+                cur = c.execute(
+                    "INSERT INTO subscriptions(guild_id, channel_id, schedule, created_by, created_at, last_cursor, next_due)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (guild_id, channel_id, schedule.to_text(), created_by, now, cursor, schedule.next_after(now, now)),
+                )
+                created = True
+                sid = cur.lastrowid
+            sub = _sub(c.execute("SELECT * FROM subscriptions WHERE id = ?", (sid,)).fetchone())
+        return sub, created
+
+    def unsubscribe(self, guild_id: int, channel_id: int) -> bool:
+        with self._tx() as c:
+            cur = c.execute("DELETE FROM subscriptions WHERE guild_id = ? AND channel_id = ?", (guild_id, channel_id))
+            return cur.rowcount > 0
+
+    def set_next_due(self, subscription_id: int, when: float) -> None:
+        """Move a subscription's next digest (e.g. to now: post at the next tick)."""
+        with self._tx() as c:
+            c.execute("UPDATE subscriptions SET next_due = ? WHERE id = ?", (when, subscription_id))
+
+    def subscription(self, subscription_id: int) -> Subscription | None:
+        rows = self._read("SELECT * FROM subscriptions WHERE id = ?", (subscription_id,))
+        return _sub(rows[0]) if rows else None
+
+    def subscription_for_channel(self, channel_id: int) -> Subscription | None:
+        rows = self._read("SELECT * FROM subscriptions WHERE channel_id = ?", (channel_id,))
+        return _sub(rows[0]) if rows else None
+
+    def subscriptions(self, guild_id: int | None = None) -> list[Subscription]:
+        if guild_id is None:
+            rows = self._read("SELECT * FROM subscriptions ORDER BY id")
+        else:
+            rows = self._read("SELECT * FROM subscriptions WHERE guild_id = ? ORDER BY id", (guild_id,))
+        return [_sub(r) for r in rows]
+
+    def due(self, now: float) -> list[Subscription]:
+        """Subscriptions whose time has come, or with a pending post whose lease ran out."""
+        rows = self._read(
+            "SELECT * FROM subscriptions s WHERE s.next_due <= ? OR EXISTS ("
+            " SELECT 1 FROM posts p WHERE p.subscription_id = s.id AND p.state = 'pending' AND p.lease_until <= ?)"
+            " ORDER BY s.next_due, s.id",
+            (now, now),
+        )
+        return [_sub(r) for r in rows]
+
+    # ------------------------------------------------------------------ posts
+    def claim(self, subscription_id: int, now: float, owner: str, *, empty_note: bool = False) -> Post | None:
+        """Claim the next post of a subscription, or None when there is nothing to do.
+
+        * a pending post whose lease ran out comes back unchanged (attempts + 1);
+        * a pending post still leased to someone else: None (it is being sent);
+        * due, with new articles: a new pending post covering all of them;
+        * due, nothing new: None and the next due time moves on (or, with
+          ``empty_note``, a pending 'empty' post keyed by the due time).
+        """
+        with self._tx() as c:
+            row = c.execute("SELECT * FROM subscriptions WHERE id = ?", (subscription_id,)).fetchone()
+            if row is None:
+                return None
+            sub = _sub(row)
+            pending = c.execute(
+                "SELECT * FROM posts WHERE subscription_id = ? AND state = 'pending'", (sub.id,)
+            ).fetchone()
+            if pending is not None:
+                if pending["lease_until"] > now:
+                    return None
+                c.execute(
+                    "UPDATE posts SET attempts = attempts + 1, lease_owner = ?, lease_until = ? WHERE id = ?",
+                    (owner, now + self.lease_seconds, pending["id"]),
+                )
+                return _post(c.execute("SELECT * FROM posts WHERE id = ?", (pending["id"],)).fetchone())
+            if sub.next_due > now:
+                return None
+            new = c.execute(
+                "SELECT article_id, seq FROM articles WHERE seq > ? ORDER BY seq", (sub.last_cursor,)
+            ).fetchall()
+            if new:
+                kind, key = "digest", f"{sub.last_cursor + 1}-{new[-1]['seq']}"
+                to_cursor, ids = new[-1]["seq"], [r["article_id"] for r in new]
+            elif empty_note:
+                kind, key = "empty", f"empty@{int(sub.next_due)}"
+                to_cursor, ids = sub.last_cursor, []
+            else:
+                c.execute(
+                    "UPDATE subscriptions SET next_due = ? WHERE id = ?",
+                    (sub.schedule.next_after(now, sub.created_at), sub.id),
+                )
+                return None
+            try:
+                cur = c.execute(
+                    "INSERT INTO posts(subscription_id, digest_key, kind, from_cursor, to_cursor, article_ids, state,"
+                    " nonce, attempts, lease_owner, lease_until, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, 1, ?, ?, ?)",
+                    (sub.id, key, kind, sub.last_cursor, to_cursor, json.dumps(ids), secrets.token_hex(8), owner,
+                     now + self.lease_seconds, now),
+                )
+            except sqlite3.IntegrityError:
+                # The same digest was already posted (its key is unique): never twice.
+                log.error("digest %s for subscription %d already exists; not posting it again", key, sub.id)
+                return None
+            return _post(c.execute("SELECT * FROM posts WHERE id = ?", (cur.lastrowid,)).fetchone())
+
+    def holds_lease(self, post_id: int, owner: str, now: float) -> bool:
+        """Renew the lease if ``owner`` still holds it (call just before sending)."""
+        with self._tx() as c:
+            cur = c.execute(
+                "UPDATE posts SET lease_until = ? WHERE id = ? AND state = 'pending' AND lease_owner = ? AND lease_until > ?",
+                (now + self.lease_seconds, post_id, owner, now),
+            )
+            return cur.rowcount == 1
+
+    def release(self, post_id: int, owner: str, retry_at: float, error: str | None = None) -> None:
+        """Give a pending post back (a failed attempt); it may be claimed again from ``retry_at``."""
+        with self._tx() as c:
+            c.execute(
+                "UPDATE posts SET lease_until = ?, last_error = ? WHERE id = ? AND state = 'pending' AND lease_owner = ?",
+                (retry_at, (error or "")[:500] or None, post_id, owner),
+            )
+
+    def mark_sent(self, post_id: int, message_id: int | None, now: float) -> bool:
+        """Record a post as sent and move its subscription on, in one transaction.
+        Returns False when it was already recorded (or the subscription is gone)."""
+        with self._tx() as c:
+            row = c.execute("SELECT * FROM posts WHERE id = ?", (post_id,)).fetchone()
+            if row is None or row["state"] == "sent":
+                return False
+            post = _post(row)
+            srow = c.execute("SELECT * FROM subscriptions WHERE id = ?", (post.subscription_id,)).fetchone()
+            if srow is None:
+                return False
+            sub = _sub(srow)
+            c.execute(
+                "UPDATE posts SET state = 'sent', message_id = ?, sent_at = ?, lease_until = 0, last_error = NULL WHERE id = ?",
+                (message_id, now, post_id),
+            )
+            c.execute(
+                "UPDATE subscriptions SET last_cursor = MAX(last_cursor, ?), next_due = ?, last_post_at = ? WHERE id = ?",
+                (post.to_cursor, max(sub.next_due, sub.schedule.next_after(now, sub.created_at)), now, sub.id),
+            )
+            return True
+
+    def post(self, post_id: int) -> Post | None:
+        rows = self._read("SELECT * FROM posts WHERE id = ?", (post_id,))
+        return _post(rows[0]) if rows else None
+
+    def posts(self, subscription_id: int | None = None, state: str | None = None) -> list[Post]:
+        sql, args = "SELECT * FROM posts WHERE 1 = 1", []
+        if subscription_id is not None:
+            sql += " AND subscription_id = ?"
+            args.append(subscription_id)
+        if state is not None:
+            sql += " AND state = ?"
+            args.append(state)
+        return [_post(r) for r in self._read(sql + " ORDER BY id", tuple(args))]
+
+    def last_sent(self, subscription_id: int) -> Post | None:
+        rows = self._read(
+            "SELECT * FROM posts WHERE subscription_id = ? AND state = 'sent' ORDER BY id DESC LIMIT 1", (subscription_id,)
+        )
+        return _post(rows[0]) if rows else None
