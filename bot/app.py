@@ -77,6 +77,18 @@ class ModelSlot:
             return self._model
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """One consistent view of the corpus: an index and the engines built on it.
+
+    A reload builds a new snapshot and swaps it in whole; a request takes the
+    snapshot once and works on it, so readers never lock and never see a
+    half-built index."""
+
+    index: SentenceIndex
+    summarizer: ExtractiveSummarizer
+
+
 class Precis:
     def __init__(self, settings: Settings, *, embedder=None, generator_factory=None) -> None:
         self.settings = settings
@@ -92,12 +104,12 @@ class Precis:
                 allow_download=settings.allow_downloads,
             )
         self.embedder = embedder
-        cache = EmbeddingCache(settings.cache_dir, embedder.name, embedder.dim)
+        self.cache = EmbeddingCache(settings.cache_dir, embedder.name, embedder.dim)
         self.corpus = Corpus()
-        self.index = SentenceIndex(embedder, cache)
-        self.summarizer = ExtractiveSummarizer(self.index)
+        self._snap = self._snapshot_of(SentenceIndex(embedder, self.cache))
         self.last_load = LoadReport()
-        self._answerer = None
+        self._answerers: dict[int, object] = {}
+        self.generate_lock = threading.Lock()  # one generation at a time: the model is not thread-safe
         if generator_factory is None:
             generator_factory = self._default_generator
         self.generator = ModelSlot(settings.summary_model, generator_factory)
@@ -114,6 +126,29 @@ class Precis:
             allow_download=s.allow_downloads,
         )
 
+    # ---------------------------------------------------------- snapshots
+    @staticmethod
+    def _snapshot_of(index: SentenceIndex) -> Snapshot:
+        return Snapshot(index, ExtractiveSummarizer(index))
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snap
+
+    @property
+    def index(self) -> SentenceIndex:
+        return self._snap.index
+
+    @property
+    def summarizer(self) -> ExtractiveSummarizer:
+        return self._snap.summarizer
+
+    def _rebuild(self, progress: bool) -> None:
+        index = SentenceIndex(self.embedder, self.cache)
+        index.build(self.corpus.articles, progress=progress)
+        self._snap = self._snapshot_of(index)
+        self._answerers.clear()
+
     # ------------------------------------------------------------ corpus
     def load(self, path: Path | None = None, progress: bool = True) -> LoadReport:
         """(Re)load the corpus from CORPUS_PATH; new articles are added, the index rebuilt."""
@@ -123,8 +158,7 @@ class Precis:
             before = self.corpus.duplicates
             added = self.corpus.add(result.articles)
             if added or len(self.index.articles) != len(self.corpus):
-                self.index.build(self.corpus.articles, progress=progress)
-                self._answerer = None
+                self._rebuild(progress)
             report = LoadReport(
                 files=result.files,
                 articles=len(self.corpus),
@@ -141,8 +175,7 @@ class Precis:
         with self._lock:
             added = self.corpus.add(articles)
             if added:
-                self.index.build(self.corpus.articles, progress=False)
-                self._answerer = None
+                self._rebuild(progress=False)
             return added
 
     def article_row(self, article_id: str) -> int | None:
@@ -151,11 +184,21 @@ class Precis:
                 return i
         return None
 
-    @property
-    def answerer(self):
+    def answerer_for(self, snap: Snapshot):
+        """The /ask engine for a snapshot (built on first use; its arrays are precomputed)."""
         from .engines.answerer import Answerer
 
-        with self._lock:
-            if self._answerer is None:
-                self._answerer = Answerer(self.index, generator=None)
-            return self._answerer
+        key = id(snap.index)
+        found = self._answerers.get(key)
+        if found is None:
+            with self._lock:
+                found = self._answerers.get(key)
+                if found is None:
+                    found = Answerer(snap.index, generator=None)
+                    if snap is self._snap:
+                        self._answerers[key] = found
+        return found
+
+    @property
+    def answerer(self):
+        return self.answerer_for(self._snap)

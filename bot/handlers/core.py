@@ -7,10 +7,11 @@ clear message; nothing here raises for bad input.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 
-from ..app import Precis
+from ..app import Precis, Snapshot
 from ..engines.extractive import SentenceInfo
 from ..engines.topic import match_articles, topic_summary
 from .reply import ArticleItem, Line, Reply, SupportItem
@@ -38,14 +39,15 @@ class Handlers:
         self.app = app
 
     # ------------------------------------------------------------- helpers
-    def _support(self, info: SentenceInfo) -> SupportItem:
-        art = self.app.index.articles[info.article]
+    @staticmethod
+    def _support(snap: Snapshot, info: SentenceInfo) -> SupportItem:
+        art = snap.index.articles[info.article]
         return SupportItem(art.id, art.title, art.date, info.index, info.text, round(info.score, 4))
 
     def _check_common(self, mode: str, length: int | None) -> tuple[str, int] | Reply:
         mode = (mode or "extractive").strip().lower()
         if mode not in MODES:
-            return Reply.error(f"Unknown mode {mode!r}: use extractive or abstractive.")
+            return Reply.error(f"Unknown mode {mode[:40]!r}: use extractive or abstractive.")
         if length is None:
             length = self.app.settings.summary_length
         try:
@@ -60,6 +62,18 @@ class Handlers:
                 f"({self.app.settings.corpus_path}) and the log for skipped files."
             )
         return mode, length
+
+    def _generator(self):
+        """The summary model, or a user-facing error Reply naming the model and the reason."""
+        from models.registry import ModelUnavailable
+
+        try:
+            return self.app.generator.get()
+        except ModelUnavailable as exc:
+            return Reply.error(
+                f"Abstractive mode is unavailable: the summary model {self.app.settings.summary_model!r} "
+                f"could not be loaded ({exc}). Extractive mode still works: add mode:extractive."
+            )
 
     # ------------------------------------------------------------ /summary
     def summary(
@@ -79,56 +93,70 @@ class Handlers:
         if isinstance(checked, Reply):
             return checked
         mode, length = checked
-        with self.app._lock:
-            if article:
-                reply = self._article_summary(article, mode, length)
-            else:
-                reply = self._topic_summary(topic, mode, length)
+        snap = self.app.snapshot
+        if article:
+            matches = match_articles(snap.index, article, limit=3)
+            if not matches:
+                return Reply.error(f"No article matches {article[:80]!r}. Try /articles to list them.")
+            reply = self._summarize(snap, matches[0].article, mode, length)
+        else:
+            reply = self._topic_summary(snap, topic, mode, length)
         reply.meta["elapsed_ms"] = round((time.perf_counter() - t) * 1000, 1)
         return reply
 
-    def _article_summary(self, query: str, mode: str, length: int) -> Reply:
-        matches = match_articles(self.app.index, query, limit=3)
-        if not matches:
-            return Reply.error(f"No article matches {query!r}. Try /articles to list them.")
-        return self.summarize_row(matches[0].article, mode, length)
-
     def summarize_row(self, row: int, mode: str = "extractive", length: int = 3) -> Reply:
-        """Summary of the article at ``row`` of the index (the batch CLI calls this directly)."""
-        art = self.app.index.articles[row]
+        """Summary of the article at ``row`` of the current index (the batch CLI calls this)."""
+        return self._summarize(self.app.snapshot, row, mode, length)
+
+    def _summarize(self, snap: Snapshot, row: int, mode: str, length: int) -> Reply:
+        art = snap.index.articles[row]
+        meta = {"mode": mode, "article_id": art.id, "date": art.date, "length": length}
         if mode == "abstractive":
-            return self._abstractive(row, length)
-        picked = self.app.summarizer(row, length)
-        lines = tuple(Line(p.text, (self._support(p),)) for p in picked)
-        notes = ()
-        if len(picked) < length:
-            notes = (f"The article has only {len(picked)} sentence(s).",)
+            gen = self._generator()
+            if isinstance(gen, Reply):
+                return gen
+            from ..engines.abstractive import AbstractiveSummarizer
+
+            with self.app.generate_lock:
+                result = AbstractiveSummarizer(snap.index, snap.summarizer, gen)(row, length)
+            return self._abstractive_reply(snap, art.title, result, meta)
+        picked = snap.summarizer(row, length)
+        notes = (f"The article has only {len(picked)} sentence(s).",) if len(picked) < length else ()
         return Reply(
             kind="summary",
             title=art.title,
-            lines=lines,
+            lines=tuple(Line(p.text, (self._support(snap, p),)) for p in picked),
             notes=notes,
-            meta={"mode": "extractive", "article_id": art.id, "date": art.date, "length": length},
+            meta=meta,
         )
 
-    def _topic_summary(self, topic: str, mode: str, length: int) -> Reply:
-        matches, picked = topic_summary(self.app.index, self.app.summarizer, topic, length)
+    def _abstractive_reply(self, snap: Snapshot, title: str, result, meta: dict) -> Reply:
+        lines = tuple(Line(g.text, tuple(self._support(snap, s) for s in g.support)) for g in result.lines)
+        meta = {**meta, "mode": "extractive (fallback)" if result.fell_back else "abstractive",
+                "dropped": len(result.dropped)}
+        return Reply(kind="summary", title=title, lines=lines, notes=tuple(result.notes), meta=meta)
+
+    def _topic_summary(self, snap: Snapshot, topic: str, mode: str, length: int) -> Reply:
+        matches, picked = topic_summary(snap.index, snap.summarizer, topic, length)
         if not picked:
-            return Reply.error(f"No articles match the topic {topic!r}.")
-        notes: tuple[str, ...] = ()
+            return Reply.error(f"No articles match the topic {topic[:80]!r}.")
+        titles = [snap.index.articles[m.article].title for m in matches]
+        meta = {"mode": mode, "topic": topic, "articles": titles, "length": length}
         if mode == "abstractive":
-            notes = ("Topic summaries are extractive: the sentences below come straight from the articles.",)
-        titles = [self.app.index.articles[m.article].title for m in matches]
+            gen = self._generator()
+            if isinstance(gen, Reply):
+                return gen
+            from ..engines.abstractive import AbstractiveSummarizer
+
+            with self.app.generate_lock:
+                result = AbstractiveSummarizer(snap.index, snap.summarizer, gen).topic(picked, length)
+            return self._abstractive_reply(snap, f"Topic: {topic}", result, meta)
         return Reply(
             kind="summary",
             title=f"Topic: {topic}",
-            lines=tuple(Line(p.text, (self._support(p),)) for p in picked),
-            notes=notes,
-            meta={"mode": "extractive", "topic": topic, "articles": titles, "length": length},
+            lines=tuple(Line(p.text, (self._support(snap, p),)) for p in picked),
+            meta=meta,
         )
-
-    def _abstractive(self, row: int, length: int) -> Reply:
-        return Reply.error("Abstractive summaries are not available in this build yet.")
 
     # ---------------------------------------------------------------- /ask
     def ask(self, question: str | None, mode: str = "extractive", k: int = 3) -> Reply:
@@ -144,27 +172,34 @@ class Handlers:
             return checked
         mode = checked[0]
         k = max(1, min(int(k), 10))
-        with self.app._lock:
-            ans = self.app.answerer.answer(q, mode=mode, k=k)
-            support = tuple(
-                SupportItem(
-                    self.app.index.articles[s.article].id,
-                    self.app.index.articles[s.article].title,
-                    self.app.index.articles[s.article].date,
-                    s.position,
-                    s.text,
-                    round(s.score, 4),
-                )
-                for s in ans.support
+        snap = self.app.snapshot
+        answerer = self.app.answerer_for(snap)
+        if mode == "abstractive":
+            gen = self._generator()
+            if isinstance(gen, Reply):
+                return gen
+            answerer = copy.copy(answerer)
+            answerer.generator = gen
+            with self.app.generate_lock:
+                ans = answerer.answer(q, mode=mode, k=k)
+        else:
+            ans = answerer.answer(q, mode=mode, k=k)
+        articles = snap.index.articles
+        support = tuple(
+            SupportItem(
+                articles[s.article].id, articles[s.article].title, articles[s.article].date,
+                s.position, s.text, round(s.score, 4),
             )
-        notes = (ans.note,) if ans.note else ()
+            for s in ans.support
+        )
         return Reply(
             kind="answer",
             title=q,
             lines=(Line(ans.answer, () if ans.abstained else support),),
-            notes=notes,
+            notes=(ans.note,) if ans.note else (),
             abstained=ans.abstained,
-            meta={"mode": mode, "confidence": round(ans.confidence, 3), "elapsed_ms": round((time.perf_counter() - t) * 1000, 1)},
+            meta={"mode": mode, "confidence": round(ans.confidence, 3),
+                  "elapsed_ms": round((time.perf_counter() - t) * 1000, 1)},
         )
 
     # ----------------------------------------------------------- /articles
@@ -173,21 +208,20 @@ class Handlers:
         if len(query) > MAX_QUERY_CHARS:
             return Reply.error(f"That query is too long: at most {MAX_QUERY_CHARS} characters.")
         per_page = max(1, min(int(per_page), 25))
-        with self.app._lock:
-            index = self.app.index
-            if query:
-                rows = [m.article for m in match_articles(index, query, limit=len(index.articles), min_coverage=0.5)]
-            else:  # newest first: the last loaded is the newest we know of
-                rows = list(range(len(index.articles)))[::-1]
-            pages = max(1, -(-len(rows) // per_page))
-            page = max(1, min(int(page), pages))
-            chunk = rows[(page - 1) * per_page : page * per_page]
-            items = tuple(
-                ArticleItem(a.id, a.title, a.date, len(a.sentences), a.source)
-                for a in (index.articles[r] for r in chunk)
-            )
+        index = self.app.snapshot.index  # one snapshot for the whole listing
+        if query:
+            rows = [m.article for m in match_articles(index, query, limit=len(index.articles), min_coverage=0.5)]
+        else:  # newest first: the last loaded is the newest we know of
+            rows = list(range(len(index.articles)))[::-1]
+        pages = max(1, -(-len(rows) // per_page))
+        page = max(1, min(int(page), pages))
+        chunk = rows[(page - 1) * per_page : page * per_page]
+        items = tuple(
+            ArticleItem(a.id, a.title, a.date, len(a.sentences), a.source)
+            for a in (index.articles[r] for r in chunk)
+        )
         if not items:
-            msg = f"No articles match {query!r}." if query else "The corpus is empty."
+            msg = f"No articles match {query[:80]!r}." if query else "The corpus is empty."
             return Reply(kind="articles", title="Articles", text=msg, meta={"page": 1, "pages": 1, "total": 0})
         return Reply(
             kind="articles",
