@@ -29,6 +29,7 @@ class Embedder:
         threads: int | None = None,
         allow_download: bool = False,
         max_length: int = 256,
+        quantize: bool = False,
     ) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
@@ -43,6 +44,10 @@ class Embedder:
         except Exception as exc:  # noqa: BLE001 - any loader failure is reported the same way
             raise ModelUnavailable(f"embedder {self.spec.name!r} failed to load: {exc}") from exc
         self.model.eval().to(self.device)
+        self.quantized = False
+        if quantize and self.device == "cpu":
+            self.model = _int8(self.model)
+            self.quantized = True
         self.max_length = min(max_length, getattr(self.tokenizer, "model_max_length", max_length) or max_length)
         self.pooling = "mean"
         pool_cfg = Path(self.spec.path) / "1_Pooling" / "config.json"
@@ -55,7 +60,8 @@ class Embedder:
 
     @property
     def name(self) -> str:
-        return self.spec.cache_key
+        # int8 vectors differ slightly: they get their own embedding cache.
+        return self.spec.cache_key + ("-int8" if self.quantized else "")
 
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         torch = self._torch
@@ -92,3 +98,14 @@ class Embedder:
         if bar is not None:
             bar.close()
         return out
+
+
+def _int8(model):
+    """Dynamic int8 quantisation of the Linear layers (CPU only)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch marks the eager quantisation API as deprecated
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
