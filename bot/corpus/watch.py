@@ -59,18 +59,36 @@ async def watch_corpus(
     path = Path(path).resolve()
     stop_event = stop_event or asyncio.Event()
     accept = _relevant(path)
+    missing_logged = False
+    lost = False  # the folder went away while watched: reload once it is back (files may have come meanwhile)
+
+    async def do_reload() -> None:
+        try:
+            report = await reload()
+        except Exception:  # noqa: BLE001 - a failed reload must not stop the watching
+            log.exception("corpus watch: reload failed; the articles already loaded are kept")
+            return
+        for issue in getattr(report, "issues", []) or []:
+            log.warning("corpus watch: skipped %s", issue)
+        summary = getattr(report, "summary", None)
+        log.info("corpus watch: %s", summary() if callable(summary) else report)
+
     while not stop_event.is_set():
         single = _is_file_target(path)
         target = path.parent if single else path
         if not target.exists():
-            log.warning("corpus watch: %s does not exist; waiting for it", target)
+            if not missing_logged:
+                log.warning("corpus watch: %s does not exist; waiting for it", target)
+                missing_logged = True
             try:
                 await asyncio.wait_for(stop_event.wait(), MISSING_POLL_S)
             except asyncio.TimeoutError:
                 pass
             continue
+        missing_logged = False
         log.info("corpus watch: watching %s", path)
         try:
+            inode = target.stat().st_ino
             watcher = awatch(
                 target,
                 watch_filter=accept,
@@ -79,33 +97,42 @@ async def watch_corpus(
                 force_polling=force_polling,
                 poll_delay_ms=poll_delay_ms,
                 recursive=not single,
-                yield_on_timeout=False,
+                # wake up now and then even without changes, to notice the folder itself going away:
+                # inotify stops reporting once the watched folder is removed or replaced
+                rust_timeout=int(MISSING_POLL_S * 1000),
+                yield_on_timeout=True,
             )
             if ready is not None:
                 ready.set()
+            if lost:
+                lost = False
+                log.info("corpus watch: %s is back; reloading", target)
+                await do_reload()
             async for changes in watcher:
                 files = sorted({name for _, name in changes})
                 added = [n for c, n in changes if c != Change.deleted]
                 deleted = [n for c, n in changes if c == Change.deleted]
                 for name in deleted:
                     log.warning("corpus watch: %s was deleted; the articles already loaded from it are kept", name)
+                try:
+                    replaced = target.stat().st_ino != inode
+                except FileNotFoundError:
+                    replaced = True
+                if replaced:
+                    log.warning("corpus watch: %s was removed or replaced; the articles already loaded are kept, "
+                                "watching it again once it is back", target)
+                    lost = True
+                    break
                 if not added:
                     continue
                 log.info("corpus watch: %d file(s) changed (%s); reloading", len(files), ", ".join(files[:5]))
-                try:
-                    report = await reload()
-                except Exception:  # noqa: BLE001 - a failed reload must not stop the watching
-                    log.exception("corpus watch: reload failed; the articles already loaded are kept")
-                    continue
-                for issue in getattr(report, "issues", []) or []:
-                    log.warning("corpus watch: skipped %s", issue)
-                summary = getattr(report, "summary", None)
-                log.info("corpus watch: %s", summary() if callable(summary) else report)
+                await do_reload()
         except FileNotFoundError:
             log.warning("corpus watch: %s disappeared; waiting for it to come back", target)
+            lost = True
         except Exception:  # noqa: BLE001 - keep the bot up; retry after a pause
             log.exception("corpus watch: the watcher failed; restarting it")
-        if not stop_event.is_set():
+        if not stop_event.is_set() and not lost:
             try:
                 await asyncio.wait_for(stop_event.wait(), MISSING_POLL_S)
             except asyncio.TimeoutError:

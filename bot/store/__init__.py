@@ -1,6 +1,6 @@
 """SQLite state: digest subscriptions and what each digest post covered."""
 
-from .db import Post, Store, StoreError, Subscription
+from .db import Post, Store, StoreError, StoreLocked, Subscription
 from .schedule import Schedule, ScheduleError
 
-__all__ = ["Post", "Schedule", "ScheduleError", "Store", "StoreError", "Subscription"]
+__all__ = ["Post", "Schedule", "ScheduleError", "Store", "StoreError", "StoreLocked", "Subscription"]

@@ -93,6 +93,19 @@ class StoreError(RuntimeError):
     pass
 
 
+class StoreLocked(StoreError):
+    """Another process held the database's write lock for longer than ``busy_timeout``."""
+
+
+def _is_corrupt(exc: sqlite3.DatabaseError) -> bool:
+    if isinstance(exc, sqlite3.OperationalError):  # locked, busy, cannot open: not the file's fault
+        return False
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc)
+    return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text or "not a database" in text \
+        or text.startswith("integrity check failed")
+
+
 @dataclass(frozen=True)
 class Subscription:
     id: int
@@ -173,15 +186,87 @@ class Store:
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._busy_timeout_ms = int(busy_timeout_ms)
+        self.recovered_from: Path | None = None  # where a corrupt file was set aside at start-up
+        try:
+            self._open()
+        except sqlite3.OperationalError as exc:
+            self._close_quietly()
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise StoreLocked(f"{self.path} is locked by another process ({exc}); stop the other Precis "
+                                  "or wait for it to finish, then start again") from exc
+            raise StoreError(f"cannot open {self.path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            self._close_quietly()
+            if str(path) == ":memory:" or not _is_corrupt(exc):
+                raise StoreError(f"cannot open {self.path}: {exc}") from exc
+            self._recover(str(exc))
+
+    def _open(self) -> None:
         self._conn = sqlite3.connect(
-            str(path), timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+            str(self.path), timeout=self._busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
         )
         self._conn.row_factory = sqlite3.Row
-        self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        self._conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = FULL")  # a committed 'sent' survives a crash
         self._conn.execute("PRAGMA foreign_keys = ON")
+        if str(self.path) != ":memory:":
+            ok = self._conn.execute("PRAGMA quick_check").fetchone()
+            if not ok or ok[0] != "ok":
+                raise sqlite3.DatabaseError(f"integrity check failed: {ok[0] if ok else 'no answer'}")
         self._migrate()
+
+    def _close_quietly(self) -> None:
+        conn = getattr(self, "_conn", None)
+        if conn is not None:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+
+    def _recover(self, reason: str) -> None:
+        """The file is corrupt: keep it aside for recovery, start a new one, copy over what still reads."""
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+        for suffix in ("", "-wal", "-shm"):
+            p = Path(str(self.path) + suffix)
+            if p.exists():
+                p.replace(Path(str(aside) + suffix))
+        self.recovered_from = aside
+        self._open()
+        counts = self._salvage(aside)
+        log.error(
+            "store %s is corrupt (%s): moved it to %s and started a new one; salvaged %s. "
+            "Keep %s to recover anything else by hand.",
+            self.path, reason, aside.name,
+            ", ".join(f"{n} {table}" for table, n in counts.items()), aside,
+        )
+
+    def _salvage(self, aside: Path) -> dict[str, int]:
+        counts = {"subscriptions": 0, "articles": 0, "posts": 0}
+        try:
+            src = sqlite3.connect(str(aside), isolation_level=None)
+        except sqlite3.Error:
+            return counts
+        src.row_factory = sqlite3.Row
+        try:
+            for table in ("articles", "subscriptions", "posts"):  # posts refer to subscriptions
+                cols = [r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")]
+                rows = []
+                try:
+                    for row in src.execute(f"SELECT * FROM {table}"):
+                        rows.append(tuple(row[c] if c in row.keys() else None for c in cols))
+                except sqlite3.Error as exc:  # read up to the damage
+                    log.warning("store: salvaging %s from %s stopped after %d row(s): %s", table, aside.name, len(rows), exc)
+                if rows:
+                    marks = ",".join("?" * len(cols))
+                    with self._tx() as c:
+                        before = c.total_changes
+                        c.executemany(f"INSERT OR IGNORE INTO {table}({','.join(cols)}) VALUES ({marks})", rows)
+                        counts[table] = c.total_changes - before
+        finally:
+            src.close()
+        return counts
 
     # ---------------------------------------------------------------- basics
     def close(self) -> None:
@@ -198,7 +283,14 @@ class Store:
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, taken up front (BEGIN IMMEDIATE): no lost updates between processes."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                raise StoreLocked(
+                    f"The digest database is locked by another process ({exc}); try again shortly."
+                ) from exc
             try:
                 yield self._conn
             except BaseException:

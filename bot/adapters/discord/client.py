@@ -23,7 +23,7 @@ from ...engines.digest import DigestRunner, TickResult
 from ...handlers.core import Handlers
 from ...handlers.reply import Reply
 from ...render.discord import RenderedReply, render_reply
-from ...store import Store
+from ...store import Store, StoreError
 from .cooldown import Cooldowns
 from .pool import Busy, WorkerPool
 from .respond import (
@@ -79,6 +79,9 @@ class PrecisBot(commands.Bot):
         self._own_store = store is None
         self.store = store if store is not None else Store(s.db_path)
         self.pool = pool if pool is not None else WorkerPool(s.workers, s.queue_limit)
+        # Generation runs one at a time (Precis.generate_lock): abstractive requests get their own lane,
+        # so they never hold the workers that extractive requests need while they wait for the model.
+        self.gen_pool = WorkerPool(1, max(1, min(s.queue_limit, 4)))
         self.cooldowns = Cooldowns(s.cooldown_seconds)
         self.digests = DigestRunner(app, self.store)
         self.digest_interval = digest_interval
@@ -157,6 +160,7 @@ class PrecisBot(commands.Bot):
         await asyncio.to_thread(self._digest_executor.shutdown, wait=True, cancel_futures=True)
         await super().close()
         self.pool.shutdown()
+        self.gen_pool.shutdown()
         if self._own_store:
             self.store.close()
 
@@ -167,12 +171,13 @@ class PrecisBot(commands.Bot):
     async def run_model_command(self, interaction: discord.Interaction, private: bool,
                                 fn: Callable[..., Reply], *args: Any, **kwargs: Any) -> None:
         """Cooldown and capacity checks, acknowledge at once, model work in the pool, then the reply."""
-        if self.pool.full:
+        pool = self.gen_pool if kwargs.get("mode") == "abstractive" else self.pool
+        if pool.full:
             raise Busy("pool full")
         retry = self.cooldowns.hit(interaction.user.id)
         if retry:
             raise CooldownActive(retry)
-        with self.pool.reserve() as slot:
+        with pool.reserve() as slot:
             await defer(interaction, private=private)
             t = time.perf_counter()
             reply = await slot.run(fn, *args, **kwargs)
@@ -206,6 +211,9 @@ class PrecisBot(commands.Bot):
         elif isinstance(original, Busy):
             text = BUSY_TEXT
             log.warning("busy, refused %s (%s)", ctx, original)
+        elif isinstance(original, StoreError):
+            text = str(original)[:300]
+            log.warning("store refused %s: %s", ctx, original)
         elif isinstance(original, CooldownActive):
             text = f"Slow down: you can use this again in {original.retry_after:.0f}s."
             log.info("cooldown, refused %s (%.1fs left)", ctx, original.retry_after)
