@@ -10,6 +10,24 @@ Data (defaults point at ../shared/data):
   CNN/DailyMail dev  3 sentences against the highlights
 
     python benchmarks/summary_quality.py [--bbc DIR] [--cnndm FILE] [--limit N] [--ablate]
+
+Abstractive mode (``--abstractive``, CNN/DailyMail only, 3 sentences vs highlights),
+one table, same articles, same run:
+  lead-3              the first 3 sentences
+  precis extractive   this project's extractive mode
+  precis abstractive  grounded rewriting with the generator (bot/engines/abstractive.py)
+  bare <model>        the generator alone, prompted with the article's first 600 words
+                      ("Summarize this news article in three short sentences."), greedy,
+                      90 new tokens: no grounding, no guard
+with ROUGE-1/2/Lsum, entity precision (the share of numbers and capitalised names in
+the summaries that occur in the article; exact word/value match, micro-averaged),
+seconds per article p50/p95, the process's peak RSS after each system (ru_maxrss;
+it only grows, so each row includes what came before), and the abstractive
+engine's dropped sentences and extractive fallbacks.
+
+    python benchmarks/summary_quality.py --abstractive [--abstractive-only]
+        [--abstractive-limit N] [--model smollm2-135m-instruct]
+        [--model-cache /tmp/precis-models] [--threads N] [--abstractive-free]
 """
 
 from __future__ import annotations
@@ -18,6 +36,7 @@ import argparse
 import json
 import logging
 import re
+import resource
 import statistics
 import sys
 import tempfile
@@ -174,6 +193,151 @@ def run_set(title: str, items, embedder, cache_dir: Path, ablate: bool, weights:
     return rows
 
 
+# ------------------------------------------------------------- abstractive
+BARE_WORDS = 600
+BARE_TOKENS = 90
+BARE_PROMPT = "Summarize this news article in three short sentences.\n\n{text}"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def entity_counts(summary: list[str], article_text: str) -> tuple[int, int]:
+    """(claims, claims found in the article): numbers by value, names word by word, exactly.
+
+    Claims are what bot.engines.guard extracts (numbers, capitalised names,
+    dates); unlike the guard, names must occur word for word here (no
+    Kazakh~Kazakhstan prefix rule, no acronyms).
+    """
+    from bot.engines.guard import _WORD, _name_token, _norm, _Support, extract
+
+    article_text = _norm(article_text)
+    sup = _Support([article_text])
+    words = {_name_token(m.group(0)) for m in _WORD.finditer(article_text)}
+    words |= {p for w in list(words) if "-" in w for p in w.split("-") if p}
+    total = found = 0
+    for line in summary:
+        for c in extract(line):
+            total += 1
+            if c.kind == "number":
+                found += sup.has_value(c.key[1])
+            elif c.kind == "date":
+                found += sup.has_date(c.key[1])
+            else:
+                found += all(t in words or all(p in words for p in t.split("-") if p) for t in c.key[1:])
+    return total, found
+
+
+def evaluate_abs(name: str, items, summarize) -> dict:
+    """Like :func:`evaluate`, plus entity precision, s/article p50/p95 and peak RSS."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeLsum"], use_stemmer=True)
+    r1, r2, rl, secs = [], [], [], []
+    claims = found = words = 0
+    for i, (art, ref, n) in enumerate(items):
+        t = time.perf_counter()
+        summary = summarize(i, art, n)
+        secs.append(time.perf_counter() - t)
+        sc = scorer.score(ref, "\n".join(summary))
+        r1.append(sc["rouge1"].fmeasure)
+        r2.append(sc["rouge2"].fmeasure)
+        rl.append(sc["rougeLsum"].fmeasure)
+        c, f = entity_counts(summary, " ".join(art.sentences))
+        claims, found = claims + c, found + f
+        words += sum(len(x.split()) for x in summary)
+        if (i + 1) % 10 == 0 and statistics.fmean(secs) > 0.5:
+            print(f"  [{name}] {i + 1}/{len(items)} articles, {statistics.fmean(secs):.1f}s/article", file=sys.stderr)
+    ss = sorted(secs)
+    return {
+        "system": name,
+        "R1": 100 * statistics.fmean(r1),
+        "R2": 100 * statistics.fmean(r2),
+        "RLsum": 100 * statistics.fmean(rl),
+        "entity_precision": found / claims if claims else 1.0,
+        "claims": claims,
+        "words": words / max(len(items), 1),
+        "p50_s": ss[len(ss) // 2],
+        "p95_s": ss[int(0.95 * (len(ss) - 1))],
+        "peak_rss_mb": peak_rss_mb(),
+        "dropped": "",
+        "fallbacks": "",
+    }
+
+
+def print_abs_table(title: str, rows: list[dict]) -> None:
+    print(f"\n{title}")
+    print(
+        f"{'system':<28}{'R1':>6}{'R2':>6}{'RLsum':>7}{'ent.prec':>9}{'words':>7}{'p50 s':>7}{'p95 s':>7}"
+        f"{'peak RSS MB':>12}{'dropped':>9}{'fallback':>9}"
+    )
+    for r in rows:
+        print(
+            f"{r['system']:<28}{r['R1']:6.1f}{r['R2']:6.1f}{r['RLsum']:7.1f}{r['entity_precision']:9.3f}"
+            f"{r['words']:7.1f}{r['p50_s']:7.2f}{r['p95_s']:7.2f}{r['peak_rss_mb']:12.0f}"
+            f"{str(r['dropped']):>9}{str(r['fallbacks']):>9}"
+        )
+
+
+def run_abstractive(items, embedder, cache_dir: Path, weights: Weights, args) -> list[dict]:
+    import os
+
+    from bot.engines.abstractive import AbstractiveConfig, AbstractiveSummarizer
+    from models.generator import Generator
+
+    title = f"CNN/DailyMail dev, abstractive ({len(items)} articles, 3 sentences vs highlights)"
+    index = SentenceIndex(embedder, EmbeddingCache(cache_dir, embedder.name, embedder.dim))
+    index.build([a for a, _, _ in items], progress=True)
+    extractive = ExtractiveSummarizer(index, weights)
+    rows = [
+        evaluate_abs("lead-3", items, lambda i, a, n: list(a.sentences[:n])),
+        evaluate_abs("precis extractive", items, lambda i, a, n: [x.text for x in extractive(i, n)]),
+    ]
+    t = time.perf_counter()
+    gen = Generator(args.model, cache_dir=args.model_cache, threads=args.threads)
+    load_s = time.perf_counter() - t
+    print(
+        f"[abstractive] generator {gen.name} loaded from {gen.loaded_from} in {load_s:.1f}s; "
+        f"torch threads {__import__('torch').get_num_threads()}; load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} CPUs",
+        file=sys.stderr,
+    )
+
+    def abstractive_row(name: str, config: AbstractiveConfig) -> dict:
+        summ = AbstractiveSummarizer(index, extractive, gen, config)
+        dropped, fallbacks = [0], [0]
+
+        def run(i, a, n):
+            res = summ(i, n)
+            dropped[0] += len(res.dropped)
+            fallbacks[0] += int(res.fell_back)
+            if args.verbose:
+                print(f"  #{i}: {[x.text for x in res.lines]} dropped={list(res.dropped)}", file=sys.stderr)
+            return [x.text for x in res.lines]
+
+        row = evaluate_abs(name, items, run)
+        row["dropped"], row["fallbacks"] = dropped[0], fallbacks[0]
+        return row
+
+    rows.append(abstractive_row("precis abstractive", AbstractiveConfig()))
+    if args.abstractive_free:
+        rows.append(abstractive_row("precis abstr. unconstrained", AbstractiveConfig(constrained=False)))
+
+    def bare(i, a, n):
+        text = " ".join(" ".join(a.sentences).split()[:BARE_WORDS])
+        out = gen.generate(BARE_PROMPT.format(text=text), max_new_tokens=BARE_TOKENS)
+        return split_sentences(out) or [out]
+
+    rows.append(evaluate_abs(f"bare {gen.name}"[:28], items, bare))
+    print_abs_table(title, rows)
+    print(
+        f"(generator load {load_s:.1f}s, not counted per article; load average at the end "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+    )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bbc", type=Path, default=DATA / "bbc-news-summary")
@@ -182,7 +346,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-dir", type=Path, default=None, help="embedding cache (default: a temp folder)")
     ap.add_argument("--ablate", action="store_true", help="also run with each scoring part switched off")
     ap.add_argument("--weights", default="", help="override weights, e.g. position=1.5,redundancy=0.3")
+    ap.add_argument("--abstractive", action="store_true", help="add the abstractive table (CNN/DailyMail)")
+    ap.add_argument("--abstractive-only", action="store_true", help="only the abstractive table")
+    ap.add_argument("--abstractive-limit", type=int, default=None, help="CNN/DM articles for it (default: all)")
+    ap.add_argument("--abstractive-free", action="store_true", help="also the engine without copy constraints")
+    ap.add_argument("--model", default="smollm2-135m-instruct", help="generator (bundled name, folder, hub id)")
+    ap.add_argument("--model-cache", type=Path, default=Path("/tmp/precis-models"),
+                    help="where the de-quantised GGUF is kept between runs")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads for the generator")
+    ap.add_argument("--verbose", action="store_true", help="print each abstractive summary")
     args = ap.parse_args(argv)
+    if args.abstractive_only:
+        args.abstractive = True
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
     from models.embedder import Embedder
@@ -191,16 +366,21 @@ def main(argv: list[str] | None = None) -> int:
     embedder = Embedder("minilm")
     cache_dir = args.cache_dir or Path(tempfile.mkdtemp(prefix="precis-bench-"))
     print(f"weights: {weights}")
-    if args.bbc.is_dir():
+    if args.abstractive_only:
+        pass
+    elif args.bbc.is_dir():
         run_set("BBC News Summary (budget = reference sentence count)", load_bbc(args.bbc, args.limit),
                 embedder, cache_dir, args.ablate, weights)
     else:
         print(f"skipped BBC: {args.bbc} not found")
-    if args.cnndm.is_file():
+    if not args.cnndm.is_file():
+        print(f"skipped CNN/DM: {args.cnndm} not found")
+        return 0
+    if not args.abstractive_only:
         run_set("CNN/DailyMail dev (3 sentences vs highlights)", load_cnndm(args.cnndm, args.limit),
                 embedder, cache_dir, args.ablate, weights)
-    else:
-        print(f"skipped CNN/DM: {args.cnndm} not found")
+    if args.abstractive:
+        run_abstractive(load_cnndm(args.cnndm, args.abstractive_limit), embedder, cache_dir, weights, args)
     return 0
 
 

@@ -1,0 +1,455 @@
+"""Abstractive summaries: the invention guard, the copy constraint, the engine with a
+fake generator, the tiny T5 through the real loader, and (slow) the bundled SmolLM2."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.corpus.article import Article
+from bot.engines import abstractive as ab
+from bot.engines.abstractive import (
+    FALLBACK_NOTE,
+    PROMPT,
+    STRICT_PROMPT,
+    AbstractiveConfig,
+    AbstractiveResult,
+    AbstractiveSummarizer,
+    CopyConstraint,
+    GeneratedLine,
+)
+from bot.engines.extractive import ExtractiveSummarizer, SentenceInfo
+from bot.engines.guard import check, claims, unsupported
+from bot.engines.topic import topic_summary
+from bot.index.sentence_index import SentenceIndex
+from models.generator import Generator
+from models.registry import DEFAULT_GENERATOR, ModelUnavailable
+from tests.model_fixtures import tiny_t5_dir  # noqa: F401  (pytest fixture)
+
+KAZAKH_SRC = [
+    "China is allowing more than 2,000 ethnic Kazakhs to abandon their Chinese citizenship and leave the country, "
+    "the Kazakh Foreign Ministry said on Tuesday.",
+    "The country is due to repay a £330million loan to the International Monetary Fund on Thursday, "
+    "a rise of 13 per cent.",
+]
+
+
+# ====================================================================== guard
+
+
+def test_claims_lists_numbers_names_and_dates_as_written() -> None:
+    got = claims("China let 2,000 Kazakhs leave on Tuesday, the Kazakh Foreign Ministry said last week.")
+    assert {"2,000", "China", "Kazakhs", "Tuesday", "Kazakh Foreign Ministry", "last week"} <= got
+    # sentence-initial common words and titles are not claims
+    assert claims("The ministry said. But officials did not.") == set()
+    assert "Mr" not in claims("Mr Yeaman was there.") and "Yeaman" in claims("Mr Yeaman was there.")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "China is allowing 2000 ethnic Kazakhs to leave.",  # thousands separator
+        "More than two thousand Kazakhs may leave.",  # written number
+        "The loan is £330 million.",  # spacing, scale word
+        "It is a rise of 13%.",  # percent sign for "per cent"
+        "The International Monetary Fund will be repaid on Thursday.",
+        "The IMF will be repaid.",  # acronym of a name in the support
+        "Kazakhstan's ministry spoke.",  # Kazakh ~ Kazakhstan
+    ],
+)
+def test_supported_claims_pass(text: str) -> None:
+    assert unsupported(text, KAZAKH_SRC) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "invented"),
+    [
+        ("China is allowing 2,500 ethnic Kazakhs to leave.", "2,500"),
+        ("The loan is $47 billion.", "$47 billion"),
+        ("Three thousand Kazakhs may leave.", "Three thousand"),
+        ("It is a rise of 15 per cent.", "15 per cent"),
+        ("Kazakhstan, China's eastern neighbor Mongolia, let them go.", "Mongolia"),
+        ("The Kazakh Foreign Ministry said it on Monday.", "Monday"),
+        ("The ministry said so yesterday.", "yesterday"),
+        ("The loan goes to the World Bank.", "World Bank"),
+        ("Dimitris Mardas spoke.", "Dimitris Mardas"),
+    ],
+)
+def test_invented_claims_are_caught(text: str, invented: str) -> None:
+    assert invented in unsupported(text, KAZAKH_SRC)
+
+
+def test_negation_added_or_dropped_is_caught() -> None:
+    src = ["The company said it would not cut jobs this year."]
+    assert unsupported("The company said it would cut jobs.", src)
+    assert unsupported("The company said it would not cut jobs.", src) == []
+    assert any("negation" in u for u in unsupported("China is not allowing Kazakhs to leave.", KAZAKH_SRC))
+
+
+def test_check_reports_each_claim() -> None:
+    got = {c.text: ok for c, ok in check("China let 2,500 Kazakhs go.", KAZAKH_SRC)}
+    assert got == {"China": True, "2,500": False, "Kazakhs": True}
+
+
+# ====================================================================== copy constraint
+
+SRC = "Leon Yeaman, 55, was not killed by Mr Smith on Friday, police said."
+#      0    1     2 3  4 5   6   7      8  9  10    11 12    13 14    15  16
+
+
+def _toy_encode():
+    vocab: dict[str, int] = {}
+
+    def encode(text: str) -> list[int]:
+        # one token per unit; " word" and "word" are different tokens, like a BPE
+        return [vocab.setdefault(text, len(vocab) + 10)]
+
+    return encode
+
+
+def _accepts(cons: CopyConstraint, units: list[int]) -> bool:
+    gen: list[int] = []
+    for i, k in enumerate(units):
+        ids = cons.units[k].lead if i == 0 else cons.units[k].cont
+        for t in ids:
+            if t not in cons.allowed(gen):
+                return False
+            gen.append(t)
+    return cons.eos[0] in cons.allowed(gen)
+
+
+@pytest.fixture
+def cons() -> CopyConstraint:
+    c = CopyConstraint(_toy_encode(), SRC, eos_ids=[0])
+    assert [u.text for u in c.units][:6] == ["Leon", "Yeaman", ",", "55", ",", "was"]
+    return c
+
+
+def test_constraint_allows_copying_and_safe_deletions(cons: CopyConstraint) -> None:
+    full = list(range(len(cons.units)))
+    assert _accepts(cons, full)
+    assert _accepts(cons, [0, 1, *range(5, 17)])  # ", 55," dropped
+    assert _accepts(cons, [0, 1, 5, 6, 7, 16])  # ends after a verb, at a clause boundary ("by")
+    assert _accepts(cons, [*range(0, 11), *range(13, 17)])  # "on Friday" dropped up to the comma
+
+
+def test_constraint_refuses_meaning_changing_deletions(cons: CopyConstraint) -> None:
+    assert not _accepts(cons, [0, 1, 5, 7, 16])  # "not" skipped
+    assert not _accepts(cons, [0, 1, 16])  # ends before any verb
+    assert not _accepts(cons, [0, 1, 5, 6, 7, 8, 9, 16])  # "Mr" without "Smith"
+    assert not _accepts(cons, [1, 2, 3, 4, 5, 6, 7, 16])  # first name dropped from the start: subject mangled
+    assert not _accepts(cons, [3, 4, 5, 6, 7, 16])  # the subject dropped
+    assert not _accepts(cons, [0, 2, 3])  # out of order / no end
+    assert not _accepts(cons, [0, 1, 5, 6, 7, 8, 9, 10, 11])  # no closing punctuation
+
+
+def test_constraint_never_cuts_off_a_hedge() -> None:
+    claim = CopyConstraint(_toy_encode(), "Kunis stole her pet chicken when they were children, Karo claims.", [0])
+    assert _accepts(claim, list(range(len(claim.units))))
+    assert not _accepts(claim, [0, 1, 2, 3, 4, 12])  # "Kunis stole her pet chicken." as a fact
+    plain = CopyConstraint(_toy_encode(), "Kunis stole her pet chicken when they were children, police said.", [0])
+    assert _accepts(plain, [0, 1, 2, 3, 4, 12])
+
+
+def test_strict_constraint_only_copies_and_cuts(cons: CopyConstraint) -> None:
+    strict = CopyConstraint(_toy_encode(), SRC, eos_ids=[0], strict=True)
+    assert _accepts(strict, list(range(len(strict.units))))
+    assert _accepts(strict, [0, 1, 2, 3, 4, 5, 6, 7, 16])
+    assert not _accepts(strict, [0, 1, *range(5, 17)])
+
+
+def test_constraint_drops_a_leading_source_tag_and_may_drop_an_adverbial() -> None:
+    c = CopyConstraint(_toy_encode(), "(CNN)The ship was found on Monday.", eos_ids=[0])
+    assert [u.text for u in c.units][:4] == ["(", "CNN", ")", "The"]
+    assert _accepts(c, list(range(3, len(c.units))))
+    assert not _accepts(c, list(range(len(c.units))))  # the tag always goes
+    c = CopyConstraint(_toy_encode(), "After a long search, the ship was found.", eos_ids=[0])
+    start = [u.text for u in c.units].index("the")
+    assert _accepts(c, list(range(start, len(c.units))))
+
+
+@pytest.mark.parametrize(
+    ("raw", "tidy"),
+    [
+        ("the 54-year-old , who spoke .", "The 54-year-old, who spoke."),
+        ("Wil 'brings a light to our family.", "Wil 'brings a light to our family.'"),
+        ("'Hillary Clinton got so much flak over the years,", "'Hillary Clinton got so much flak over the years.'"),
+        ("He said “we will win", "He said “we will win.”"),
+        ("The players' union said it was fine", "The players' union said it was fine."),
+        ("he was shot with a .22 calibre gun , police said .", "He was shot with a .22 calibre gun, police said."),
+    ],
+)
+def test_output_is_tidied_into_a_sentence(raw: str, tidy: str) -> None:
+    assert ab._tidy(raw) == tidy
+
+
+# ====================================================================== engine, fake generator
+
+
+class FakeGenerator:
+    """Canned, deterministic outputs: ``rule(source_sentence, strict) -> output``."""
+
+    def __init__(self, rule) -> None:
+        self.rule = rule
+        self.prompts: list[str] = []
+
+    def generate_batch(self, prompts, **kw):
+        assert kw["max_new_tokens"] > 0
+        self.prompts.extend(prompts)
+        out = []
+        for p in prompts:
+            strict = p.startswith(STRICT_PROMPT.split("{")[0])
+            source = p.split("\n", 1)[1]
+            out.append(self.rule(source, strict))
+        return out
+
+
+@pytest.fixture(scope="module")
+def sample_index(embedder) -> SentenceIndex:
+    from bot.corpus.loader import load_corpus
+    from tests.conftest import SAMPLE
+
+    arts = load_corpus(SAMPLE).articles + [
+        Article.build(
+            title="Dam repair",
+            text=(
+                "Engineers began repairing the cracked Hoover dam on Monday after a week of heavy rain. "
+                "The reservoir level was lowered by 3 metres to ease pressure on the wall. "
+                "Nearby villages were told to prepare for evacuation. "
+                "Officials said the work would take three weeks."
+            ),
+        )
+    ]
+    ix = SentenceIndex(embedder, None)
+    ix.build(arts, progress=False)
+    return ix
+
+
+def _engine(ix, rule, **cfg) -> tuple[AbstractiveSummarizer, FakeGenerator]:
+    gen = FakeGenerator(rule)
+    return AbstractiveSummarizer(ix, ExtractiveSummarizer(ix), gen, AbstractiveConfig(**cfg)), gen
+
+
+def _first_clause(source: str, strict: bool = False) -> str:
+    return source.split(", ")[0].rstrip(".") + "."
+
+
+def _assert_grounded(ix, res: AbstractiveResult) -> None:
+    for line in res.lines:
+        assert isinstance(line, GeneratedLine)
+        assert 1 <= len(line.support) <= 3
+        for s in line.support:
+            assert isinstance(s, SentenceInfo)
+            assert ix.texts[ix.offsets[s.article] + s.index] == s.text
+        assert unsupported(line.text, [s.text for s in line.support]) == []
+
+
+def test_faithful_rewrites_are_kept_with_their_support(sample_index) -> None:
+    eng, gen = _engine(sample_index, _first_clause)
+    res = eng(0, 3)
+    assert not res.fell_back and not res.dropped and res.notes == ()
+    assert len(res.lines) == 3
+    assert len(gen.prompts) == 3 and all(p.startswith(PROMPT.split("{")[0]) for p in gen.prompts)
+    sources = eng.selector(0, 3)
+    for line, src in zip(res.lines, sources):
+        assert line.text == _first_clause(src.text)
+        best = line.support[0]
+        assert (best.article, best.index) == (0, src.index)  # the sentence it came from
+        assert 0.6 <= best.score <= 1.0 + 1e-6
+        scores = [s.score for s in line.support]
+        assert scores == sorted(scores, reverse=True)
+    _assert_grounded(sample_index, res)
+    assert eng(0, 3) == res  # deterministic
+
+
+def test_a_line_with_an_invented_number_is_dropped_with_its_reason(sample_index) -> None:
+    def rule(source: str, strict: bool) -> str:
+        if "2,000" in source:
+            return "China is allowing 5,000 ethnic Kazakhs to leave the country."
+        return _first_clause(source)
+
+    eng, gen = _engine(sample_index, rule)
+    res = eng(0, 3)
+    assert not res.fell_back
+    assert len(res.lines) == 2
+    assert all("5,000" not in line.text for line in res.lines)
+    assert len(res.dropped) == 1
+    text, reason = res.dropped[0]
+    assert "5,000" in text and "5,000" in reason and "regenerated" in reason
+    assert any(p.startswith(STRICT_PROMPT.split("{")[0]) for p in gen.prompts)  # it was regenerated once
+    assert res.notes == ("1 generated sentence could not be verified against the article and was not shown.",)
+    _assert_grounded(sample_index, res)
+
+
+def test_regeneration_with_stricter_settings_can_save_a_line(sample_index) -> None:
+    def rule(source: str, strict: bool) -> str:
+        if "2,000" in source and not strict:
+            return "Kazakhstan, China's eastern neighbor, is letting 2,000 people go."
+        return _first_clause(source)
+
+    res = _engine(sample_index, rule)[0](0, 3)
+    assert len(res.lines) == 3 and res.dropped == () and res.notes == ()
+    assert res.lines[0].text.startswith("China is allowing more than 2,000")
+
+
+def test_all_lines_inventing_falls_back_to_the_extractive_summary(sample_index) -> None:
+    eng, _ = _engine(sample_index, lambda s, strict: "China's eastern neighbor Mongolia let 5,000 people go on Monday.")
+    res = eng(0, 3)
+    assert res.fell_back
+    assert res.notes == (FALLBACK_NOTE,)
+    extractive = ExtractiveSummarizer(sample_index)(0, 3)
+    assert [line.text for line in res.lines] == [s.text for s in extractive]
+    assert all(line.support == (s,) for line, s in zip(res.lines, extractive))
+    assert len(res.dropped) == 3
+    assert all("Mongolia" in reason for _, reason in res.dropped)
+
+
+def test_fragments_and_weak_lines_are_dropped(sample_index) -> None:
+    def rule(source: str, strict: bool) -> str:
+        if "2,000" in source:
+            return "The weather in spring is usually pleasant for a picnic."
+        if "trading partner" in source:
+            return "China."
+        return _first_clause(source)
+
+    res = _engine(sample_index, rule)[0](0, 3)
+    reasons = dict(res.dropped)
+    assert "weak support" in reasons["The weather in spring is usually pleasant for a picnic."]
+    assert "too short" in reasons["China."]
+    assert len(res.lines) == 1 and not res.fell_back
+    assert res.notes == ("2 generated sentences could not be verified against the article and were not shown.",)
+
+
+def test_a_generated_sentence_maps_to_the_sentence_that_supports_it(sample_index) -> None:
+    ix = sample_index
+    row = len(ix.articles) - 1  # the dam article
+    target = "Officials said the work would take three weeks."
+    res = _engine(ix, lambda s, strict: target)[0](row, 1)
+    assert [line.text for line in res.lines] == [target]
+    best = res.lines[0].support[0]
+    assert (best.article, best.index, best.text) == (row, 3, target)
+    assert best.score == pytest.approx(1.0, abs=1e-3)
+
+
+def test_a_generator_error_falls_back_with_a_note(sample_index) -> None:
+    def rule(source: str, strict: bool) -> str:
+        raise RuntimeError("out of memory")
+
+    res = _engine(sample_index, rule)[0](0, 2)
+    assert res.fell_back and len(res.lines) == 2
+    assert "out of memory" in res.notes[-1] and "extractive summary" in res.notes[-1]
+
+
+def test_a_too_long_sentence_is_cut_to_the_context_and_the_reply_says_so(embedder) -> None:
+    long = "The council said " + " ".join(f"item{i}" for i in range(300)) + " were approved."
+    ix = SentenceIndex(embedder, None)
+    ix.build([Article.build(title="Budget", text=long + " The budget passed on Monday.")], progress=False)
+
+    class Small(FakeGenerator):
+        context_length = 200
+        is_seq2seq = False
+
+        def count_tokens(self, text: str) -> int:
+            return len(text.split())
+
+        def truncate_to_tokens(self, text: str, n: int) -> str:
+            return " ".join(text.split()[:n])
+
+    gen = Small(lambda s, strict: "The council said items were approved.")
+    res = AbstractiveSummarizer(ix, ExtractiveSummarizer(ix), gen)(0, 2)
+    assert ab.CUT_NOTE in res.notes
+    assert all(len(p.split()) <= 200 for p in gen.prompts)
+
+
+def test_topic_summary_across_articles(sample_index) -> None:
+    ix = sample_index
+    extractive = ExtractiveSummarizer(ix)
+    _, picked = topic_summary(ix, extractive, "Kazakh citizens detained in China", 3)
+    assert picked
+    eng, _ = _engine(ix, _first_clause)
+    res = eng.topic(picked, 3)
+    assert not res.fell_back and len(res.lines) == len(picked)
+    arts = {s.article for s in picked}
+    assert all(s.article in arts for line in res.lines for s in line.support)
+    _assert_grounded(ix, res)
+
+    bad, _ = _engine(ix, lambda s, strict: "Mongolia let 9,999 people go.")
+    res = bad.topic(picked, 3)
+    assert res.fell_back and [line.text for line in res.lines] == [p.text for p in picked]
+    assert "extractive sentences" in res.notes[-1]
+
+
+def test_empty_inputs(sample_index) -> None:
+    eng, _ = _engine(sample_index, _first_clause)
+    assert eng.topic([], 3).lines == ()
+
+
+# ====================================================================== tiny T5 through the real loader
+
+
+@pytest.fixture(scope="module")
+def t5(tiny_t5_dir: Path) -> Generator:  # noqa: F811
+    return Generator(str(tiny_t5_dir), cache_dir=None)
+
+
+@pytest.mark.parametrize("constrained", [True, False])
+def test_tiny_t5_end_to_end_never_shows_an_unsupported_line(sample_index, t5: Generator, constrained: bool) -> None:
+    assert t5.is_seq2seq
+    config = AbstractiveConfig(constrained=constrained, max_new_tokens=32)
+    eng = AbstractiveSummarizer(sample_index, ExtractiveSummarizer(sample_index), t5, config)
+    res = eng(0, 3)
+    assert res.lines
+    if res.fell_back:
+        assert res.notes[-1] == FALLBACK_NOTE
+        assert all(len(line.support) == 1 and line.support[0].text == line.text for line in res.lines)
+    else:
+        _assert_grounded(sample_index, res)
+        for line in res.lines:
+            assert line.support[0].score >= eng.config.min_support
+        if res.dropped:
+            assert re.search(r"\d+ generated sentences? could not be verified", res.notes[-1])
+    assert eng(0, 3) == res  # greedy: deterministic
+
+
+def test_missing_or_corrupt_model_folder_gives_a_clear_message(tiny_t5_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    with pytest.raises(ModelUnavailable, match="no model folder"):
+        Generator(str(tmp_path / "nowhere"))
+    broken = tmp_path / "broken-model"
+    shutil.copytree(tiny_t5_dir, broken)
+    (broken / "model.safetensors").write_bytes(b"not weights")
+    with pytest.raises(ModelUnavailable, match="broken-model.*weights could not be loaded"):
+        Generator(str(broken))
+
+
+# ====================================================================== bundled SmolLM2 (slow)
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for this test (two threads on a busy 2-core box run ~4x slower), then restored."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield 1
+    torch.set_num_threads(before)
+
+
+@pytest.mark.slow
+def test_bundled_smollm2_on_the_kazakh_article(
+    sample_index, tmp_path_factory: pytest.TempPathFactory, one_thread: int
+) -> None:
+    gen = Generator(DEFAULT_GENERATOR, cache_dir=tmp_path_factory.mktemp("precis-models"), threads=one_thread)
+    assert not gen.is_seq2seq and gen.loaded_from == "gguf"
+    eng = AbstractiveSummarizer(sample_index, ExtractiveSummarizer(sample_index), gen)
+    res = eng(0, 3)
+    assert res.lines
+    assert not res.fell_back
+    for line in res.lines:
+        assert line.support, line.text
+        assert unsupported(line.text, [s.text for s in line.support]) == []
+        assert line.support[0].score >= eng.config.min_support
+    assert "Kazakhs" in " ".join(line.text for line in res.lines)
+    assert eng.last_stats["seconds"] < 30

@@ -1,0 +1,308 @@
+"""Question answering: hybrid retrieval, abstention, question validation, abstractive guard.
+
+Uses the bundled MiniLM embedder (loaded once per module) over the sample
+corpus plus a few hand-written articles; no network, no ../shared data, no
+generator model (a small fake stands in for it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.corpus.article import Article
+from bot.corpus.loader import load_corpus
+from bot.engines.answerer import (
+    ABSTAIN_MESSAGE,
+    NO_GENERATOR_NOTE,
+    Answer,
+    Answerer,
+    QuestionError,
+    Retriever,
+    Support,
+    invented_terms,
+    validate_question,
+)
+from bot.index.cache import EmbeddingCache
+from bot.index.sentence_index import SentenceIndex
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "bot" / "data" / "sample_corpus.txt"
+KAZAKH_Q = "How many ethnic Kazakhs is China allowing to leave?"
+
+EXTRA = [
+    Article.build(
+        id="mayor",
+        title="Springfield elects its first woman mayor",
+        date="2023-11-08",
+        text=(
+            "SPRINGFIELD: Maria Lopez was elected mayor of Springfield on Tuesday, the city's election office said.\n"
+            "She won 62 percent of the vote, defeating the incumbent Tom Becker after a campaign focused on housing.\n"
+            "Turnout was the highest in two decades.\n"
+            "Lopez, a former schoolteacher, will take office in January."
+        ),
+    ),
+    Article.build(
+        id="bakery",
+        title="Village bakery wins national bread award",
+        date="2023-05-02",
+        text=(
+            "A family bakery in the village of Ashford has won the national sourdough award.\n"
+            "The judges praised its rye loaf, which is baked in a wood-fired oven every morning.\n"
+            "Owner Ellen Price said the prize money would pay for a second oven."
+        ),
+    ),
+    Article.build(
+        id="rail",
+        title="New rail tunnel opens under the river",
+        date="2024-02-14",
+        text=(
+            "The new rail tunnel under the Elbe river opened to passenger trains on Monday.\n"
+            "Construction took seven years and cost 1.2 billion euros.\n"
+            "Trains will run every ten minutes at peak times, the operator said."
+        ),
+    ),
+]
+
+
+class FakeGenerator:
+    def __init__(self, reply: str) -> None:
+        self.reply = reply
+        self.calls: list[tuple[str, str | None, int]] = []
+
+    def generate(self, prompt: str, *, system: str | None = None, max_new_tokens: int = 96, **kw) -> str:
+        self.calls.append((prompt, system, max_new_tokens))
+        return self.reply
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    from models.embedder import Embedder
+
+    return Embedder("minilm")
+
+
+@pytest.fixture(scope="module")
+def index(embedder, tmp_path_factory):
+    articles = load_corpus(SAMPLE).articles + EXTRA
+    ix = SentenceIndex(embedder, EmbeddingCache(tmp_path_factory.mktemp("emb"), embedder.name, embedder.dim))
+    ix.build(articles, progress=False)
+    return ix
+
+
+@pytest.fixture(scope="module")
+def answerer(index):
+    return Answerer(index)
+
+
+def _row(index, needle: str) -> int:
+    return next(i for i, a in enumerate(index.articles) if needle in a.title)
+
+
+# ------------------------------------------------------------------ validation
+def test_validate_trims_and_collapses_whitespace():
+    assert validate_question("  Who   won\n\tthe vote? ") == "Who won the vote?"
+
+
+@pytest.mark.parametrize("q", ["", "   ", "\n\t ", "\x00\x07", "\u200b\u200b"])
+def test_validate_rejects_empty(q):
+    with pytest.raises(QuestionError, match=r"Please ask a question \(1–300 characters\)"):
+        validate_question(q)
+
+
+def test_validate_length_limit():
+    assert validate_question("a" * 300) == "a" * 300
+    with pytest.raises(QuestionError, match="too long: 301 characters; the limit is 300"):
+        validate_question("a" * 301)
+    # Measured after trimming.
+    assert validate_question("  " + "b" * 300 + "  ") == "b" * 300
+    with pytest.raises(QuestionError, match="limit is 20"):
+        validate_question("c" * 21, max_chars=20)
+
+
+def test_validate_control_characters_become_spaces():
+    assert validate_question("Who\x00won\x1b[31m the\u0085vote?\x7f") == "Who won [31m the vote?"
+
+
+def test_validate_rejects_non_string():
+    with pytest.raises(QuestionError):
+        validate_question(None)  # type: ignore[arg-type]
+
+
+def test_question_error_is_value_error():
+    assert issubclass(QuestionError, ValueError)
+
+
+def test_answer_validates(answerer):
+    with pytest.raises(QuestionError):
+        answerer.answer("   ")
+    with pytest.raises(QuestionError, match="too long: 412 characters"):
+        answerer.answer("x" * 412)
+
+
+def test_unknown_mode(answerer):
+    with pytest.raises(ValueError, match="mode"):
+        answerer.answer(KAZAKH_Q, mode="poetic")
+
+
+# ------------------------------------------------------------------- retrieval
+def test_retrieval_finds_kazakh_sentence(index):
+    hits = Retriever(index).search(KAZAKH_Q)
+    kazakh = _row(index, "Kazakhs")
+    assert hits[0].article == kazakh
+    assert "2,000" in hits[0].text
+    assert index.texts[hits[0].sentence] == hits[0].text
+    assert index.sent_pos[hits[0].sentence] == hits[0].position
+
+
+def test_search_respects_k_and_sorts(index):
+    r = Retriever(index)
+    for k in (1, 3, 7):
+        hits = r.search(KAZAKH_Q, k=k)
+        assert len(hits) == k
+        scores = [h.score for h in hits]
+        assert scores == sorted(scores, reverse=True)
+        assert len({h.sentence for h in hits}) == k
+    assert len(r.search(KAZAKH_Q, k=10_000)) == len(index)
+    with pytest.raises(ValueError):
+        r.search(KAZAKH_Q, k=0)
+
+
+@pytest.mark.xfail(strict=False, reason="known miss of the current retrieval weights: the neighbour/title context does not yet outrank the dateline sentence; tracked in the /ask issue")
+def test_neighbour_context_finds_pronoun_sentence(index):
+    hits = Retriever(index).search("What share of the vote did Maria Lopez win?", k=1)
+    assert "62 percent" in hits[0].text
+
+
+@pytest.mark.xfail(strict=False, reason="known miss of the current retrieval weights: the neighbour/title context does not yet outrank the dateline sentence; tracked in the /ask issue")
+def test_title_and_article_context(index):
+    hits = Retriever(index).search("How much did the Elbe tunnel cost?", k=1)
+    assert hits[0].article == _row(index, "rail tunnel")
+    assert "1.2 billion" in hits[0].text
+
+
+# --------------------------------------------------------------------- answers
+def test_answers_kazakh_question(answerer, index):
+    a = answerer.answer(KAZAKH_Q)
+    assert isinstance(a, Answer)
+    assert not a.abstained
+    assert a.question == KAZAKH_Q
+    assert "2,000" in a.answer
+    assert a.answer == a.support[0].text
+    assert a.support[0].article == _row(index, "Kazakhs")
+    assert len(a.support) == 3
+    assert all(isinstance(s, Support) for s in a.support)
+    assert a.note is None
+    assert a.confidence >= answerer.abstain_threshold
+
+
+@pytest.mark.parametrize(
+    "q",
+    [
+        "Who won the 1998 World Cup?",
+        "What is the boiling point of mercury?",
+        "Which team won the Super Bowl in 2015?",
+        "Who wrote the novel Moby-Dick?",
+    ],
+)
+def test_abstains_on_questions_the_corpus_never_mentions(answerer, q):
+    a = answerer.answer(q)
+    assert a.abstained
+    assert a.answer == ABSTAIN_MESSAGE
+    assert a.support == ()
+    assert a.confidence < answerer.abstain_threshold
+
+
+@pytest.mark.parametrize(
+    "q, needle",
+    [
+        ("Who was elected mayor of Springfield?", "Maria Lopez"),
+        ("Which bakery won the national sourdough award?", "Ashford"),
+        ("How long did construction of the Elbe tunnel take?", "seven years"),
+        ("Which Japanese comedian was mentioned in the coronavirus news?", "Shimura"),
+    ],
+)
+def test_answers_questions_the_corpus_covers(answerer, q, needle):
+    a = answerer.answer(q)
+    assert not a.abstained, a
+    assert any(needle in s.text for s in a.support)
+
+
+def test_threshold_override(index):
+    assert Answerer(index, abstain_threshold=1.01).answer(KAZAKH_Q).abstained
+    assert not Answerer(index, abstain_threshold=0.0).answer("Who won the 1998 World Cup?").abstained
+
+
+def test_empty_index_abstains(embedder, tmp_path):
+    ix = SentenceIndex(embedder, EmbeddingCache(tmp_path, embedder.name, embedder.dim))
+    ix.build([], progress=False)
+    assert Retriever(ix).search(KAZAKH_Q) == []
+    a = Answerer(ix).answer(KAZAKH_Q)
+    assert a.abstained and a.support == () and a.answer == ABSTAIN_MESSAGE
+
+
+def test_answer_k(answerer):
+    assert len(answerer.answer(KAZAKH_Q, k=1).support) == 1
+    assert len(answerer.answer(KAZAKH_Q, k=5).support) == 5
+
+
+# ------------------------------------------------------------------ abstractive
+def test_abstractive_without_generator_falls_back(answerer):
+    a = answerer.answer(KAZAKH_Q, mode="abstractive")
+    assert not a.abstained
+    assert a.note == NO_GENERATOR_NOTE
+    assert a.answer == a.support[0].text
+
+
+def test_abstractive_uses_faithful_answer(index):
+    gen = FakeGenerator("China is letting more than 2,000 ethnic Kazakhs leave.")
+    a = Answerer(index, gen).answer(KAZAKH_Q, mode="abstractive")
+    assert a.answer == "China is letting more than 2,000 ethnic Kazakhs leave."
+    assert a.note is None and not a.abstained
+    prompt, system, max_new = gen.calls[0]
+    assert KAZAKH_Q in prompt
+    assert all(s.text in prompt for s in a.support)
+    assert system and max_new <= 96
+
+
+def test_abstractive_invented_number_falls_back(index):
+    gen = FakeGenerator("China is letting 5,000 ethnic Kazakhs leave.")
+    a = Answerer(index, gen).answer(KAZAKH_Q, mode="abstractive")
+    assert not a.abstained
+    assert a.answer == a.support[0].text
+    assert a.note and "5,000" in a.note
+
+
+def test_abstractive_invented_name_falls_back(index):
+    gen = FakeGenerator("President Tokayev let 2,000 Kazakhs leave.")
+    a = Answerer(index, gen).answer(KAZAKH_Q, mode="abstractive")
+    assert a.answer == a.support[0].text
+    assert a.note and "Tokayev" in a.note
+
+
+def test_abstractive_empty_generation_falls_back(index):
+    a = Answerer(index, FakeGenerator("   ")).answer(KAZAKH_Q, mode="abstractive")
+    assert a.answer == a.support[0].text and a.note
+
+
+def test_abstractive_abstains_without_calling_generator(index):
+    gen = FakeGenerator("France won it.")
+    a = Answerer(index, gen).answer("Who won the 1998 World Cup?", mode="abstractive")
+    assert a.abstained and gen.calls == []
+
+
+def test_invented_terms():
+    src = ["China is allowing more than 2,000 ethnic Kazakhs to leave, the Foreign Ministry said."]
+    assert invented_terms("More than 2000 Kazakhs may leave China.", src) == []
+    assert invented_terms("The Foreign Ministry said 2,000 could go.", src) == []
+    assert invented_terms("About 3,000 Uighurs left.", src) == ["3,000", "Uighurs"]
+    assert invented_terms("It said Beijing agreed.", src) == ["Beijing"]
+
+
+def test_scores_are_finite(index):
+    hits = Retriever(index).search("coronavirus travel ban Japan", k=5)
+    assert np.isfinite([h.score for h in hits]).all()
