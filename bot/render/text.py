@@ -36,11 +36,14 @@ def render_text(reply: Reply, width: int = 100) -> str:
         out.append(f"Summary ({reply.meta.get('mode', 'extractive')}): {header}")
     else:
         out.append(f"Q: {reply.title}")
+    support = reply.supporting
+    number = {(s.article_id, s.index): n for n, s in enumerate(support, 1)}
     for line in reply.lines:
-        out.append(_wrap(line.text, "  ", width))
+        refs = sorted({number[(s.article_id, s.index)] for s in line.support})
+        cite = f" [{', '.join(map(str, refs))}]" if refs else ""
+        out.append(_wrap(line.text + cite, "  ", width))
     for note in reply.notes:
         out.append(_wrap(f"Note: {note}", "", width))
-    support = reply.supporting
     if support:
         out.append("")
         out.append("Supporting sentences:")
