@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     embed_model: str = "minilm"
     summary_model: str = "smollm2-135m-instruct"
     model_device: str = "auto"
-    model_threads: int = 0
+    model_threads: int = 1
     allow_downloads: bool = False
 
     summary_length: int = Field(3, ge=1, le=10)
