@@ -38,7 +38,6 @@ import json
 import logging
 import os
 import re
-import statistics
 import sys
 import tempfile
 import time

@@ -154,7 +154,9 @@ _Q_NUMBER = re.compile(
     r"\bwhat (?:percentage|percent|share|number|amount|age|price|cost|rate|sum|fraction)\b|"
     r"\b(?:number|percentage|amount) of\b"
 )
-_Q_DATE = re.compile(r"(?i)^when\b|\bwhen (?:did|does|do|was|is|will|were)\b|\b(?:what|which|in what) (?:year|month|day|date)\b")
+_Q_DATE = re.compile(
+    r"(?i)^when\b|\bwhen (?:did|does|do|was|is|will|were)\b|\b(?:what|which|in what) (?:year|month|day|date)\b"
+)
 _Q_NAME = re.compile(r"(?i)\bwho(?:m|se)?\b|\b(?:which|what) (?!year|month|day|date)\w+")
 
 
@@ -261,10 +263,8 @@ class Retriever:
                 if j is not None:
                     ids.append(j)
                     keep_rows.append(r)
-        m = sp.csr_matrix(
-            (np.ones(len(ids), dtype=np.float32), (np.asarray(keep_rows, dtype=np.int64), np.asarray(ids, dtype=np.int64))),
-            shape=(self.n, len(vocab)),
-        )
+        coords = (np.asarray(keep_rows, dtype=np.int64), np.asarray(ids, dtype=np.int64))
+        m = sp.csr_matrix((np.ones(len(ids), dtype=np.float32), coords), shape=(self.n, len(vocab)))
         m.sum_duplicates()
         m.data = np.ones_like(m.data)
         return m.tocsc()
