@@ -75,3 +75,34 @@ def test_summarize_command_end_to_end(tmp_path):
     assert rows[0]["id"] == "a" and len(rows[0]["summary"]) == 2
     assert rows[1] == {"id": None, "error": "line 2: line is not a JSON object"}
     assert "Loading" not in proc.stdout  # logs and progress go to stderr only
+
+
+def test_ask_contract_in_process(tmp_path, app_factory):
+    from bot.adapters.cli import ask
+
+    app = app_factory()
+    f = _lines(
+        tmp_path,
+        [
+            {"id": "q1", "question": "How many ethnic Kazakhs is China allowing to leave?"},
+            {"id": "q2", "question": "Who won the 1998 World Cup?"},
+            "not json",
+            {"id": "q4"},
+            {"id": "q5", "question": "x" * 301},
+        ],
+    )
+    out = io.StringIO()
+    assert ask(app, f, "extractive", 2, out) == 0
+    rows = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert [r.get("id") for r in rows] == ["q1", "q2", None, "q4", "q5"]
+    q1 = rows[0]
+    assert set(q1) >= {"id", "answer", "abstained", "support"} and q1["abstained"] is False
+    assert "2,000 ethnic Kazakhs" in q1["answer"] and 1 <= len(q1["support"]) <= 2
+    assert set(q1["support"][0]) == {"article_id", "title", "text", "score"}
+    assert q1["support"][0]["title"].startswith("China allowing 2,000 ethnic Kazakhs")
+    scores = [s["score"] for s in q1["support"]]
+    assert scores == sorted(scores, reverse=True)
+    assert rows[1]["abstained"] is True and rows[1]["support"] == []
+    assert "invalid JSON" in rows[2]["error"]
+    assert "question" in rows[3]["error"]
+    assert "300" in rows[4]["error"]

@@ -46,48 +46,60 @@ def _summary_line(item_id, reply: Reply) -> dict:
     return out
 
 
+def _records(path: Path):
+    """Yield (line number, id, object or None, error or None) for each non-empty JSONL line."""
+    for n, line in _read_lines(path):
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield n, None, None, f"line {n}: invalid JSON ({exc.msg})"
+            continue
+        if not isinstance(obj, dict):
+            yield n, None, None, f"line {n}: line is not a JSON object"
+            continue
+        yield n, obj.get("id"), obj, None
+
+
+def _article(n: int, obj: dict, sentences: int, source: str) -> tuple[Article, int]:
+    """The article and sentence count of one summarize line; ValueError says what is wrong."""
+    text = obj.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError('missing or empty "text"')
+    title = obj.get("title") or ""
+    if not isinstance(title, str):
+        raise ValueError('"title" must be a string')
+    count = obj.get("sentences", sentences)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 10:
+        raise ValueError('"sentences" must be a whole number from 1 to 10')
+    art = Article.build(id=f"line-{n}", title=title, text=text, source=source)
+    if not art.sentences:
+        raise ValueError("no sentences in text")
+    return art, count
+
+
 def summarize(app: Precis, input_path: Path, mode: str, sentences: int, out: TextIO = sys.stdout) -> int:
     handlers = Handlers(app)
     parsed: list[tuple[object, Article | None, int | None, str | None]] = []
-    for n, line in _read_lines(input_path):
-        item_id: object = None
+    for n, item_id, obj, error in _records(input_path):
+        if obj is None:
+            parsed.append((item_id, None, None, error))
+            continue
         try:
-            obj = json.loads(line)
-            if not isinstance(obj, dict):
-                raise ValueError("line is not a JSON object")
-            item_id = obj.get("id")
-            text = obj.get("text")
-            if not isinstance(text, str) or not text.strip():
-                raise ValueError('missing or empty "text"')
-            title = obj.get("title") or ""
-            if not isinstance(title, str):
-                raise ValueError('"title" must be a string')
-            count = obj.get("sentences", sentences)
-            if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 10:
-                raise ValueError('"sentences" must be a whole number from 1 to 10')
-            art = Article.build(id=f"line-{n}", title=title, text=text, source=f"{input_path}:{n}")
-            if not art.sentences:
-                raise ValueError("no sentences in text")
+            art, count = _article(n, obj, sentences, f"{input_path}:{n}")
             parsed.append((item_id, art, count, None))
-        except json.JSONDecodeError as exc:
-            parsed.append((item_id, None, None, f"line {n}: invalid JSON ({exc.msg})"))
         except ValueError as exc:
             parsed.append((item_id, None, None, f"line {n}: {exc}"))
     good = [a for _, a, _, _ in parsed if a is not None]
     app.index.build(good, progress=len(good) > 200)  # the input is the corpus; one batch embeds it all
     row = 0
-    failures = 0
     for item_id, art, count, error in parsed:
         if art is None:
-            failures += 1
             _emit(out, {"id": item_id, "error": error})
             continue
         try:
             reply = handlers.summarize_row(row, mode, count)
         except Exception as exc:  # noqa: BLE001 - one bad article must not stop the batch
             reply = Reply.error(f"{exc.__class__.__name__}: {exc}")
-        if not reply.ok:
-            failures += 1
         _emit(out, _summary_line(item_id, reply))
         row += 1
     return 0
@@ -95,21 +107,12 @@ def summarize(app: Precis, input_path: Path, mode: str, sentences: int, out: Tex
 
 def ask(app: Precis, questions_path: Path, mode: str, k: int, out: TextIO = sys.stdout) -> int:
     handlers = Handlers(app)
-    for n, line in _read_lines(questions_path):
-        item_id: object = None
-        try:
-            obj = json.loads(line)
-            if not isinstance(obj, dict):
-                raise ValueError("line is not a JSON object")
-            item_id = obj.get("id")
-            question = obj.get("question")
-            if not isinstance(question, str):
-                raise ValueError('missing "question" (a string)')
-        except json.JSONDecodeError as exc:
-            _emit(out, {"id": item_id, "error": f"line {n}: invalid JSON ({exc.msg})"})
-            continue
-        except ValueError as exc:
-            _emit(out, {"id": item_id, "error": f"line {n}: {exc}"})
+    for n, item_id, obj, error in _records(questions_path):
+        question = None if obj is None else obj.get("question")
+        if error is None and not isinstance(question, str):
+            error = f'line {n}: missing "question" (a string)'
+        if error is not None:
+            _emit(out, {"id": item_id, "error": error})
             continue
         reply = handlers.ask(question, mode=mode, k=k)
         if not reply.ok:
