@@ -311,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--squad", type=Path, default=DATA / "squad")
     ap.add_argument("--limit", type=int, default=None, help="questions per set (default: all)")
     ap.add_argument("--cache-dir", type=Path, default=None, help="embedding cache (default: a temp folder)")
+    ap.add_argument("--precision", default="auto", help="embedder precision: auto (the bot's), float32, bfloat16, int8;"
+                    " vectors are cached per model, so give each precision its own --cache-dir")
     ap.add_argument(
         "--holdout-months",
         default=",".join(DEFAULT_HOLDOUT_MONTHS),
@@ -325,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from models.embedder import Embedder
 
-    embedder = Embedder("minilm", threads=args.threads or None)
+    embedder = Embedder("minilm", threads=args.threads or None, precision=args.precision)
+    print(f"embedder precision: {embedder.precision}, {embedder.workers} worker(s)")
     import torch
 
     print(f"torch threads: {torch.get_num_threads()}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")

@@ -1,9 +1,10 @@
 """Corpus build throughput: sentence embeddings per second, cold, on this machine,
 against a plain ``SentenceTransformer.encode`` over the same sentences in the
-same run; then a cold build and a warm restart (embedding cache hit) of an
-N-article corpus.
+same run (alternating rounds, median); then a cold start and warm restarts of
+the bot on an N-article corpus, each a new process with the bot's own settings
+(corpus files parsed and split, embeddings, BM25/TF-IDF).
 
-    python benchmarks/build_speed.py [--sentences 4000] [--articles 2000] [--data DIR]
+    python benchmarks/build_speed.py [--sentences 4000] [--rounds 3] [--articles 2000] [--data DIR]
 
 Sentences and articles come from the shared development data (CNN/DailyMail,
 BBC, RealTime QA documents).
@@ -14,6 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,68 +55,138 @@ def real_articles(data: Path, limit: int):
     return out[:limit]
 
 
+def _rate(fn, texts) -> float:
+    t = time.perf_counter()
+    fn(texts)
+    return len(texts) / (time.perf_counter() - t)
+
+
+def throughput(sentences: list[str], rounds: int, variants: list[str]) -> None:
+    """Plain SentenceTransformer.encode (torch's default threads, batch 32) against the
+    Embedder as the bot builds it, in alternating rounds; the median rate of each."""
+    import numpy as np
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from bot.config import Settings
+    from models.embedder import Embedder
+
+    default_threads = torch.get_num_threads()
+    settings = Settings(_env_file=None)
+    plain = SentenceTransformer(Embedder("minilm", device="cpu", precision="float32").spec.path, device="cpu")
+    torch.set_num_threads(settings.model_threads or default_threads)
+    ours = {
+        "auto": Embedder("minilm", device="cpu", threads=settings.model_threads or None,
+                         precision=settings.embed_precision),
+    }
+    for v in variants:
+        ours[v] = Embedder("minilm", device="cpu", threads=settings.model_threads or None, precision=v)
+
+    def run_plain(texts):
+        torch.set_num_threads(default_threads)
+        try:
+            return plain.encode(texts, batch_size=32, normalize_embeddings=True)
+        finally:
+            torch.set_num_threads(settings.model_threads or default_threads)
+
+    ref = run_plain(sentences)  # also the warm-up
+    for emb in ours.values():
+        emb.encode(sentences[:256])
+    rates: dict[str, list[float]] = {"plain": []}
+    rates.update({k: [] for k in ours})
+    for _ in range(rounds):
+        rates["plain"].append(_rate(run_plain, sentences))
+        for k, emb in ours.items():
+            rates[k].append(_rate(emb.encode, sentences))
+    base = float(np.median(rates["plain"]))
+    print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}; torch default threads "
+          f"{default_threads}; bot: MODEL_THREADS={settings.model_threads}, EMBED_PRECISION={settings.embed_precision}")
+    print(f"{len(sentences)} distinct sentences, {rounds} alternating rounds, median rate\n")
+    print(f"{'embedder':<58}{'sent/s':>9}{'x plain':>9}{'cos mean':>10}{'cos min':>9}")
+    print(f"{'SentenceTransformer.encode (batch 32, ' + str(default_threads) + ' threads)':<58}{base:9.1f}"
+          f"{1.0:9.2f}{1.0:10.4f}{1.0:9.4f}")
+    for k, emb in ours.items():
+        rate = float(np.median(rates[k]))
+        cos = np.sum(emb.encode(sentences) * ref, axis=1)
+        label = (f"precis Embedder ({emb.precision}, {emb.workers} workers x "
+                 f"{settings.model_threads or default_threads} thread)" + (" <- the bot" if k == "auto" else ""))
+        print(f"{label:<58}{rate:9.1f}{rate / base:9.2f}{cos.mean():10.4f}{cos.min():9.4f}")
+
+
+def restart_run(data_dir: Path, corpus: Path) -> dict:
+    """One process start as the bot does it: models, corpus files, index (``--restart-run``)."""
+    t0 = time.perf_counter()
+    from bot.app import Precis
+    from bot.config import Settings
+
+    settings = Settings(_env_file=None, data_dir=data_dir, corpus_path=corpus)
+    app = Precis(settings)
+    t1 = time.perf_counter()
+    report = app.load(progress=False)
+    t2 = time.perf_counter()
+    return {
+        "articles": report.articles,
+        "sentences": len(app.index),
+        "embedded": int(app.index.last_build.get("embedded", 0)),
+        "split_hits": app.split_cache.hits,
+        "start_s": t1 - t0,
+        "load_s": t2 - t1,
+        "total_s": t2 - t0,
+    }
+
+
+def restarts(articles, keep: Path | None) -> None:
+    folder = keep or Path(tempfile.mkdtemp(prefix="precis-build-"))
+    corpus = folder / "corpus.jsonl"
+    with corpus.open("w", encoding="utf-8") as f:
+        for a in articles:
+            f.write(json.dumps({"id": a.id, "title": a.title, "text": "\n".join(a.sentences), "date": a.date}) + "\n")
+    data_dir = folder / "data"
+    runs = []
+    for label in ("cold start (empty DATA_DIR)", "warm restart (same DATA_DIR)", "warm restart again"):
+        cmd = [sys.executable, __file__, "--restart-run", str(data_dir), str(corpus)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(f"{label}: failed\n{proc.stderr[-2000:]}")
+            return
+        runs.append((label, json.loads(proc.stdout.strip().splitlines()[-1])))
+    r0 = runs[0][1]
+    print(f"\ncorpus: {r0['articles']} articles, {r0['sentences']} sentences, as one JSONL file; each start a new process")
+    print(f"{'':<30}{'corpus+index s':>15}{'models s':>10}{'embedded':>10}{'splits cached':>15}")
+    for label, r in runs:
+        print(f"{label:<30}{r['load_s']:15.2f}{r['start_s']:10.2f}{r['embedded']:10d}{r['split_hits']:15d}")
+    for label, r in runs[1:]:
+        print(f"{label}: {r0['load_s'] / r['load_s']:.0f}x faster than cold (corpus+index); "
+              f"{r0['total_s'] / r['total_s']:.0f}x counting model load")
+    if keep is None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DATA)
-    ap.add_argument("--sentences", type=int, default=4000)
-    ap.add_argument("--articles", type=int, default=2000)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--sentences", type=int, default=4000, help="sentences for the throughput rounds")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--variants", default="float32,int8", help="other precisions to time (comma list, '' none)")
+    ap.add_argument("--articles", type=int, default=2000, help="articles for the cold/warm start (0: skip)")
+    ap.add_argument("--keep", type=Path, default=None, help="keep the corpus and DATA_DIR of the restarts here")
+    ap.add_argument("--restart-run", nargs=2, type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.restart_run:
+        import logging
 
-    import numpy as np
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    from models.embedder import Embedder
-
-    articles = real_articles(args.data, args.articles)
-    sentences = list(dict.fromkeys(s for a in articles for s in a.sentences))[: args.sentences]
-    print(f"machine: {os.cpu_count()} cores, torch threads {torch.get_num_threads()}")
-    print(f"{len(sentences)} distinct sentences from {len(articles)} articles")
-
-    rows = []
-    from sentence_transformers import SentenceTransformer
-
-    ours = Embedder("minilm", device="cpu")
-    plain = SentenceTransformer(ours.spec.path, device="cpu")
-    plain.encode(sentences[:64])  # warm-up, both
-    ours.encode(sentences[:64])
-    t = time.perf_counter()
-    ref = plain.encode(sentences, normalize_embeddings=True)
-    rows.append(("SentenceTransformer.encode (batch 32)", len(sentences) / (time.perf_counter() - t), 1.0))
-    variants = [("precis Embedder (fp32)", ours)]
-    if os.environ.get("PRECIS_BENCH_INT8", "1") == "1":
-        variants.append(("precis Embedder (int8 dynamic)", Embedder("minilm", device="cpu", quantize=True)))
-    for name, emb in variants:
-        emb.encode(sentences[:64])
-        t = time.perf_counter()
-        vecs = emb.encode(sentences)
-        rate = len(sentences) / (time.perf_counter() - t)
-        rows.append((name, rate, float(np.mean(np.sum(vecs * ref, axis=1)))))
-    base = rows[0][1]
-    print(f"\n{'embedder':<40}{'sent/s':>9}{'x plain':>9}{'cos vs plain':>14}")
-    for name, rate, cos in rows:
-        print(f"{name:<40}{rate:9.1f}{rate / base:9.2f}{cos:14.4f}")
-
-    # Cold build vs warm restart of the whole corpus.
-    from bot.index.cache import EmbeddingCache
-    from bot.index.sentence_index import SentenceIndex
-
-    with tempfile.TemporaryDirectory() as d:
-        cold = SentenceIndex(ours, EmbeddingCache(Path(d), ours.name, ours.dim))
-        t = time.perf_counter()
-        cold.build(articles, progress=False)
-        cold_s = time.perf_counter() - t
-        cold.cache.close()
-        warm = SentenceIndex(ours, EmbeddingCache(Path(d), ours.name, ours.dim))  # a restart: new objects
-        t = time.perf_counter()
-        warm.build(articles, progress=False)
-        warm_s = time.perf_counter() - t
-    n_sent = len(cold)
-    print(f"\ncorpus: {len(articles)} articles, {n_sent} sentences")
-    print(f"cold build   {cold_s:8.1f} s  ({n_sent / cold_s:.0f} sentences/s)")
-    print(f"warm restart {warm_s:8.2f} s  ({cold_s / warm_s:.0f}x faster; embedded {int(warm.last_build['embedded'])})")
+        logging.basicConfig(level=logging.WARNING)
+        print(json.dumps(restart_run(*args.restart_run)))
+        return 0
+    articles = real_articles(args.data, max(args.articles, 400))
+    if not articles:
+        print(f"no data under {args.data}", file=sys.stderr)
+        return 2
+    if args.sentences:
+        sentences = list(dict.fromkeys(s for a in articles for s in a.sentences))[: args.sentences]
+        throughput(sentences, args.rounds, [v for v in args.variants.split(",") if v.strip()])
+    if args.articles:
+        restarts(articles[: args.articles], args.keep)
     return 0
 
 

@@ -344,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cnndm", type=Path, default=DATA / "cnndm" / "cnndm_dev.jsonl")
     ap.add_argument("--limit", type=int, default=None, help="articles per set (default: all)")
     ap.add_argument("--cache-dir", type=Path, default=None, help="embedding cache (default: a temp folder)")
+    ap.add_argument("--precision", default="auto", help="embedder precision: auto (the bot's), float32, bfloat16, int8;"
+                    " vectors are cached per model, so give each precision its own --cache-dir")
     ap.add_argument("--ablate", action="store_true", help="also run with each scoring part switched off")
     ap.add_argument("--weights", default="", help="override weights, e.g. position=1.5,redundancy=0.3")
     ap.add_argument("--abstractive", action="store_true", help="add the abstractive table (CNN/DailyMail)")
@@ -363,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     from models.embedder import Embedder
 
     weights = Weights(**{k: float(v) for k, v in (kv.split("=") for kv in args.weights.split(",") if kv)})
-    embedder = Embedder("minilm")
+    embedder = Embedder("minilm", precision=args.precision)
+    print(f"embedder precision: {embedder.precision}")
     cache_dir = args.cache_dir or Path(tempfile.mkdtemp(prefix="precis-bench-"))
     print(f"weights: {weights}")
     if args.abstractive_only:

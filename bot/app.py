@@ -15,9 +15,10 @@ from pathlib import Path
 from .config import Settings
 from .corpus.article import Article
 from .corpus.loader import LoadIssue, load_corpus
+from .corpus.segment import split_cache, splitter_version
 from .corpus.store import Corpus
 from .engines.extractive import ExtractiveSummarizer
-from .index.cache import EmbeddingCache
+from .index.cache import EmbeddingCache, SplitCache
 from .index.sentence_index import SentenceIndex
 
 log = logging.getLogger(__name__)
@@ -102,9 +103,11 @@ class Precis:
                 device=settings.model_device,
                 threads=settings.model_threads or None,
                 allow_download=settings.allow_downloads,
+                precision=settings.embed_precision,
             )
         self.embedder = embedder
         self.cache = EmbeddingCache(settings.cache_dir, embedder.name, embedder.dim)
+        self.split_cache = SplitCache(settings.cache_dir, splitter_version())
         self.corpus = Corpus()
         self._snap = self._snapshot_of(SentenceIndex(embedder, self.cache))
         self.last_load = LoadReport()
@@ -153,7 +156,8 @@ class Precis:
     def load(self, path: Path | None = None, progress: bool = True) -> LoadReport:
         """(Re)load the corpus from CORPUS_PATH; new articles are added, the index rebuilt."""
         t = time.perf_counter()
-        result = load_corpus(path or self.settings.corpus_path)
+        with split_cache(self.split_cache):  # a restart does not run the sentence splitter again
+            result = load_corpus(path or self.settings.corpus_path)
         with self._lock:
             before = self.corpus.duplicates
             added = self.corpus.add(result.articles)

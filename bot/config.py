@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     summary_model: str = "smollm2-135m-instruct"
     model_device: str = "auto"
     model_threads: int = 1
+    embed_precision: str = "auto"
     allow_downloads: bool = False
 
     summary_length: int = Field(3, ge=1, le=10)

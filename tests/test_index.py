@@ -58,7 +58,9 @@ def test_corrupt_cache_is_detected_and_rebuilt(tmp_path, embedder):
     ix2 = SentenceIndex(counting, cache)
     ix2.build(arts, progress=False)
     assert counting.embedded == 50
-    assert np.allclose(ix.emb, ix2.emb, atol=1e-5)
+    # Same vectors; bfloat16 weights move components by ~1e-3 when a sentence
+    # is batched with texts of another length (different padding).
+    assert np.allclose(ix.emb, ix2.emb, atol=5e-3)
 
 
 def test_lexical_and_dense_search(tmp_path, embedder):
@@ -71,3 +73,81 @@ def test_lexical_and_dense_search(tmp_path, embedder):
     dense = ix.dense_scores(ix.encode_query("Tokyo lockdown would damage the economy"))
     assert ix.sent_article[int(np.argmax(dense))] == 1
     assert ix.bm25_scores("zzzz qqqq").max() == 0.0
+
+
+# ------------------------------------------------------------- split cache
+def _count_splits(monkeypatch):
+    from bot.corpus import segment
+
+    calls = []
+    real = segment.split_paragraph
+
+    def counting(paragraph):
+        calls.append(paragraph)
+        return real(paragraph)
+
+    monkeypatch.setattr(segment, "split_paragraph", counting)
+    return calls
+
+
+def test_split_cache_spares_the_splitter_on_restart(tmp_path, monkeypatch):
+    from bot.corpus.segment import split_cache, splitter_version
+    from bot.index.cache import SplitCache
+
+    calls = _count_splits(monkeypatch)
+    plain = load_corpus(SAMPLE).articles
+    assert calls, "the splitter ran without a cache"
+    cache = SplitCache(tmp_path, splitter_version())
+    with split_cache(cache):
+        first = load_corpus(SAMPLE).articles
+    cache.close()
+    assert [a.sentences for a in first] == [a.sentences for a in plain]
+
+    calls.clear()
+    restarted = SplitCache(tmp_path, splitter_version())  # a restart: new object, same file
+    with split_cache(restarted):
+        again = load_corpus(SAMPLE).articles
+    assert calls == []
+    assert restarted.hits == len(plain) and restarted.misses == 0
+    assert [(a.id, a.sentences) for a in again] == [(a.id, a.sentences) for a in plain]
+    # Outside the block the cache is not consulted.
+    load_corpus(SAMPLE)
+    assert calls
+
+
+def test_split_cache_new_rules_or_corrupt_file_start_afresh(tmp_path, monkeypatch):
+    from bot.corpus.segment import split_cache
+    from bot.index.cache import SplitCache
+
+    cache = SplitCache(tmp_path, "rules-1")
+    with split_cache(cache):
+        load_corpus(SAMPLE)
+    cache.close()
+    calls = _count_splits(monkeypatch)
+    newer = SplitCache(tmp_path, "rules-2")
+    assert newer.rebuilt  # splits made by other rules are set aside, not reused
+    with split_cache(newer):
+        arts = load_corpus(SAMPLE).articles
+    assert calls and newer.misses == len(arts)
+    newer.close()
+
+    newer.path.write_bytes(b"garbage" * 500)
+    for extra in ("-wal", "-shm"):
+        newer.path.with_name(newer.path.name + extra).unlink(missing_ok=True)
+    again = SplitCache(tmp_path, "rules-2")
+    assert again.rebuilt and len(again) == 0
+    assert any(p.name.startswith("sentences.sqlite3.corrupt-") for p in tmp_path.iterdir())
+
+
+def test_app_restart_reuses_splits_and_embeddings(settings_factory, memo_embedder, monkeypatch):
+    from bot.app import Precis
+
+    settings = settings_factory()
+    first = Precis(settings, embedder=CountingEmbedder(memo_embedder))
+    first.load(progress=False)
+    calls = _count_splits(monkeypatch)
+    counting = CountingEmbedder(memo_embedder)
+    second = Precis(settings, embedder=counting)  # same DATA_DIR
+    second.load(progress=False)
+    assert calls == [] and counting.embedded == 0
+    assert [a.sentences for a in second.index.articles] == [a.sentences for a in first.index.articles]
