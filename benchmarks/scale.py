@@ -13,7 +13,9 @@ from the shared data, each size measured in its own process:
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import os
 import random
 import resource
 import subprocess
@@ -28,23 +30,48 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 DATA = ROOT.parent / "shared" / "data"
 
 
-def synthetic_corpus(data: Path, n: int, seed: int = 7):
-    """n articles: a real title each, and 12-28 real sentences drawn from the pool."""
+def synthetic_corpus(data: Path, n: int, cache_dir: Path | None = None, seed: int = 7):
+    """n articles: a real title each, and 12-28 real sentences drawn from the pool.
+
+    The pool's source articles are split once (the bot's sentence-split cache
+    under ``cache_dir``); the synthetic articles are made of whole sentences, so
+    they are not split again.
+    """
+    import contextlib
+
     from build_speed import real_articles
 
     from bot.corpus.article import Article
+    from bot.corpus.segment import split_cache, splitter_version
+    from bot.index.cache import SplitCache
 
-    base = real_articles(data, 4000)
+    ctx = split_cache(SplitCache(cache_dir, splitter_version())) if cache_dir else contextlib.nullcontext()
+    with ctx:
+        base = real_articles(data, 4000)
     pool = [s for a in base for s in a.sentences if 6 <= len(s.split()) <= 60]
     titles = [a.title for a in base if a.title] or ["Untitled"]
+    del base
     rng = random.Random(seed)
     out = []
     for i in range(n):
         k = rng.randint(12, 28)
         start = rng.randrange(len(pool) - k)
         body = pool[start : start + k // 2] + rng.sample(pool, k - k // 2)  # a coherent run plus others
-        out.append(Article.build(id=f"syn-{i}", title=f"{rng.choice(titles)} ({i})", text="\n".join(body)))
+        out.append(Article(id=f"syn-{i}", title=f"{rng.choice(titles)} ({i})", sentences=tuple(body)))
     return out
+
+
+def rss_mb() -> float:
+    """Current resident set size (Linux), MB."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return float("nan")
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def pct(values, q):
@@ -58,8 +85,10 @@ def one(size: int, queries: int, cache_dir: Path, data: Path, with_generator: bo
     from bot.app import Precis
 
     t = time.perf_counter()
-    arts = synthetic_corpus(data, size)
+    arts = synthetic_corpus(data, size, cache_dir / "cache")
+    gc.collect()
     make_s = time.perf_counter() - t
+    rss_corpus = rss_mb()
     settings = Settings(_env_file=None, data_dir=cache_dir, corpus_path=ROOT / "bot" / "data" / "sample_corpus.txt")
     app = Precis(settings)
     gen_s = 0.0
@@ -67,9 +96,11 @@ def one(size: int, queries: int, cache_dir: Path, data: Path, with_generator: bo
         t = time.perf_counter()
         app.generator.get()
         gen_s = time.perf_counter() - t
+    rss_models = rss_mb()
     t = time.perf_counter()
     app.add_articles(arts)
     build_s = time.perf_counter() - t
+    rss_index = rss_mb()
     h = Handlers(app)
     t = time.perf_counter()
     h.ask("warm up question about the economy")
@@ -99,7 +130,11 @@ def one(size: int, queries: int, cache_dir: Path, data: Path, with_generator: bo
         "ask_p95_ms": round(pct(ask_ms, 0.95), 1),
         "summary_p50_ms": round(pct(sum_ms, 0.5), 2),
         "summary_p95_ms": round(pct(sum_ms, 0.95), 2),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0),
+        "rss_corpus_mb": round(rss_corpus),  # the harness and the article objects
+        "rss_models_mb": round(rss_models),  # + both models
+        "rss_index_mb": round(rss_index),  # + the index
+        "rss_end_mb": round(rss_mb()),  # + the /ask features, after the queries
+        "peak_rss_mb": round(peak_mb()),
     }
 
 
@@ -120,7 +155,7 @@ def main(argv=None) -> int:
         print(json.dumps(one(args.one, args.queries, cache, args.data, not args.no_generator)))
         return 0
     print(f"{'articles':>8}{'sentences':>10}{'build s':>9}{'embedded':>9}{'ask p50':>9}{'ask p95':>9}"
-          f"{'sum p50':>9}{'sum p95':>9}{'RSS MB':>8}")
+          f"{'sum p50':>9}{'sum p95':>9}{'peak MB':>9}")
     for size in (int(s) for s in args.sizes.split(",")):
         cmd = [sys.executable, __file__, "--one", str(size), "--queries", str(args.queries),
                "--cache-dir", str(cache), "--data", str(args.data)] + (["--no-generator"] if args.no_generator else [])
@@ -130,9 +165,11 @@ def main(argv=None) -> int:
             continue
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         print(f"{r['articles']:>8}{r['sentences']:>10}{r['build_s']:>9}{r['embedded']:>9}{r['ask_p50_ms']:>9}"
-              f"{r['ask_p95_ms']:>9}{r['summary_p50_ms']:>9}{r['summary_p95_ms']:>9}{r['peak_rss_mb']:>8.0f}",
+              f"{r['ask_p95_ms']:>9}{r['summary_p50_ms']:>9}{r['summary_p95_ms']:>9}{r['peak_rss_mb']:>9.0f}",
               flush=True)
-        print(f"         (model load {r['generator_load_s']} s, answerer init {r['answerer_init_s']} s)", flush=True)
+        print(f"         (summary model load {r['generator_load_s']} s, /ask features {r['answerer_init_s']} s; "
+              f"RSS MB: corpus {r['rss_corpus_mb']}, +models {r['rss_models_mb']}, +index {r['rss_index_mb']}, "
+              f"after queries {r['rss_end_mb']})", flush=True)
     return 0
 
 

@@ -92,21 +92,31 @@ class EmbeddingCache(_SqliteCache):
         self.dim = dim
         super().__init__(Path(folder) / f"embeddings-{model_key}.sqlite3", ("dim", str(dim)))
 
-    def get_many(self, keys: list[bytes]) -> dict[bytes, np.ndarray]:
-        """Vectors for the keys that are cached (others are absent from the result)."""
-        found: dict[bytes, np.ndarray] = {}
-        want = set(keys)
-        if not want:
+    def fill(self, rows_of: dict[bytes, list[int]], out: np.ndarray) -> set[bytes]:
+        """Copy each cached vector straight into ``out[rows]``; returns the keys found.
+
+        No per-vector objects are kept: a 400k-sentence corpus needs only ``out``.
+        """
+        found: set[bytes] = set()
+        if not rows_of:
             return found
         expected = self.dim * 4
-        if len(want) > 2000:
-            rows = self._conn.execute("SELECT key, vec FROM emb")
+        if len(rows_of) > 2000:
+            batches = [self._conn.execute("SELECT key, vec FROM emb")]  # one scan beats 2,000-key lookups
         else:
-            marks = ",".join("?" * len(want))
-            rows = self._conn.execute(f"SELECT key, vec FROM emb WHERE key IN ({marks})", list(want))
-        for key, vec in rows:
-            if key in want and len(vec) == expected:
-                found[key] = np.frombuffer(vec, dtype=np.float32)
+            keys = list(rows_of)
+            batches = [
+                self._conn.execute(
+                    f"SELECT key, vec FROM emb WHERE key IN ({','.join('?' * len(chunk))})", chunk
+                )
+                for chunk in (keys[i : i + 500] for i in range(0, len(keys), 500))
+            ]
+        for rows in batches:
+            for key, vec in rows:
+                where = rows_of.get(key)
+                if where is not None and len(vec) == expected:
+                    out[where] = np.frombuffer(vec, dtype=np.float32)
+                    found.add(key)
         return found
 
     def put_many(self, items: list[tuple[bytes, np.ndarray]]) -> None:
