@@ -6,6 +6,8 @@ Discord — builds one :class:`Precis` and calls the same handlers on it.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import logging
 import threading
 import time
@@ -90,6 +92,15 @@ class Snapshot:
     summarizer: ExtractiveSummarizer
 
 
+def _release_memory() -> None:
+    """Hand the build's freed scratch memory back to the OS (glibc keeps it otherwise)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
 class Precis:
     def __init__(self, settings: Settings, *, embedder=None, generator_factory=None) -> None:
         self.settings = settings
@@ -147,10 +158,17 @@ class Precis:
         return self._snap.summarizer
 
     def _rebuild(self, progress: bool) -> None:
+        from .engines.answerer import Answerer
+
         index = SentenceIndex(self.embedder, self.cache)
         index.build(self.corpus.articles, progress=progress)
-        self._snap = self._snapshot_of(index)
-        self._answerers.clear()
+        snap = self._snapshot_of(index)
+        # The /ask features (12 s for 400k sentences) are built here, by the
+        # loader, not in the first user's /ask after a reload.
+        answerer = Answerer(index, generator=None)
+        self._snap = snap
+        self._answerers = {id(index): answerer}
+        _release_memory()
 
     # ------------------------------------------------------------ corpus
     def load(self, path: Path | None = None, progress: bool = True) -> LoadReport:

@@ -151,3 +151,42 @@ def test_app_restart_reuses_splits_and_embeddings(settings_factory, memo_embedde
     second.load(progress=False)
     assert calls == [] and counting.embedded == 0
     assert [a.sentences for a in second.index.articles] == [a.sentences for a in first.index.articles]
+
+
+def test_vectors_are_stored_in_half_precision_and_read_as_float32(tmp_path, embedder):
+    ix = _index(embedder, tmp_path)
+    arts = load_corpus(SAMPLE).articles
+    ix.build(arts, progress=False)
+    assert ix.emb.dtype == np.float16 and ix.emb.shape == (48, ix.dim)
+    rows = ix.rows(1)
+    v = ix.vectors(rows)
+    assert v.dtype == np.float32 and v.shape == (rows.stop - rows.start, ix.dim)
+    exact = embedder.encode(list(arts[1].sentences))
+    assert np.all(np.sum(v * exact, axis=1) > 0.999)
+    q = ix.encode_query("Kazakh citizenship")
+    scores = ix.dense_scores(q)
+    assert scores.dtype == np.float32 and scores.shape == (48,)
+    assert np.allclose(scores, ix.vectors(slice(None)) @ q, atol=1e-3)
+    assert int(np.argmax(scores)) in range(0, 33)  # the Kazakh article's sentences
+
+
+def test_ask_features_are_built_with_the_index_not_on_first_question(settings_factory, memo_embedder, monkeypatch):
+    from bot.app import Precis
+    from bot.engines import answerer as answerer_mod
+    from bot.handlers.core import Handlers
+
+    app = Precis(settings_factory(), embedder=memo_embedder)
+    app.load(progress=False)
+    built = []
+    real = answerer_mod.Answerer.__init__
+
+    def counting(self, *a, **kw):
+        built.append(1)
+        real(self, *a, **kw)
+
+    monkeypatch.setattr(answerer_mod.Answerer, "__init__", counting)
+    reply = Handlers(app).ask("How many ethnic Kazakhs is China allowing to leave?")
+    assert reply.ok and built == []
+    app.add_articles([Article.build(title="Storm hits coast", text="The storm hit at dawn. Thousands lost power.")])
+    assert built == [1]  # by the rebuild
+    assert Handlers(app).ask("How many people lost power in the storm?").ok and built == [1]

@@ -856,7 +856,7 @@ class AbstractiveSummarizer:
         ix = self.index
         c = self.config
         q = np.asarray(ix.embedder.encode(texts), dtype=np.float32)
-        cos = q @ ix.emb[rows].T
+        cos = q @ ix.vectors(rows).T
         lex = ix.lex[rows]
         row_terms = [set(lex.indices[lex.indptr[i] : lex.indptr[i + 1]].tolist()) for i in range(lex.shape[0])]
         cont = np.zeros_like(cos)

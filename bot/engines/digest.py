@@ -116,8 +116,8 @@ def compose_digest(app, article_ids: list[str] | tuple[str, ...], *, max_stories
         vecs = []
         for r in rows:
             s = index.rows(r)
-            lead = index.emb[s.start : min(s.stop, s.start + LEAD_SENTENCES)]
-            body = lead.mean(axis=0) if len(lead) else np.zeros(index.emb.shape[1], dtype=np.float32)
+            lead = index.vectors(slice(s.start, min(s.stop, s.start + LEAD_SENTENCES)))
+            body = lead.mean(axis=0) if len(lead) else np.zeros(index.dim, dtype=np.float32)
             vecs.append(_unit(index.title_emb[r]) + _unit(body))
         vectors = _unit(np.asarray(vecs, dtype=np.float32))
         groups = group_stories(vectors, threshold)
@@ -145,7 +145,7 @@ def _story(index, summarizer, members: list[int], centroid: np.ndarray) -> Story
     sent_rows = np.concatenate([np.arange(s.start, s.stop) for s in spans])
     if len(sent_rows) == 0:
         return Story(arts[0].title, tuple(_story_article(a) for a in arts), ())
-    E = index.emb[sent_rows]
+    E = index.vectors(sent_rows)
     central = np.concatenate([_scale(summarizer.scores(r, n)[0]) for r in members])
     score = central + _scale(E @ centroid)
     chosen = select_mmr(score, E @ E.T, min(n, len(sent_rows)), summarizer.weights.redundancy)

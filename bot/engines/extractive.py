@@ -81,7 +81,7 @@ class ExtractiveSummarizer:
         w = self.weights
         ix = self.index
         rows = ix.rows(article_row)
-        E = ix.emb[rows]
+        E = ix.vectors(rows)
         L = ix.lex[rows]
         m = E.shape[0]
         sim_d = E @ E.T

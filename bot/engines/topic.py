@@ -38,7 +38,7 @@ def match_articles(
     title_dense = index.title_emb @ qvec
     bm = index.bm25_scores(q)
     body = np.maximum.reduceat(bm, index.offsets[:-1]) if len(bm) else np.zeros(n)
-    body_dense = np.maximum.reduceat(index.emb @ qvec, index.offsets[:-1])
+    body_dense = np.maximum.reduceat(index.dense_scores(qvec), index.offsets[:-1])
     body_norm = body / body.max() if body.max() > 0 else body
     score = 2.0 * title_lex + title_dense + 0.5 * body_norm + 0.5 * body_dense + coverage
     ok = ((coverage >= min_coverage - 1e-6) & (coverage > 0)) | (title_dense >= MIN_DENSE_TITLE)
@@ -57,10 +57,10 @@ def topic_summary(
     matches = [m for m in matches if m.score >= 0.5 * best] or matches[:1]
     rows = np.concatenate([np.arange(index.offsets[m.article], index.offsets[m.article + 1]) for m in matches])
     qvec = index.encode_query(topic)
-    rel = _scale(index.emb[rows] @ qvec) + _scale(index.bm25_scores(topic)[rows])
+    E = index.vectors(rows)
+    rel = _scale(E @ qvec) + _scale(index.bm25_scores(topic)[rows])
     central = np.concatenate([_scale(summarizer.scores(m.article, n)[0]) for m in matches])
     score = rel + 0.5 * central
-    E = index.emb[rows]
     chosen = select_mmr(score, E @ E.T, n, summarizer.weights.redundancy)
     rank = {m.article: r for r, m in enumerate(matches)}
     picked = [
