@@ -4,6 +4,8 @@ from the shared data, each size measured in its own process:
 * index build time (embedding cache warm after the first size: the sentences
   are real ones, reused), peak RSS with both models loaded (the embedder and
   the summary model);
+* a reload (one article added: the whole index rebuilt while the old one
+  serves), its time and the peak RSS with it;
 * /ask latency p50/p95 (the full handler, extractive), extractive /summary
   p50/p95 (the full handler).
 
@@ -83,6 +85,7 @@ def one(size: int, queries: int, cache_dir: Path, data: Path, with_generator: bo
     from bot.config import Settings
     from bot.handlers.core import Handlers
     from bot.app import Precis
+    from bot.corpus.article import Article
 
     t = time.perf_counter()
     arts = synthetic_corpus(data, size, cache_dir / "cache")
@@ -119,6 +122,13 @@ def one(size: int, queries: int, cache_dir: Path, data: Path, with_generator: bo
         r = h.summarize_row(rng.randrange(len(arts)), "extractive", 3)
         sum_ms.append((time.perf_counter() - t) * 1000)
         assert r.ok
+    rss_end = rss_mb()
+    peak_serving = peak_mb()
+    # A reload (the watcher saw a new file): the new index is built while the old one serves.
+    t = time.perf_counter()
+    extra = Article(id="reload-1", title="One more article", sentences=("A new article arrived for the reload.",))
+    assert app.add_articles([extra]), "the reload did not add the article"
+    reload_s = time.perf_counter() - t
     return {
         "articles": size,
         "sentences": len(app.index),
@@ -134,8 +144,10 @@ def one(size: int, queries: int, cache_dir: Path, data: Path, with_generator: bo
         "rss_corpus_mb": round(rss_corpus),  # the harness and the article objects
         "rss_models_mb": round(rss_models),  # + both models
         "rss_index_mb": round(rss_index),  # + the index
-        "rss_end_mb": round(rss_mb()),  # + the /ask features, after the queries
-        "peak_rss_mb": round(peak_mb()),
+        "rss_end_mb": round(rss_end),  # after the queries
+        "peak_rss_mb": round(peak_serving),  # built and serving
+        "reload_s": round(reload_s, 1),
+        "peak_reload_mb": round(peak_mb()),  # including one full reload
     }
 
 
@@ -170,7 +182,8 @@ def main(argv=None) -> int:
               flush=True)
         print(f"         (summary model load {r['generator_load_s']} s, /ask features {r['answerer_init_s']} s; "
               f"RSS MB: corpus {r['rss_corpus_mb']}, +models {r['rss_models_mb']}, +index {r['rss_index_mb']}, "
-              f"after queries {r['rss_end_mb']})", flush=True)
+              f"after queries {r['rss_end_mb']}; a reload takes {r['reload_s']} s, peak with it {r['peak_reload_mb']})",
+              flush=True)
     return 0
 
 
