@@ -295,10 +295,10 @@ def run_abstractive(items, embedder, cache_dir: Path, weights: Weights, args) ->
         evaluate_abs("precis extractive", items, lambda i, a, n: [x.text for x in extractive(i, n)]),
     ]
     t = time.perf_counter()
-    gen = Generator(args.model, cache_dir=args.model_cache, threads=args.threads)
+    gen = Generator(args.model, cache_dir=args.model_cache, threads=args.threads, dtype=args.dtype)
     load_s = time.perf_counter() - t
     print(
-        f"[abstractive] generator {gen.name} loaded from {gen.loaded_from} in {load_s:.1f}s; "
+        f"[abstractive] generator {gen.name} ({gen.dtype}) loaded from {gen.loaded_from} in {load_s:.1f}s; "
         f"torch threads {__import__('torch').get_num_threads()}; load average {os.getloadavg()[0]:.1f} "
         f"on {os.cpu_count()} CPUs",
         file=sys.stderr,
@@ -329,7 +329,8 @@ def run_abstractive(items, embedder, cache_dir: Path, weights: Weights, args) ->
         out = gen.generate(BARE_PROMPT.format(text=text), max_new_tokens=BARE_TOKENS)
         return split_sentences(out) or [out]
 
-    rows.append(evaluate_abs(f"bare {gen.name}"[:28], items, bare))
+    if not args.skip_bare:
+        rows.append(evaluate_abs(f"bare {gen.name}"[:28], items, bare))
     print_abs_table(title, rows)
     print(
         f"(generator load {load_s:.1f}s, not counted per article; load average at the end "
@@ -356,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model-cache", type=Path, default=Path("/tmp/precis-models"),
                     help="where the de-quantised GGUF is kept between runs")
     ap.add_argument("--threads", type=int, default=None, help="torch threads for the generator")
+    ap.add_argument("--dtype", default="auto", help="generator dtype: auto (the bot's: bfloat16 on CPUs with native"
+                    " bf16, else float32), float32, bfloat16")
+    ap.add_argument("--skip-bare", action="store_true", help="leave out the bare-model row (the slow one)")
     ap.add_argument("--verbose", action="store_true", help="print each abstractive summary")
     args = ap.parse_args(argv)
     if args.abstractive_only:

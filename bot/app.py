@@ -138,6 +138,7 @@ class Precis:
             device=s.model_device,
             threads=s.model_threads or None,
             allow_download=s.allow_downloads,
+            dtype=s.summary_dtype,
         )
 
     # ---------------------------------------------------------- snapshots
@@ -161,7 +162,7 @@ class Precis:
         from .engines.answerer import Answerer
 
         index = SentenceIndex(self.embedder, self.cache)
-        index.build(self.corpus.articles, progress=progress)
+        index.build(self.corpus.articles, progress=progress, previous=self._snap.index)
         snap = self._snapshot_of(index)
         # The /ask features (12 s for 400k sentences) are built here, by the
         # loader, not in the first user's /ask after a reload.

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     model_device: str = "auto"
     model_threads: int = 1
     embed_precision: str = "auto"
+    summary_dtype: str = "auto"
     allow_downloads: bool = False
 
     summary_length: int = Field(3, ge=1, le=10)

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .registry import ModelSpec, ModelUnavailable, resolve
-from .runtime import pick_device, set_threads
+from .runtime import cpu_has_bf16, pick_device, set_threads
 
 log = logging.getLogger(__name__)
 
@@ -149,25 +149,16 @@ def _pick_precision(precision: str, device: str) -> str:
     if p == "auto":
         if not on_cpu:
             return "float16" if device.startswith("cuda") else "float32"
-        return "bfloat16" if _cpu_has_bf16() else "float32"
+        return "bfloat16" if cpu_has_bf16() else "float32"
     if p == "int8" and not on_cpu:
         log.warning("int8 embedder precision is CPU only; using float32 on %s", device)
         return "float32"
     if p == "float16" and on_cpu:
         log.warning("float16 is slow on CPU; using float32")
         return "float32"
-    if p == "bfloat16" and on_cpu and not _cpu_has_bf16():
+    if p == "bfloat16" and on_cpu and not cpu_has_bf16():
         log.warning("this CPU has no native bfloat16 matmul; bfloat16 will be slow")
     return p
-
-
-def _cpu_has_bf16() -> bool:
-    import torch
-
-    try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except Exception:  # noqa: BLE001 - private API: absent means "don't know", so no
-        return False
 
 
 def _int8(model):

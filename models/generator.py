@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .registry import DEFAULT_GENERATOR, ModelSpec, ModelUnavailable, resolve
-from .runtime import pick_device, set_threads
+from .runtime import cpu_has_bf16, pick_device, set_threads
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,8 @@ def _parse_dtype(dtype: Any, device: str):
     if dtype is None or dtype == "auto":
         if device.startswith("cuda"):
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-        return torch.float32
+        # On a CPU with native bf16 matmul: half the memory and ~20 % faster greedy decoding.
+        return torch.bfloat16 if device == "cpu" and cpu_has_bf16() else torch.float32
     if isinstance(dtype, torch.dtype):
         return dtype
     names = {

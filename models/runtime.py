@@ -26,3 +26,13 @@ def set_threads(threads: int | None) -> None:
 
     if threads and threads > 0 and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 / AMX), as oneDNN sees it."""
+    import torch
+
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:  # noqa: BLE001 - private API: absent means "don't know", so no
+        return False

@@ -30,7 +30,10 @@ def test_tiny_t5_loads_as_seq2seq(t5_gen: Generator, tiny_t5_dir: Path) -> None:
     assert t5_gen.name == str(tiny_t5_dir)
     assert t5_gen.loaded_from == "pretrained"
     assert t5_gen.device == "cpu"
-    assert str(t5_gen.model.dtype) == "torch.float32"
+    from models.runtime import cpu_has_bf16
+
+    # auto dtype: bfloat16 where the CPU multiplies it natively, else float32
+    assert str(t5_gen.model.dtype) == ("torch.bfloat16" if cpu_has_bf16() else "torch.float32")
     # T5 has relative positions and no max_position_embeddings: the seq2seq fallback.
     assert t5_gen.context_length == 512
 

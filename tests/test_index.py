@@ -190,3 +190,52 @@ def test_ask_features_are_built_with_the_index_not_on_first_question(settings_fa
     app.add_articles([Article.build(title="Storm hits coast", text="The storm hit at dawn. Thousands lost power.")])
     assert built == [1]  # by the rebuild
     assert Handlers(app).ask("How many people lost power in the storm?").ok and built == [1]
+
+
+def test_reload_shares_the_vector_buffer_and_embeds_only_new_rows(tmp_path, embedder):
+    arts = load_corpus(SAMPLE).articles
+    old = _index(embedder, tmp_path)
+    old.build(arts[:2], progress=False)
+    before = old.emb.copy()
+    extra = Article.build(title="Storm hits coast", text="The storm hit at dawn. Thousands lost power.")
+    counting = CountingEmbedder(embedder)
+    new = SentenceIndex(counting, old.cache)
+    # Another embedder object: nothing is shared (vectors could differ).
+    new.build(arts[:2] + [extra], progress=False, previous=old)
+    assert not np.shares_memory(new.emb, old.emb)
+
+    new2 = SentenceIndex(embedder, old.cache)
+    new2.build(arts[:2] + [extra], progress=False, previous=old)
+    assert np.shares_memory(new2.emb, old.emb)  # one copy of the vectors during a reload
+    assert np.array_equal(old.emb, before)  # the old index, still answering, sees what it saw
+    assert len(new2) == 50 and np.array_equal(new2.emb[:48], before)
+    assert np.all(np.sum(new2.vectors(slice(48, 50)) * embedder.encode(list(extra.sentences)), axis=1) > 0.999)
+    # Not a continuation of the previous articles: a fresh buffer, same vectors.
+    other = SentenceIndex(embedder, old.cache)
+    other.build([extra] + arts[:2], progress=False, previous=new2)
+    assert not np.shares_memory(other.emb, new2.emb)
+    assert np.allclose(other.vectors(slice(2, 50)), new2.vectors(slice(0, 48)), atol=1e-3)
+
+
+def test_reload_past_the_spare_rows_copies_into_a_bigger_buffer(tmp_path, embedder):
+    arts = load_corpus(SAMPLE).articles
+    old = _index(embedder, tmp_path)
+    old.build(arts[:1], progress=False)
+    spare = old._emb_buf.shape[0] - len(old)
+    many = [Article.build(title=f"Item {i}", text=f"Report number {i} was filed today.") for i in range(spare + 5)]
+    new = SentenceIndex(embedder, old.cache)
+    new.build(arts[:1] + many, progress=False, previous=old)
+    assert not np.shares_memory(new.emb, old.emb) and len(new) == len(old) + len(many)
+    assert np.array_equal(new.emb[: len(old)], old.emb)
+    assert new._emb_buf.shape[0] >= len(new)
+
+
+def test_app_reload_keeps_one_copy_of_the_vectors(settings_factory, memo_embedder):
+    from bot.app import Precis
+
+    app = Precis(settings_factory(), embedder=memo_embedder)
+    app.load(progress=False)
+    old = app.index
+    app.add_articles([Article.build(title="Storm hits coast", text="The storm hit at dawn. Thousands lost power.")])
+    assert app.index is not old and len(app.index) == len(old) + 2
+    assert np.shares_memory(app.index.emb, old.emb)

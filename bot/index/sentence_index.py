@@ -105,6 +105,7 @@ class SentenceIndex:
         self.offsets = np.zeros(1, dtype=np.int64)
         self.dim = int(embedder.dim)
         self.emb = np.zeros((0, embedder.dim), dtype=EMB_DTYPE)
+        self._emb_buf: np.ndarray | None = None  # self.emb is its first rows (see _sentence_vectors)
         self.title_emb = np.zeros((0, embedder.dim), dtype=np.float32)
         self.lex = sp.csr_matrix((0, 0), dtype=np.float32)
         self.title_lex = sp.csr_matrix((0, 0), dtype=np.float32)
@@ -133,7 +134,43 @@ class SentenceIndex:
                 out[rows_of[k]] = v
         return out, len(missing)
 
-    def build(self, articles: list[Article], progress: bool = True) -> None:
+    def _sentence_vectors(
+        self, texts: list[str], articles: list[Article], progress: bool, previous: SentenceIndex | None
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """(vectors view, the buffer it views, newly embedded) for the build.
+
+        The corpus only ever grows, so a reload usually sees the previous
+        articles followed by new ones. Then the new index shares the previous
+        one's buffer: it writes only the new rows, past the end of what the old
+        index (still answering) can see, and a reload does not hold two copies
+        of the vectors. The buffer keeps ~10 % spare rows for that; when they run
+        out it is copied into a bigger one.
+        """
+        n, dim = len(texts), self.embedder.dim
+        base, buf = 0, None
+        if (
+            previous is not None
+            and previous.embedder is self.embedder
+            and previous._emb_buf is not None
+            and 0 < len(previous.articles) <= len(articles)
+            and all(a is b for a, b in zip(previous.articles, articles))
+        ):
+            base = len(previous.texts)
+            if previous._emb_buf.shape[0] >= n:
+                buf = previous._emb_buf
+            else:
+                buf = np.empty((max(n + 1024, int(n * 1.1)), dim), dtype=EMB_DTYPE)
+                buf[:base] = previous.emb[:base]
+        if buf is None:
+            base = 0
+            buf = np.empty((max(n + 1024, int(n * 1.1)), dim), dtype=EMB_DTYPE)
+        fresh, new = self.embed(texts[base:], progress=progress, dtype=EMB_DTYPE)
+        buf[base:n] = fresh
+        return buf[:n], buf, new
+
+    def build(self, articles: list[Article], progress: bool = True, previous: SentenceIndex | None = None) -> None:
+        """Index ``articles``. ``previous``: the index being replaced (its vectors are reused when
+        ``articles`` starts with its articles)."""
         t0 = time.perf_counter()
         texts: list[str] = []
         sent_article: list[int] = []
@@ -145,7 +182,7 @@ class SentenceIndex:
             sent_pos.extend(range(len(art.sentences)))
             offsets.append(len(texts))
         titles = [a.title for a in articles]
-        emb, new_sent = self.embed(texts, progress=progress, dtype=EMB_DTYPE)
+        emb, emb_buf, new_sent = self._sentence_vectors(texts, list(articles), progress, previous)
         title_emb, new_title = self.embed(titles, progress=False)
         t1 = time.perf_counter()
 
@@ -174,6 +211,7 @@ class SentenceIndex:
         self.sent_pos = np.asarray(sent_pos, dtype=np.int32)
         self.offsets = np.asarray(offsets, dtype=np.int64)
         self.emb = emb
+        self._emb_buf = emb_buf
         self.title_emb = title_emb
         self.vocab = vocab
         self.idf = idf
