@@ -142,25 +142,36 @@ def sumy_summary(summarizer, sentences: tuple[str, ...], n: int) -> list[str]:
 
 
 # ------------------------------------------------------------------ scoring
-def evaluate(name: str, items, summarize) -> dict:
-    from rouge_score import rouge_scorer
+class Rouge:
+    """ROUGE-1/2/Lsum F-measures (stemmed), accumulated over summaries; ``means()`` in points."""
 
-    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeLsum"], use_stemmer=True)
-    r1, r2, rl, ms = [], [], [], []
+    def __init__(self) -> None:
+        from rouge_score import rouge_scorer
+
+        self.scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeLsum"], use_stemmer=True)
+        self.scores: dict[str, list[float]] = {"rouge1": [], "rouge2": [], "rougeLsum": []}
+
+    def add(self, reference: str, summary: list[str]) -> None:
+        sc = self.scorer.score(reference, "\n".join(summary))
+        for key, values in self.scores.items():
+            values.append(sc[key].fmeasure)
+
+    def means(self) -> dict:
+        return {label: 100 * statistics.fmean(self.scores[key])
+                for label, key in (("R1", "rouge1"), ("R2", "rouge2"), ("RLsum", "rougeLsum"))}
+
+
+def evaluate(name: str, items, summarize) -> dict:
+    rouge, ms = Rouge(), []
     for i, (art, ref, n) in enumerate(items):
         t = time.perf_counter()
         summary = summarize(i, art, n)
         ms.append((time.perf_counter() - t) * 1000)
-        sc = scorer.score(ref, "\n".join(summary))
-        r1.append(sc["rouge1"].fmeasure)
-        r2.append(sc["rouge2"].fmeasure)
-        rl.append(sc["rougeLsum"].fmeasure)
+        rouge.add(ref, summary)
     ms_sorted = sorted(ms)
     return {
         "system": name,
-        "R1": 100 * statistics.fmean(r1),
-        "R2": 100 * statistics.fmean(r2),
-        "RLsum": 100 * statistics.fmean(rl),
+        **rouge.means(),
         "ms": statistics.fmean(ms),
         "p95_ms": ms_sorted[int(0.95 * (len(ms) - 1))],
     }
@@ -231,19 +242,13 @@ def entity_counts(summary: list[str], article_text: str) -> tuple[int, int]:
 
 def evaluate_abs(name: str, items, summarize) -> dict:
     """Like :func:`evaluate`, plus entity precision, s/article p50/p95 and peak RSS."""
-    from rouge_score import rouge_scorer
-
-    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeLsum"], use_stemmer=True)
-    r1, r2, rl, secs = [], [], [], []
+    rouge, secs = Rouge(), []
     claims = found = words = 0
     for i, (art, ref, n) in enumerate(items):
         t = time.perf_counter()
         summary = summarize(i, art, n)
         secs.append(time.perf_counter() - t)
-        sc = scorer.score(ref, "\n".join(summary))
-        r1.append(sc["rouge1"].fmeasure)
-        r2.append(sc["rouge2"].fmeasure)
-        rl.append(sc["rougeLsum"].fmeasure)
+        rouge.add(ref, summary)
         c, f = entity_counts(summary, " ".join(art.sentences))
         claims, found = claims + c, found + f
         words += sum(len(x.split()) for x in summary)
@@ -252,9 +257,7 @@ def evaluate_abs(name: str, items, summarize) -> dict:
     ss = sorted(secs)
     return {
         "system": name,
-        "R1": 100 * statistics.fmean(r1),
-        "R2": 100 * statistics.fmean(r2),
-        "RLsum": 100 * statistics.fmean(rl),
+        **rouge.means(),
         "entity_precision": found / claims if claims else 1.0,
         "claims": claims,
         "words": words / max(len(items), 1),

@@ -146,24 +146,21 @@ class SentenceIndex:
         of the vectors. The buffer keeps ~10 % spare rows for that; when they run
         out it is copied into a bigger one.
         """
-        n, dim = len(texts), self.embedder.dim
-        base, buf = 0, None
-        if (
+        n = len(texts)
+        continues = (
             previous is not None
             and previous.embedder is self.embedder
             and previous._emb_buf is not None
             and 0 < len(previous.articles) <= len(articles)
             and all(a is b for a, b in zip(previous.articles, articles))
-        ):
-            base = len(previous.texts)
-            if previous._emb_buf.shape[0] >= n:
-                buf = previous._emb_buf
-            else:
-                buf = np.empty((max(n + 1024, int(n * 1.1)), dim), dtype=EMB_DTYPE)
+        )
+        base = len(previous.texts) if continues else 0
+        if continues and previous._emb_buf.shape[0] >= n:
+            buf = previous._emb_buf
+        else:
+            buf = np.empty((max(n + 1024, int(n * 1.1)), self.embedder.dim), dtype=EMB_DTYPE)
+            if base:
                 buf[:base] = previous.emb[:base]
-        if buf is None:
-            base = 0
-            buf = np.empty((max(n + 1024, int(n * 1.1)), dim), dtype=EMB_DTYPE)
         fresh, new = self.embed(texts[base:], progress=progress, dtype=EMB_DTYPE)
         buf[base:n] = fresh
         return buf[:n], buf, new
