@@ -54,6 +54,11 @@ def _build_parser() -> argparse.ArgumentParser:
     a.add_argument("--mode", choices=("extractive", "abstractive"), default="extractive")
     a.add_argument("--k", type=int, default=3, help="supporting sentences per answer (1-10)")
     a.add_argument("--json", action="store_true", help="JSON Lines output (the only format; accepted for clarity)")
+    f = sub.add_parser("fetch", help="fetch pages and feeds: one JSON line per new article")
+    f.add_argument("--url", action="extend", nargs="+", default=[], help="pages to fetch")
+    f.add_argument("--feed", action="extend", nargs="+", default=[], help="RSS/Atom feeds to poll")
+    f.add_argument("--data-dir", type=Path, default=None, help="where to keep what was seen (default: DATA_DIR)")
+    f.add_argument("--json", action="store_true", help="JSON Lines output (the only format; accepted for clarity)")
     return p
 
 
@@ -69,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides = {}
         if getattr(args, "corpus", None) is not None:
             overrides["corpus_path"] = args.corpus
+        if getattr(args, "data_dir", None) is not None:
+            overrides["data_dir"] = args.data_dir
         settings = load_settings(**overrides)
     except ValidationError as exc:
         print(f"Invalid settings (environment or .env):\n{exc}", file=sys.stderr)
@@ -88,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     if command == "ask" and str(args.questions) != "-" and not args.questions.is_file():
         print(f"questions file not found: {args.questions}", file=sys.stderr)
         return 2
+
+    if command == "fetch":  # no models needed
+        from .adapters.cli import fetch
+
+        return fetch(settings, args.url, args.feed)
 
     from models.registry import ModelUnavailable
 
@@ -125,7 +137,21 @@ def main(argv: list[str] | None = None) -> int:
     from .adapters.console import run_console
     from .handlers.core import Handlers
 
-    return run_console(Handlers(app))
+    return run_console(Handlers(app, _console_sources(settings, app)))
+
+
+def _console_sources(settings, app):
+    """Feeds and links for the console (global feeds), or None when the state store cannot be opened."""
+    from .sources.service import SourceError, Sources
+    from .store import Store, StoreError
+
+    try:
+        sources = Sources(settings, Store(settings.db_path), app=app)
+        sources.sync_global_feeds()
+    except (StoreError, SourceError) as exc:
+        log.warning("feeds and links are unavailable in the console: %s", exc)
+        return None
+    return sources
 
 
 if __name__ == "__main__":

@@ -177,6 +177,11 @@ class Precis:
         t = time.perf_counter()
         with split_cache(self.split_cache):  # a restart does not run the sentence splitter again
             result = load_corpus(path or self.settings.corpus_path)
+            fetched = self.settings.fetched_path  # what feeds and pasted links added before a restart
+            if fetched.is_file():
+                more = load_corpus(fetched)
+                result.articles.extend(more.articles)
+                result.issues.extend(more.issues)
         with self._lock:
             before = self.corpus.duplicates
             added = self.corpus.add(result.articles)
@@ -194,9 +199,13 @@ class Precis:
         log.info("corpus: %s", report.summary())
         return report
 
-    def add_articles(self, articles: list[Article]) -> list[Article]:
+    def add_articles(self, articles: list[Article], on_added=None) -> list[Article]:
+        """Add articles (feeds, pasted links); ``on_added(new)`` runs under the corpus lock,
+        before the index is rebuilt (the feeds record there how digests treat them)."""
         with self._lock:
             added = self.corpus.add(articles)
+            if added and on_added is not None:
+                on_added(added)
             if added:
                 self._rebuild(progress=False)
             return added

@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     cooldown_seconds: float = 5.0
     digest_empty_note: bool = False
 
+    # Live news: feeds and pasted links (bot/sources/)
+    feeds: str = ""  # comma-separated RSS/Atom URLs for the global corpus
+    feed_interval_minutes: int = Field(15, ge=5)
+    fetch_allow_private: bool = False
+    fetch_contact: str = ""
+    fetch_max_bytes: int = Field(5 * 1024 * 1024, ge=10_000)
+    fetch_timeout_seconds: float = Field(20.0, gt=0, le=300)
+
     log_level: str = "INFO"
 
     @field_validator("discord_token", mode="before")
@@ -62,6 +70,15 @@ class Settings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         return self.data_dir / "cache"
+
+    @property
+    def feed_urls(self) -> list[str]:
+        return list(dict.fromkeys(u.strip() for u in self.feeds.split(",") if u.strip()))
+
+    @property
+    def fetched_path(self) -> Path:
+        """Articles fetched from feeds and links, kept across restarts (JSON Lines, loaded like the corpus)."""
+        return self.data_dir / "fetched" / "articles.jsonl"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -77,21 +77,22 @@ async def test_commands_sync_to_the_dev_guild_with_descriptions_bounds_and_autoc
     fake = fake_discord
     async with start(fake, bot_app):
         cmds = {c["name"]: c for c in fake.synced_commands(fake.guild_id)}
-        assert set(cmds) == {"summary", "ask", "articles", "digest", "corpus", "about", "help"}
+        assert set(cmds) == {"summary", "ask", "articles", "digest", "corpus", "feed", "about", "help", "Summarise link"}
         assert fake.synced_commands() == []  # dev guild only: nothing global
 
         def opts(cmd):
             return {o["name"]: o for o in cmd.get("options") or []}
 
+        assert cmds["Summarise link"]["type"] == 3 and cmds["Summarise link"]["description"] == ""  # a message command
         for cmd in cmds.values():
-            assert cmd["description"]
+            assert cmd["description"] or cmd["type"] == 3
             for o in cmd.get("options") or []:
                 assert o["description"]
                 for sub in o.get("options") or []:
                     assert sub["description"]
 
         s = opts(cmds["summary"])
-        assert [o for o in s] == ["article", "topic", "mode", "length", "private"]
+        assert [o for o in s] == ["article", "topic", "mode", "length", "private", "url"]
         assert s["article"]["type"] == P.OPT_STRING and s["article"]["autocomplete"] is True
         assert not s["article"]["required"] and not s["topic"]["required"]
         assert (s["article"]["min_length"], s["article"]["max_length"]) == (1, 200)
@@ -114,6 +115,11 @@ async def test_commands_sync_to_the_dev_guild_with_descriptions_bounds_and_autoc
         assert sub["at"]["autocomplete"] is True and (sub["every"]["min_value"], sub["every"]["max_value"]) == (5, 10080)
         assert opts(d["unsubscribe"])["channel"]["type"] == P.OPT_CHANNEL
 
+        f = opts(cmds["feed"])
+        assert set(f) == {"add", "remove", "list"} and cmds["feed"]["contexts"] == [0]
+        assert opts(f["add"])["url"]["required"] and opts(f["remove"])["feed"]["autocomplete"] is True
+        assert s["url"]["type"] == P.OPT_STRING and not s["url"]["required"]
+
         corpus = cmds["corpus"]
         assert corpus["default_member_permissions"] == str(P.Perm.MANAGE_GUILD)
         assert set(opts(corpus)) == {"reload"}
@@ -124,7 +130,7 @@ async def test_without_a_dev_guild_commands_sync_globally_once(fake_discord, fas
     app = fast_app_factory(watch_corpus=False)
     async with start(fake, app):
         cmds = {c["name"]: c for c in fake.synced_commands()}
-        assert set(cmds) == {"summary", "ask", "articles", "digest", "corpus", "about", "help"}
+        assert set(cmds) == {"summary", "ask", "articles", "digest", "corpus", "feed", "about", "help", "Summarise link"}
         assert cmds["digest"]["contexts"] == [0] and cmds["corpus"]["contexts"] == [0]  # guild only
     async with start(fake, app):  # a restart with the same commands does not sync again
         pass

@@ -2,6 +2,7 @@
 
     python -m bot summarize --input FILE.jsonl [--mode extractive] [--sentences N] --json
     python -m bot ask --corpus PATH --questions FILE.jsonl [--mode extractive] [--k 3] --json
+    python -m bot fetch [--url URL ...] [--feed URL ...] [--data-dir DIR] --json
 
 One output line per input line, in the same order. A bad input line gives
 ``{"id", "error"}`` and the run goes on.
@@ -126,4 +127,47 @@ def ask(app: Precis, questions_path: Path, mode: str, k: int, out: TextIO = sys.
         if reply.notes:
             record["notes"] = list(reply.notes)
         _emit(out, record)
+    return 0
+
+
+def fetch(settings, urls: list[str], feeds: list[str], out: TextIO = sys.stdout, *, fetcher=None) -> int:
+    """Fetch pages and poll feeds; one line per new article ``{"url", "title", "date", "text",
+    "source", "feed"}`` or ``{"url", "error"}``. State (what was printed, each feed's ETag /
+    Last-Modified) is kept in DATA_DIR, so a second run prints only what is new."""
+    from ..sources.service import SourceError, Sources, check_url, run_sync
+    from ..sources.fetch import FetchError
+    from ..store import GLOBAL_GUILD, Store
+
+    store = Store(settings.db_path)
+    sources = Sources(settings, store, fetcher=fetcher)
+
+    async def run() -> None:
+        for url in urls:
+            try:
+                item = await sources.fetch_page(url, skip_seen=True)
+            except (FetchError, SourceError) as exc:
+                _emit(out, {"url": url, "error": str(exc)})
+                continue
+            if item is not None:
+                _emit(out, item.to_json())
+        for url in feeds:
+            try:
+                feed, _ = store.add_feed(GLOBAL_GUILD, check_url(url))
+            except SourceError as exc:
+                _emit(out, {"url": url, "error": str(exc)})
+                continue
+            result = await sources.poll(feed)
+            if result is None:
+                continue
+            if result.status == "error":
+                _emit(out, {"url": url, "error": result.error})
+            for item in result.new:
+                _emit(out, item.to_json())
+            for item_url, error in result.lost:
+                _emit(out, {"url": item_url, "error": error})
+
+    try:
+        run_sync(run())
+    finally:
+        store.close()
     return 0

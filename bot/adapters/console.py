@@ -4,6 +4,8 @@
     /summary topic:coronavirus Japan mode:extractive
     /ask question:How many Kazakhs may leave?
     /articles query:Japan
+    /summary url:https://example.com/news/story
+    /feed add url:https://example.com/rss  ·  /feed remove feed:1  ·  /feed list
 
 Option values run to the next ``name:`` of a known option, so they may hold
 spaces (and colons). Works piped: ``echo "/summary article:Kazakhs" | python -m bot console``.
@@ -21,22 +23,25 @@ from ..handlers.reply import Reply
 from ..render.text import render_text
 
 COMMANDS: dict[str, tuple[str, ...]] = {
-    "summary": ("article", "topic", "mode", "length"),
+    "summary": ("article", "topic", "url", "mode", "length"),
     "ask": ("question", "mode", "k"),
     "articles": ("query", "page"),
+    "feed": ("action", "url", "feed"),
     "help": (),
     "about": (),
     "quit": (),
 }
 USAGE = {
-    "summary": "/summary article:<id or title words> [mode:extractive|abstractive] [length:1-10]  or  /summary topic:<words> ...",
+    "summary": "/summary article:<id or title words> [mode:extractive|abstractive] [length:1-10]  or  /summary topic:<words> ...  or  /summary url:<link> ...",
     "ask": "/ask question:<text> [mode:extractive|abstractive]",
     "articles": "/articles [query:<words>] [page:N]",
+    "feed": "/feed add url:<RSS or Atom link>  |  /feed remove feed:<id or link>  |  /feed list",
     "help": "/help",
     "about": "/about",
     "quit": "/quit",
 }
-DEFAULT_OPTION = {"summary": "article", "ask": "question", "articles": "query"}
+DEFAULT_OPTION = {"summary": "article", "ask": "question", "articles": "query", "feed": "action"}
+FEED_ACTIONS = ("add", "remove", "list")
 MAX_LINE = 4000
 
 
@@ -105,7 +110,18 @@ def dispatch(handlers: Handlers, cmd: Command) -> Reply:
             topic=o.get("topic"),
             mode=o.get("mode") or "extractive",
             length=_int(o.get("length"), "length", USAGE["summary"]),
+            url=o.get("url"),
         )
+    if cmd.name == "feed":  # the console's feeds are the global ones
+        action, _, rest = (o.get("action") or "list").strip().partition(" ")
+        action = action.lower()
+        if action not in FEED_ACTIONS:
+            raise UsageError(f"/feed takes add, remove or list. Usage: {USAGE['feed']}")
+        if action == "add":
+            return handlers.feed_add(o.get("url") or rest.strip(), guild_id=0)
+        if action == "remove":
+            return handlers.feed_remove(o.get("feed") or o.get("url") or rest.strip(), guild_id=0)
+        return handlers.feed_list(guild_id=0)
     if cmd.name == "ask":
         return handlers.ask(o.get("question"), mode=o.get("mode") or "extractive", k=_int(o.get("k"), "k", USAGE["ask"]) or 3)
     if cmd.name == "articles":

@@ -24,6 +24,7 @@ class Article:
     highlights: tuple[str, ...] = ()
     dateline: str | None = None
     source: str = ""  # file (and line) it came from
+    guild_id: int | None = None  # None: global; else only that Discord server's (a feed or a link it added)
     order: int = field(default=0, compare=False)  # load order; higher = added later
 
     @property
@@ -42,6 +43,7 @@ class Article:
         highlights: list[str] | tuple[str, ...] = (),
         dateline: str | None = None,
         source: str = "",
+        guild_id: int | None = None,
     ) -> Article:
         title = normalise_space(title)
         sentences = tuple(split_sentences(text))
@@ -55,4 +57,5 @@ class Article:
             highlights=tuple(normalise_space(h) for h in highlights if normalise_space(h)),
             dateline=dateline,
             source=source,
+            guild_id=guild_id or None,
         )

@@ -3,7 +3,8 @@
 Formats, picked per file:
 
 * ``*.jsonl`` - one article per line: ``{"id"?, "title", "text", "date"?,
-  "url"?, "highlights"?}``. A bad line is skipped with its reason; the rest of
+  "url"?, "highlights"?, "guild_id"?}`` (``guild_id``: the Discord server the
+  article belongs to; the bot writes fetched articles this way). A bad line is skipped with its reason; the rest of
   the file loads.
 * ``*.txt`` / ``*.md`` in the *seed* format (news web-page text: title, photo
   caption, ``Updated <date>``, title repeated, ``•`` highlights, body opening
@@ -142,6 +143,9 @@ def _jsonl_article(obj: object, source: str) -> Article:
     if not isinstance(highlights, list) or not all(isinstance(h, str) for h in highlights):
         raise ValueError('"highlights" must be a list of strings')
     date, url, aid = obj.get("date"), obj.get("url"), obj.get("id")
+    guild = obj.get("guild_id")
+    if guild is not None and (isinstance(guild, bool) or not isinstance(guild, int)):
+        raise ValueError('"guild_id" must be a whole number')
     return Article.build(
         id=None if aid is None else str(aid),
         title=title,
@@ -150,6 +154,7 @@ def _jsonl_article(obj: object, source: str) -> Article:
         url=str(url) if url is not None else None,
         highlights=highlights,
         source=source,
+        guild_id=guild,
     )
 
 

@@ -215,7 +215,7 @@ class DigestRunner:
         with self._sync_lock:
             if len(articles) <= self._registered:
                 return 0
-            new = self.store.register_articles(((a.id, a.title) for a in articles[self._registered :]), now)
+            new = self.store.register_articles(((a.id, a.title, a.guild_id) for a in articles[self._registered :]), now)
             self._registered = len(articles)
         if new:
             log.info("digest: %d new article(s) registered", new)
@@ -230,7 +230,7 @@ class DigestRunner:
         """What the channel's next digest would hold now (or the newest articles, with no subscription)."""
         self.sync_articles()
         if sub is not None:
-            ids = [aid for aid, _ in self.store.articles_after(sub.last_cursor)]
+            ids = [aid for aid, _ in self.store.articles_after(sub.last_cursor, sub.guild_id)]
         else:
             with self.app._lock:
                 ids = [a.id for a in self.app.corpus.articles[-newest:]]

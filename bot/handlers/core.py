@@ -8,6 +8,7 @@ clear message; nothing here raises for bad input.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import time
 
@@ -23,8 +24,10 @@ MAX_QUERY_CHARS = 200
 HELP = """Commands:
   /summary article:<id or title words> [mode:extractive|abstractive] [length:1-10]
   /summary topic:<words> [mode:extractive|abstractive] [length:1-10]
+  /summary url:<link> [mode:extractive|abstractive] [length:1-10]
   /ask question:<text> [mode:extractive|abstractive]
   /articles [query:<words>] [page:N]
+  /feed add url:<RSS or Atom link> | /feed remove feed:<id or link> | /feed list
   /about
   /help
   /quit"""
@@ -35,8 +38,9 @@ def _clean(text: str | None) -> str:
 
 
 class Handlers:
-    def __init__(self, app: Precis) -> None:
+    def __init__(self, app: Precis, sources=None) -> None:
         self.app = app
+        self.sources = sources  # bot.sources.service.Sources: feeds and links (None: not available here)
 
     # ------------------------------------------------------------- helpers
     @staticmethod
@@ -82,9 +86,15 @@ class Handlers:
         topic: str | None = None,
         mode: str = "extractive",
         length: int | None = None,
+        url: str | None = None,
+        guild_id: int | None = None,
     ) -> Reply:
         t = time.perf_counter()
         article, topic = _clean(article), _clean(topic)
+        if _clean(url):
+            if article or topic:
+                return Reply.error("Give one of article:, topic: or url:, not several.")
+            return self._summary_url(_clean(url), mode, length, guild_id)
         if bool(article) == bool(topic):
             return Reply.error("Give exactly one of article:<id or title words> or topic:<words>.")
         if len(article or topic) > MAX_QUERY_CHARS:
@@ -157,6 +167,89 @@ class Handlers:
             lines=tuple(Line(p.text, (self._support(snap, p),)) for p in picked),
             meta=meta,
         )
+
+    def _summary_url(self, url: str, mode: str, length: int | None, guild_id: int | None) -> Reply:
+        """Fetch a pasted page, add it to the guild's corpus, summarise it."""
+        from ..sources.fetch import FetchError
+        from ..sources.service import SourceError
+
+        t = time.perf_counter()
+        if self.sources is None:
+            return Reply.error("Fetching links is not available here.")
+        try:
+            item = self.sources.fetch_page_sync(url, guild_id)
+        except (SourceError, FetchError) as exc:
+            return Reply.error(f"I could not use that link: {exc}")
+        checked = self._check_common(mode, length)
+        if isinstance(checked, Reply):
+            return checked
+        mode, length = checked
+        snap = self.app.snapshot
+        row = next((i for i, a in enumerate(snap.index.articles) if a.id == item.article.id), None)
+        if row is None:
+            return Reply.error("That page's text was already in the corpus under another article; "
+                               "find it with /articles.")
+        reply = self._summarize(snap, row, mode, length)
+        if reply.ok:
+            notes = ((item.note,) if item.note else ()) + reply.notes
+            reply = dataclasses.replace(reply, notes=notes, meta={
+                **reply.meta, "url": item.url, "elapsed_ms": round((time.perf_counter() - t) * 1000, 1)})
+        return reply
+
+    # --------------------------------------------------------------- /feed
+    def _feeds(self):
+        if self.sources is None:
+            return Reply.error("Feeds are not available here (no state store).")
+        return self.sources
+
+    def feed_add(self, url: str | None, guild_id: int | None = None, user_id: int | None = None) -> Reply:
+        from ..sources.service import SourceError
+
+        src = self._feeds()
+        if isinstance(src, Reply):
+            return src
+        try:
+            feed, created, result = src.add_feed(guild_id or 0, url or "", user_id)
+        except SourceError as exc:
+            return Reply.error(str(exc))
+        if not created:
+            return Reply(kind="info", title="Feed already followed",
+                         text=f"{feed.label} is already followed here ({feed.items} item(s) so far).")
+        text = (f"Following {feed.label}\n{feed.url}\n{len(result.new)} item(s) added to the articles now; "
+                "digests announce only what arrives from here on.")
+        if result.failed_items:
+            text += f"\n{len(result.failed_items)} page(s) could not be fetched: {result.failed_items[0][1]}"
+        return Reply(kind="info", title="Feed added", text=text, meta={"feed_id": feed.id})
+
+    def feed_remove(self, feed: str | None, guild_id: int | None = None) -> Reply:
+        from ..sources.service import SourceError
+
+        src = self._feeds()
+        if isinstance(src, Reply):
+            return src
+        try:
+            gone = src.remove_feed(guild_id or 0, feed or "")
+        except SourceError as exc:
+            return Reply.error(str(exc))
+        return Reply(kind="info", title="Feed removed",
+                     text=f"No longer following {gone.label}. Its articles stay; its items will not come back.")
+
+    def feed_list(self, guild_id: int | None = None) -> Reply:
+        src = self._feeds()
+        if isinstance(src, Reply):
+            return src
+        feeds = src.store.feeds(guild_id or 0)
+        if not feeds:
+            return Reply(kind="info", title="Feeds", text="No feeds yet. Add one with /feed add url:<link>.")
+        return Reply(kind="info", title=f"Feeds ({len(feeds)})", text="\n".join(feed_lines(f) for f in feeds),
+                     meta={"feeds": [f.id for f in feeds]})
+
+    def feed_choices(self, guild_id: int | None, current: str) -> list[tuple[str, str]]:
+        """(label, value) of a guild's feeds whose title or link holds what was typed."""
+        cur = (current or "").lower().strip()
+        feeds = self.sources.store.feeds(guild_id or 0) if self.sources is not None else []
+        return [(f"{f.label} ({f.url})", str(f.id)) for f in feeds
+                if not cur or cur in f.label.lower() or cur in f.url.lower()][:25]
 
     # ---------------------------------------------------------------- /ask
     def ask(self, question: str | None, mode: str = "extractive", k: int = 3) -> Reply:
@@ -253,3 +346,24 @@ class Handlers:
             f"Uptime: {uptime // 3600}h {uptime % 3600 // 60}m {uptime % 60}s"
         )
         return Reply(kind="about", title="About Precis", text=text)
+
+
+def _when(t: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t)) if t else "never"
+
+
+def feed_lines(f) -> str:
+    """One feed's state for /feed list: status, last success, last error, items."""
+    if f.disabled:
+        state = f"DISABLED after {f.failures} failures in a row (add it again to retry)"
+    elif f.failures:
+        state = f"failing ({f.failures} in a row), next try {_when(f.next_poll)}"
+    elif f.last_success:
+        state = f"ok ({f.last_status})"
+    else:
+        state = "not polled yet"
+    lines = [f"[{f.id}] {f.label}", f"  {f.url}", f"  status: {state}",
+             f"  last success: {_when(f.last_success)} · items: {f.items}"]
+    if f.last_error:
+        lines.append(f"  last error ({_when(f.last_error_at)}): {f.last_error}")
+    return "\n".join(lines)

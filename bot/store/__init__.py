@@ -1,6 +1,6 @@
 """SQLite state: digest subscriptions and what each digest post covered."""
 
-from .db import Post, Store, StoreError, StoreLocked, Subscription
+from .db import GLOBAL_GUILD, Feed, Post, Store, StoreError, StoreLocked, Subscription
 from .schedule import Schedule, ScheduleError
 
-__all__ = ["Post", "Schedule", "ScheduleError", "Store", "StoreError", "StoreLocked", "Subscription"]
+__all__ = ["GLOBAL_GUILD", "Feed", "Post", "Schedule", "ScheduleError", "Store", "StoreError", "StoreLocked", "Subscription"]

@@ -1,5 +1,7 @@
-"""SQLite state: digest subscriptions, the articles each digest can cover, and
-what every digest post covered.
+"""SQLite state: digest subscriptions, the articles each digest can cover,
+what every digest post covered, and the feeds the bot polls (schema v2: their
+conditional-request state, failures and back-off, and every feed item ever
+seen, so an item is never added twice).
 
 Plain synchronous stdlib ``sqlite3`` (WAL, ``busy_timeout``, schema version
 in ``PRAGMA user_version``). One :class:`Store` per process holds one
@@ -44,7 +46,7 @@ from .schedule import Schedule
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_LEASE_SECONDS = 120.0
 
 _SCHEMA_V1 = """
@@ -88,6 +90,47 @@ CREATE TABLE posts (
 CREATE UNIQUE INDEX posts_one_pending ON posts(subscription_id) WHERE state = 'pending';
 """
 
+# v2: feeds. An article registered with announce = 0 (a new feed's first poll)
+# is in the corpus but no digest announces it; guild_id NULL = global, else
+# only that guild's digests cover it (the guild scoping of queries builds on it).
+_SCHEMA_V2 = """
+ALTER TABLE articles ADD COLUMN announce INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE articles ADD COLUMN guild_id INTEGER;
+CREATE TABLE feeds (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    guild_id      INTEGER NOT NULL,  -- 0: a global feed (the FEEDS setting, the console, the CLI)
+    url           TEXT NOT NULL,
+    title         TEXT NOT NULL DEFAULT '',
+    added_by      INTEGER,
+    added_at      REAL NOT NULL,
+    etag          TEXT,
+    last_modified TEXT,
+    polls         INTEGER NOT NULL DEFAULT 0,
+    last_poll     REAL,
+    last_status   TEXT,
+    last_success  REAL,
+    last_error    TEXT,
+    last_error_at REAL,
+    failures      INTEGER NOT NULL DEFAULT 0,
+    next_poll     REAL NOT NULL DEFAULT 0,
+    disabled      INTEGER NOT NULL DEFAULT 0,
+    items         INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (guild_id, url)
+);
+CREATE TABLE seen_items (
+    item_key   TEXT PRIMARY KEY,  -- 'guid:...', 'link:<normalised url>' or 'td:<hash of title + date>'
+    article_id TEXT,
+    feed_id    INTEGER,
+    first_seen REAL NOT NULL
+);
+CREATE TABLE article_guilds (
+    article_id TEXT NOT NULL,
+    guild_id   INTEGER NOT NULL,
+    PRIMARY KEY (article_id, guild_id)
+);
+"""
+GLOBAL_GUILD = 0
+
 
 class StoreError(RuntimeError):
     pass
@@ -95,6 +138,14 @@ class StoreError(RuntimeError):
 
 class StoreLocked(StoreError):
     """Another process held the database's write lock for longer than ``busy_timeout``."""
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    """The columns of ``table`` in a (possibly damaged) file; empty when unreadable or absent."""
+    try:
+        return {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+    except sqlite3.Error:
+        return set()
 
 
 def _is_corrupt(exc: sqlite3.DatabaseError) -> bool:
@@ -117,6 +168,41 @@ class Subscription:
     last_cursor: int
     next_due: float
     last_post_at: float | None
+
+
+@dataclass(frozen=True)
+class Feed:
+    id: int
+    guild_id: int  # 0: global
+    url: str
+    title: str
+    added_by: int | None
+    added_at: float
+    etag: str | None
+    last_modified: str | None
+    polls: int
+    last_poll: float | None
+    last_status: str | None
+    last_success: float | None
+    last_error: str | None
+    last_error_at: float | None
+    failures: int
+    next_poll: float
+    disabled: bool
+    items: int
+
+    @property
+    def primed(self) -> bool:
+        """The first poll succeeded: what arrives from now on is news."""
+        return self.last_success is not None
+
+    @property
+    def label(self) -> str:
+        return self.title or self.url
+
+
+def _feed(row: sqlite3.Row) -> Feed:
+    return Feed(**{k: row[k] for k in row.keys() if k != "disabled"}, disabled=bool(row["disabled"]))
 
 
 @dataclass(frozen=True)
@@ -243,15 +329,19 @@ class Store:
         )
 
     def _salvage(self, aside: Path) -> dict[str, int]:
-        counts = {"subscriptions": 0, "articles": 0, "posts": 0}
+        counts = {"subscriptions": 0, "articles": 0, "posts": 0, "feeds": 0, "seen_items": 0, "article_guilds": 0}
         try:
             src = sqlite3.connect(str(aside), isolation_level=None)
         except sqlite3.Error:
             return counts
         src.row_factory = sqlite3.Row
         try:
-            for table in ("articles", "subscriptions", "posts"):  # posts refer to subscriptions
-                cols = [r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")]
+            for table in ("articles", "subscriptions", "posts", "feeds", "seen_items", "article_guilds"):
+                have = _columns(src, table)
+                # columns both files have (an older file lacks the newer ones: their defaults apply)
+                cols = [r[1] for r in self._conn.execute(f"PRAGMA table_info({table})") if r[1] in have]
+                if not cols:
+                    continue
                 rows = []
                 try:
                     for row in src.execute(f"SELECT * FROM {table}"):
@@ -314,7 +404,11 @@ class Store:
                 for stmt in _SCHEMA_V1.split(";"):
                     if stmt.strip():
                         c.execute(stmt)
-            # future: if version < 2: ...
+            if version < 2:
+                for stmt in _SCHEMA_V2.split(";"):
+                    if stmt.strip():
+                        c.execute(stmt)
+            # future: if version < 3: ...
             if version != SCHEMA_VERSION:
                 c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 log.info("store %s: schema version %d -> %d", self.path, version, SCHEMA_VERSION)
@@ -324,25 +418,39 @@ class Store:
         return self._read("PRAGMA user_version")[0][0]
 
     # -------------------------------------------------------------- articles
-    def register_articles(self, articles: Iterable[tuple[str, str]], now: float | None = None) -> int:
-        """Give each new article id the next ``seq`` (in the order given); returns how many were new."""
+    def register_articles(self, articles: Iterable[tuple[str, str]], now: float | None = None, *,
+                          announce: bool = True, guild_id: int | None = None) -> int:
+        """Give each new article id the next ``seq`` (in the order given); returns how many were new.
+        ``announce=False``: no digest will cover them (a new feed's first poll);
+        ``guild_id``: only that guild's digests cover them (None: every guild's)."""
         now = time.time() if now is None else now
-        rows = [(aid, title or "", now) for aid, title in articles]
+        # items are (id, title) or (id, title, guild_id): a per-article guild wins over ``guild_id``
+        rows = [(a[0], a[1] or "", now, int(announce), (a[2] if len(a) > 2 else guild_id) or None) for a in articles]
         if not rows:
             return 0
         with self._tx() as c:
             before = c.total_changes
-            c.executemany("INSERT OR IGNORE INTO articles(article_id, title, first_seen) VALUES (?, ?, ?)", rows)
+            c.executemany("INSERT OR IGNORE INTO articles(article_id, title, first_seen, announce, guild_id)"
+                          " VALUES (?, ?, ?, ?, ?)", rows)
             return c.total_changes - before
 
     def max_cursor(self) -> int:
         return self._read("SELECT COALESCE(MAX(seq), 0) FROM articles")[0][0]
 
-    def articles_after(self, cursor: int) -> list[tuple[str, int]]:
-        return [(r[0], r[1]) for r in self._read("SELECT article_id, seq FROM articles WHERE seq > ? ORDER BY seq", (cursor,))]
+    # what a guild's digest covers: announced articles, global or that guild's own
+    _COVERED = "announce = 1 AND (guild_id IS NULL OR guild_id = ?)"
 
-    def count_after(self, cursor: int) -> int:
-        return self._read("SELECT COUNT(*) FROM articles WHERE seq > ?", (cursor,))[0][0]
+    def articles_after(self, cursor: int, guild_id: int | None = None) -> list[tuple[str, int]]:
+        """Article ids after ``cursor`` (all of them; with ``guild_id``, those its digests cover)."""
+        if guild_id is None:
+            rows = self._read("SELECT article_id, seq FROM articles WHERE seq > ? ORDER BY seq", (cursor,))
+        else:
+            rows = self._read(f"SELECT article_id, seq FROM articles WHERE seq > ? AND {self._COVERED} ORDER BY seq",
+                              (cursor, guild_id))
+        return [(r[0], r[1]) for r in rows]
+
+    def count_after(self, cursor: int, guild_id: int | None = None) -> int:
+        return len(self.articles_after(cursor, guild_id))
 
     # --------------------------------------------------------- subscriptions
     def subscribe(
@@ -440,7 +548,8 @@ class Store:
             if sub.next_due > now:
                 return None
             new = c.execute(
-                "SELECT article_id, seq FROM articles WHERE seq > ? ORDER BY seq", (sub.last_cursor,)
+                f"SELECT article_id, seq FROM articles WHERE seq > ? AND {self._COVERED} ORDER BY seq",
+                (sub.last_cursor, sub.guild_id),
             ).fetchall()
             if new:
                 kind, key = "digest", f"{sub.last_cursor + 1}-{new[-1]['seq']}"
@@ -526,3 +635,92 @@ class Store:
             "SELECT * FROM posts WHERE subscription_id = ? AND state = 'sent' ORDER BY id DESC LIMIT 1", (subscription_id,)
         )
         return _post(rows[0]) if rows else None
+
+    # ------------------------------------------------------------------ feeds
+    def add_feed(self, guild_id: int, url: str, added_by: int | None = None, now: float | None = None) -> tuple[Feed, bool]:
+        """Add a feed to a guild (0: global); returns (feed, created). Polled at once."""
+        now = time.time() if now is None else now
+        with self._tx() as c:
+            row = c.execute("SELECT * FROM feeds WHERE guild_id = ? AND url = ?", (guild_id, url)).fetchone()
+            if row is not None:
+                return _feed(row), False
+            cur = c.execute("INSERT INTO feeds(guild_id, url, added_by, added_at, next_poll) VALUES (?, ?, ?, ?, ?)",
+                            (guild_id, url, added_by, now, now))
+            return _feed(c.execute("SELECT * FROM feeds WHERE id = ?", (cur.lastrowid,)).fetchone()), True
+
+    def remove_feed(self, guild_id: int, feed_id: int) -> Feed | None:
+        """Remove one of a guild's feeds (its seen items stay seen)."""
+        with self._tx() as c:
+            row = c.execute("SELECT * FROM feeds WHERE id = ? AND guild_id = ?", (feed_id, guild_id)).fetchone()
+            if row is None:
+                return None
+            c.execute("DELETE FROM feeds WHERE id = ?", (feed_id,))
+            return _feed(row)
+
+    def feed(self, feed_id: int) -> Feed | None:
+        rows = self._read("SELECT * FROM feeds WHERE id = ?", (feed_id,))
+        return _feed(rows[0]) if rows else None
+
+    def feeds(self, guild_id: int | None = None) -> list[Feed]:
+        if guild_id is None:
+            rows = self._read("SELECT * FROM feeds ORDER BY id")
+        else:
+            rows = self._read("SELECT * FROM feeds WHERE guild_id = ? ORDER BY id", (guild_id,))
+        return [_feed(r) for r in rows]
+
+    def due_feeds(self, now: float) -> list[Feed]:
+        return [_feed(r) for r in self._read(
+            "SELECT * FROM feeds WHERE disabled = 0 AND next_poll <= ? ORDER BY next_poll, id", (now,))]
+
+    def feed_polled(self, feed_id: int, now: float, *, status: str, next_poll: float, etag: str | None = None,
+                    last_modified: str | None = None, title: str | None = None, new_items: int = 0) -> None:
+        """Record a successful poll (200 or 304): failures reset, validators kept for the next request."""
+        with self._tx() as c:
+            c.execute(
+                "UPDATE feeds SET polls = polls + 1, last_poll = ?, last_status = ?, last_success = ?, failures = 0,"
+                " next_poll = ?, etag = COALESCE(?, etag), last_modified = COALESCE(?, last_modified),"
+                " title = CASE WHEN ? != '' THEN ? ELSE title END, items = items + ? WHERE id = ?",
+                (now, status[:200], now, next_poll, etag, last_modified, title or "", (title or "")[:200], new_items,
+                 feed_id),
+            )
+
+    def feed_failed(self, feed_id: int, now: float, error: str, *, next_poll: float, disable_after: int) -> Feed | None:
+        """Record a failed poll; the feed is disabled once it failed ``disable_after`` times in a row."""
+        with self._tx() as c:
+            c.execute(
+                "UPDATE feeds SET polls = polls + 1, last_poll = ?, last_status = 'error', last_error = ?,"
+                " last_error_at = ?, failures = failures + 1, next_poll = ?,"
+                " disabled = CASE WHEN failures + 1 >= ? THEN 1 ELSE disabled END WHERE id = ?",
+                (now, error[:500], now, next_poll, disable_after, feed_id),
+            )
+            row = c.execute("SELECT * FROM feeds WHERE id = ?", (feed_id,)).fetchone()
+            return _feed(row) if row else None
+
+    def enable_feed(self, feed_id: int, now: float | None = None) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE feeds SET disabled = 0, failures = 0, next_poll = ? WHERE id = ?",
+                      (time.time() if now is None else now, feed_id))
+
+    def seen_items(self, keys: Iterable[str]) -> dict[str, str | None]:
+        """Which of these item keys were seen before, and the article each became."""
+        keys = list(dict.fromkeys(keys))
+        out: dict[str, str | None] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            rows = self._read(f"SELECT item_key, article_id FROM seen_items WHERE item_key IN ({','.join('?' * len(chunk))})",
+                              tuple(chunk))
+            out.update((r[0], r[1]) for r in rows)
+        return out
+
+    def mark_seen(self, keys: Iterable[str], article_id: str | None, feed_id: int | None, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        rows = [(k, article_id, feed_id, now) for k in dict.fromkeys(keys)]
+        if rows:
+            with self._tx() as c:
+                c.executemany("INSERT OR IGNORE INTO seen_items(item_key, article_id, feed_id, first_seen) VALUES (?, ?, ?, ?)",
+                              rows)
+
+    def share_article(self, article_id: str, guild_id: int) -> None:
+        """Record that a guild's feed also carries an article another source added first."""
+        with self._tx() as c:
+            c.execute("INSERT OR IGNORE INTO article_guilds(article_id, guild_id) VALUES (?, ?)", (article_id, guild_id))

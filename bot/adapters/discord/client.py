@@ -43,6 +43,7 @@ from .views import SupportView
 log = logging.getLogger("bot.adapters.discord")
 
 DIGEST_INTERVAL_S = 30.0
+FEED_TICK_S = 60.0  # how often due feeds are looked for (each feed has its own FEED_INTERVAL_MINUTES)
 
 
 class PrecisTree(app_commands.CommandTree):
@@ -59,6 +60,8 @@ class PrecisBot(commands.Bot):
         pool: WorkerPool | None = None,
         digest_interval: float | None = DIGEST_INTERVAL_S,
         watch: bool | None = None,
+        sources=None,
+        feed_interval: float | None = FEED_TICK_S,
     ) -> None:
         # Precis never joins voice: skip discord.py's "PyNaCl/davey is not installed" warnings.
         discord.VoiceClient.warn_nacl = False
@@ -75,9 +78,13 @@ class PrecisBot(commands.Bot):
         s = app.settings
         self.app = app
         self.settings = s
-        self.handlers = Handlers(app)
         self._own_store = store is None
         self.store = store if store is not None else Store(s.db_path)
+        from ...sources.service import Sources
+
+        self.sources = sources if sources is not None else Sources(s, self.store, app=app)
+        self.feed_interval = feed_interval
+        self.handlers = Handlers(app, self.sources)
         self.pool = pool if pool is not None else WorkerPool(s.workers, s.queue_limit)
         # Generation runs one at a time (Precis.generate_lock): abstractive requests get their own lane,
         # so they never hold the workers that extractive requests need while they wait for the model.
@@ -100,6 +107,10 @@ class PrecisBot(commands.Bot):
         await self.add_cog(QueryCog(self))
         await self.add_cog(DigestCog(self, self.digest_interval))
         await self.add_cog(CorpusCog(self))
+        from .cogs.feeds import FeedCog
+
+        await self.add_cog(FeedCog(self, self.feed_interval))
+        await self.pool.run_background(self.sources.sync_global_feeds)
         await self.pool.run_background(self.digests.sync_articles)
         await self.sync_commands()
         if self.watch:
@@ -257,3 +268,7 @@ class PrecisBot(commands.Bot):
         loop = asyncio.get_running_loop()
         sender = DiscordDigestSender(self, loop)
         return await loop.run_in_executor(self._digest_executor, self.digests.tick, now, sender)
+
+    async def feed_tick(self) -> None:
+        """Poll the feeds that are due (each failure is recorded on its feed and logged)."""
+        await self.sources.poll_due()

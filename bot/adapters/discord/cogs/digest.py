@@ -145,7 +145,7 @@ class DigestCog(commands.Cog, name="Digest"):
             embed.description = "None yet. A server manager can add one with `/digest subscribe`."
         for sub in subs[:25]:
             last = self.bot.store.last_sent(sub.id)
-            waiting = self.bot.store.count_after(sub.last_cursor)
+            waiting = self.bot.store.count_after(sub.last_cursor, sub.guild_id)
             pending = self.bot.store.posts(sub.id, state="pending")
             lines = [
                 f"Schedule: {sub.schedule.describe()}",

@@ -23,11 +23,12 @@ Mode = Literal["extractive", "abstractive"]
 MAX_QUERY = 200
 MAX_QUESTION = 300
 ARTICLES_PER_PAGE = 8
-HELP_TEXT = """**/summary** `article:` a title (pick one as you type), title words or an id — or `topic:` words to summarise across articles. Options: `mode:` extractive | abstractive, `length:` 1–10 sentences, `private:` only you see it.
+HELP_TEXT = """**/summary** `article:` a title (pick one as you type), title words or an id — or `topic:` words to summarise across articles — or `url:` a link to a news page (also: right-click a message › Apps › **Summarise link**). Options: `mode:` extractive | abstractive, `length:` 1–10 sentences, `private:` only you see it.
 **/ask** `question:` up to 300 characters; the answer quotes the articles it comes from.
 **/articles** `query:` optional words; newest first, with buttons to page.
 **/digest now** · **status** · **subscribe** `channel:` `at:` HH:MM UTC or `every:` minutes · **unsubscribe** `channel:` (subscribe and unsubscribe need Manage Server).
 **/corpus reload** load new articles from the corpus folder (Manage Server).
+**/feed add** `url:` · **remove** `feed:` (Manage Server) · **list**: RSS/Atom feeds whose new articles join this server's articles and digests.
 **/about** corpus size, models, uptime, version.
 
 Every summary and answer lists its supporting sentences, numbered, with the article title and date."""
@@ -66,6 +67,7 @@ class QueryCog(commands.Cog, name="Query"):
         mode="extractive (sentences from the article) or abstractive (rewritten by the model)",
         length="How many sentences, 1 to 10",
         private="Only you see the answer",
+        url="Or a link to a news page: fetched, summarised and added to this server's articles",
     )
     @app_commands.autocomplete(article=article_autocomplete)
     async def summary(
@@ -76,11 +78,15 @@ class QueryCog(commands.Cog, name="Query"):
         mode: Mode = "extractive",
         length: Optional[app_commands.Range[int, 1, 10]] = None,
         private: bool = False,
+        url: Optional[app_commands.Range[str, 1, 500]] = None,
     ) -> None:
-        if bool((article or "").strip()) == bool((topic or "").strip()):
-            raise UserFacingError("Give exactly one of `article:` (a title, title words or an id) or `topic:` (words).")
+        given = [bool((v or "").strip()) for v in (article, topic, url)]
+        if sum(given) != 1:
+            raise UserFacingError("Give exactly one of `article:` (a title, title words or an id), `topic:` (words) "
+                                  "or `url:` (a link).")
         await self.bot.run_model_command(
-            interaction, private, self.bot.handlers.summary, article=article, topic=topic, mode=mode, length=length
+            interaction, private, self.bot.handlers.summary, article=article, topic=topic, mode=mode, length=length,
+            url=url, guild_id=interaction.guild_id,
         )
 
     @app_commands.command(name="ask", description="Ask a question; the answer comes from the articles, with its supporting sentences")
