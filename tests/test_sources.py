@@ -512,3 +512,62 @@ def test_readability_fallback_when_trafilatura_finds_nothing(monkeypatch):
     title, paras = story(2)
     ex = extract_article(article_html(title, paras), "http://n.example/s")
     assert ex.method == "readability" and paras[1] in ex.text
+
+
+# ------------------------------------------------------------------ into the corpus and the digests
+
+GUILD, OTHER_GUILD = 1, 2
+
+
+async def test_the_first_poll_announces_nothing_and_later_items_reach_only_the_guilds_digest(site, fast_app_factory):
+    from bot.engines.digest import DigestRunner
+    from bot.store import Schedule
+    from tests.test_digest import ChannelSender
+
+    app = fast_app_factory()
+    store = Store(app.settings.db_path)
+    runner = DigestRunner(app, store, owner="test")
+    runner.sync_articles()
+    t0 = time.time()
+    sub, _ = store.subscribe(GUILD, 10, Schedule.every(5), 42, now=t0)
+    other, _ = store.subscribe(OTHER_GUILD, 20, Schedule.every(5), 42, now=t0)
+    state = {"items": feed_items(site, [0, 1, 2]), "etag": "v1"}
+    site.conditional("/feed.xml", lambda: (state["etag"], rss(state["items"]).encode()))
+    sources = Sources(app.settings, store, app=app, fetcher=fetcher())
+    feed, _ = store.add_feed(GUILD, site.url("/feed.xml"))
+    before = len(app.corpus)
+
+    first = await sources.poll(feed)
+    assert len(first.new) == 3 and len(app.corpus) == before + 3
+    for n in first.new:
+        art = app.corpus.get(n.article.id)
+        assert art.guild_id == GUILD and art.url == n.url and app.article_row(art.id) is not None
+    sender = ChannelSender()
+    runner.tick(t0 + 301, sender)
+    assert sender.messages == []  # the first poll announces nothing
+
+    assert (await sources.poll(store.feed(feed.id))).status == "not-modified"
+    state["items"] = feed_items(site, [3]) + state["items"]
+    state["etag"] = "v2"
+    third = await sources.poll(store.feed(feed.id))
+    [new] = third.new
+    assert new.title == story(3)[0]
+    runner.tick(t0 + 602, sender)
+    [msg] = sender.messages
+    assert msg["channel"] == sub.channel_id and msg["articles"] == (new.article.id,)
+    assert store.posts(other.id) == []  # the other guild is not told of this guild's feed
+    assert [h.status for h in site.hits_to("/feed.xml")] == [200, 304, 200]
+    f = store.feed(feed.id)
+    assert (f.items, f.failures, f.last_error, f.title) == (4, 0, None, "The Daily Example")
+
+    # after a restart the fetched articles load again, still the guild's, and are not announced again
+    store.close()
+    app2 = fast_app_factory()
+    store2 = Store(app2.settings.db_path)
+    runner2 = DigestRunner(app2, store2, owner="after-restart")
+    fetched = [a for a in app2.corpus if a.guild_id == GUILD]
+    assert sorted(a.id for a in fetched) == sorted(n.article.id for n in first.new + third.new)
+    sender2 = ChannelSender()
+    runner2.tick(t0 + 903, sender2)
+    assert sender2.messages == []
+    store2.close()

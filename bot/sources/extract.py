@@ -44,6 +44,19 @@ def word_count(text: str | None) -> int:
     return len((text or "").split())
 
 
+def _norm(s: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", s.lower()).split())
+
+
+def _drop_headline(text: str, title: str) -> str:
+    """The body without a first line that only repeats the title (kept as the article's title)."""
+    first, _, rest = text.partition("\n")
+    f, t = _norm(first), _norm(title)
+    if rest.strip() and f and (f == t or (len(f.split()) >= 4 and f in t)):
+        return rest.strip()
+    return text
+
+
 def html_to_text(html: str) -> str:
     """Visible text of an HTML fragment, one block per line (feed content, readability output)."""
     import lxml.html
@@ -126,6 +139,7 @@ def extract_article(html: str, url: str | None = None, *, feed_title: str | None
             return Extracted(title, feed_text, date, author, "feed", False,
                              "no article text found on the page; the feed's text is used")
         return Extracted(title, "", date, author, "none", False, "no article text found on the page")
+    text = _drop_headline(text, title)
     fw = word_count(feed_text)
     if fw >= STUB_MIN_FEED_WORDS and word_count(text) < STUB_RATIO * fw:
         return Extracted(title, feed_text, date, author, "feed", True,
