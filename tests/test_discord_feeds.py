@@ -10,17 +10,11 @@ from bot.sources.service import Sources
 from tests.fakes import discord_payloads as P
 from tests.fakes.discord_fixtures import fake_discord  # noqa: F401  (fixture)
 from tests.fakes.discord_server import FakeDiscord, running_client
-from tests.fakes.web import WebServer, rss
-from tests.test_sources import feed_items, fetcher, serve_story, story
+from tests.fakes.web import rss
+from tests.test_sources import feed_items, fetcher, serve_story, site, story  # noqa: F401  (site: fixture)
 
 EPHEMERAL = P.MESSAGE_FLAG_EPHEMERAL
 DENIED = "You need the Manage Server permission for that."
-
-
-@pytest.fixture
-async def site():
-    async with WebServer() as server:
-        yield server
 
 
 @pytest.fixture

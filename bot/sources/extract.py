@@ -97,8 +97,7 @@ def trafilatura_extract(html: str, url: str | None = None):
     import trafilatura
 
     try:
-        return trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False,
-                                           include_tables=False)
+        return trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False)
     except Exception as exc:  # noqa: BLE001 - a page that breaks the extractor must not break the poll
         log.warning("extract: trafilatura failed on %s: %s: %s", url, exc.__class__.__name__, exc)
         return None

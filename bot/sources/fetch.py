@@ -214,7 +214,7 @@ class HostGate:
 
 @dataclass
 class FetchConfig:
-    user_agent: str = "Precis/0.1 (news summary bot)"
+    user_agent: str = field(default_factory=lambda: user_agent())
     max_bytes: int = DEFAULT_MAX_BYTES
     timeout: float = DEFAULT_TIMEOUT_S
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S
