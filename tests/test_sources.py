@@ -571,3 +571,76 @@ async def test_the_first_poll_announces_nothing_and_later_items_reach_only_the_g
     runner2.tick(t0 + 903, sender2)
     assert sender2.messages == []
     store2.close()
+
+
+# ------------------------------------------------------------------ settings and the console
+
+
+def test_feed_settings(tmp_path):
+    from pydantic import ValidationError
+
+    s = settings(tmp_path, feeds=" http://a.example/rss, https://b.example/atom ,, http://a.example/rss")
+    assert s.feed_urls == ["http://a.example/rss", "https://b.example/atom"] and s.feed_interval_minutes == 15
+    with pytest.raises(ValidationError):
+        settings(tmp_path, feed_interval_minutes=4)
+
+
+def test_the_feeds_setting_adds_and_removes_only_its_own_global_feeds(tmp_path, store, caplog):
+    by_hand, _ = store.add_feed(GLOBAL_GUILD, "http://hand.example/rss")  # the console's or the CLI's
+    Sources(settings(tmp_path, feeds="http://a.example/rss,ftp://nope.example/x"), store).sync_global_feeds()
+    assert sorted(f.url for f in store.feeds(GLOBAL_GUILD)) == ["http://a.example/rss", "http://hand.example/rss"]
+    assert any("FEEDS entry 'ftp://nope.example/x' skipped" in r.message for r in caplog.records)
+    Sources(settings(tmp_path, feeds="http://b.example/rss"), store).sync_global_feeds()
+    assert sorted(f.url for f in store.feeds(GLOBAL_GUILD)) == ["http://b.example/rss", "http://hand.example/rss"]
+
+
+async def test_console_feed_commands_and_summary_of_a_link(site, fast_app_factory):
+    from bot.adapters.console import handle_line
+    from bot.handlers.core import Handlers
+
+    app = fast_app_factory(fetch_allow_private=True)
+    store = Store(app.settings.db_path)
+    handlers = Handlers(app, Sources(app.settings, store, app=app, fetcher=fetcher()))
+    site.static("/feed.xml", rss(feed_items(site, [0, 1])), "application/rss+xml")
+    url, title, _ = serve_story(site, 6, "/page.html")
+
+    def say(line: str) -> str:
+        return handle_line(handlers, line)  # the console is synchronous: run it off the server's loop
+
+    out = await asyncio.to_thread(say, f"/feed add url:{site.url('/feed.xml')}")
+    assert out.startswith("Feed added") and "2 item(s) added" in out
+    out = await asyncio.to_thread(say, f"/feed add {site.url('/feed.xml')}")
+    assert out.startswith("Feed already followed")
+    out = await asyncio.to_thread(say, "/feed list")
+    assert "status: ok (2 new of 2 item(s))" in out and site.url("/feed.xml") in out
+    out = await asyncio.to_thread(say, f"/summary url:{url} length:2")
+    assert out.startswith(f"Summary (extractive): {title}") and "Supporting sentences:" in out
+    assert any(a.url == url and a.guild_id is None for a in app.corpus)  # the console's articles are global
+    assert (await asyncio.to_thread(say, "/feed remove feed:1")).startswith("Feed removed")
+    assert (await asyncio.to_thread(say, "/feed remove feed:1")).startswith("Error: No such feed here")
+    assert (await asyncio.to_thread(say, "/feed frobnicate")).startswith("Usage: /feed takes add, remove or list")
+    assert (await asyncio.to_thread(say, "/summary url:ftp://x.example/a")).startswith("Error: I could not use that link")
+    store.close()
+
+
+async def test_the_same_page_twice_is_one_article_and_a_disabled_feed_can_be_added_again(site, fast_app_factory):
+    app = fast_app_factory(fetch_allow_private=True)
+    store = Store(app.settings.db_path)
+    sources = Sources(app.settings, store, app=app, fetcher=fetcher())
+    url, title, paras = serve_story(site, 2, "/a.html")
+    site.static("/mirror.html", article_html(title, paras))  # the same story at another address
+    first = await sources.fetch_page(url, GUILD)
+    again = await sources.fetch_page(url + "?utm_source=chat#top", GUILD)  # the same link, tracked: not fetched
+    mirror = await sources.fetch_page(site.url("/mirror.html"), GUILD)
+    assert first.article.id == again.article.id == mirror.article.id
+    assert len(site.hits_to("/a.html")) == 1 and sum(a.url == url for a in app.corpus) == 1
+
+    feed, _ = store.add_feed(GUILD, site.url("/feed.xml"))  # 404 for now
+    for _ in range(DISABLE_AFTER):
+        await sources.poll(store.feed(feed.id))
+    assert store.feed(feed.id).disabled
+    site.static("/feed.xml", rss(feed_items(site, [3])), "application/rss+xml")
+    again, added, result = await asyncio.to_thread(sources.add_feed, GUILD, site.url("/feed.xml"))
+    assert added and not again.disabled and again.failures == 0 and [n.title for n in result.new] == [story(3)[0]]
+    assert "HTTP 404" in again.last_error  # the last error stays visible
+    store.close()

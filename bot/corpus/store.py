@@ -54,6 +54,14 @@ class Corpus:
     def get(self, article_id: str) -> Article | None:
         return self._by_id.get(article_id)
 
+    def same_as(self, article: Article) -> Article | None:
+        """The loaded article with this id or this body, if any (what ``add`` would call a duplicate)."""
+        found = self._by_id.get(article.id)
+        if found is None:
+            aid = self._fingerprints.get(_fingerprint(article))
+            found = self._by_id.get(aid) if aid else None
+        return found
+
     @property
     def articles(self) -> list[Article]:
         return list(self._by_id.values())

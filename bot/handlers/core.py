@@ -187,8 +187,7 @@ class Handlers:
         snap = self.app.snapshot
         row = next((i for i, a in enumerate(snap.index.articles) if a.id == item.article.id), None)
         if row is None:
-            return Reply.error("That page's text was already in the corpus under another article; "
-                               "find it with /articles.")
+            return Reply.error("That page could not be added to the articles; try again shortly.")
         reply = self._summarize(snap, row, mode, length)
         if reply.ok:
             notes = ((item.note,) if item.note else ()) + reply.notes

@@ -161,20 +161,22 @@ class Sources:
                 log.info("feeds: removed %s (no longer in FEEDS)", url)
 
     def add_feed(self, guild_id: int, url: str, user_id: int | None = None) -> tuple[Feed, bool, PollResult]:
-        """Add a feed and poll it once; :class:`SourceError` when it gives no feed (it is not kept then)."""
+        """Add a feed (or enable a disabled one again) and poll it once; returns (feed, added, first poll).
+        :class:`SourceError` when a new one gives no feed (it is not kept then)."""
         url = check_url(url)
         existing = next((f for f in self.store.feeds(guild_id) if f.url == url), None)
         if existing is not None and not existing.disabled:
             return existing, False, PollResult(existing.id, url, "ok", items=existing.items)
         feed, created = self.store.add_feed(guild_id, url, user_id, self.clock())
-        if not created:
+        if not created:  # it was disabled after repeated failures: adding it again retries it
             self.store.enable_feed(feed.id, self.clock())
             feed = self.store.feed(feed.id) or feed
+            log.info("feeds: %s (guild %s) enabled again", url, guild_id)
         result = run_sync(self.poll(feed))
         if result.status == "error" and created and not (self.store.feed(feed.id) or feed).primed:
             self.store.remove_feed(guild_id, feed.id)
             raise SourceError(f"That link did not give a feed I can read: {result.error}")
-        return self.store.feed(feed.id) or feed, created, result
+        return self.store.feed(feed.id) or feed, True, result
 
     def remove_feed(self, guild_id: int, which: str) -> Feed:
         which = (which or "").strip()
@@ -360,7 +362,7 @@ class Sources:
         keys = [key] + ([page_key(res.url)] if page_key(res.url) != key else [])
         self.store.mark_seen(keys, art.id, None, self.clock())
         if self.app is not None:
-            art = self.app.corpus.get(art.id) or art
+            art = self.app.corpus.same_as(art) or art  # the same text may already be loaded under another id
         return FetchedItem(res.url, art.title, ex.date, ex.text, "page", None, art, ex.method, ex.note, key)
 
     def fetch_page_sync(self, url: str, guild_id: int | None = None) -> FetchedItem:
