@@ -365,6 +365,7 @@ class Fetcher:
                 raise FetchError(f"cannot resolve {host} ({_reason(exc)})", kind="network", url=original) from None
             if not addresses:
                 raise FetchError(f"cannot resolve {host}", kind="network", url=original)
+            addresses.sort(key=lambda a: ":" in a)  # IPv4 first: the one connected to must work without IPv6
         if not self.config.allow_private:
             bad = [a for a in addresses if not is_public_address(a)]
             if bad:
