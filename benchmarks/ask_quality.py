@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot.corpus.article import Article  # noqa: E402
-from bot.engines.answerer import Answerer, ReaderWeights, Retriever, _ranked, _z  # noqa: E402
+from bot.engines.answerer import READER_FEATURES, Answerer, confidence_from, ReaderWeights, Retriever, _ranked, _z  # noqa: E402
 from bot.index.cache import EmbeddingCache  # noqa: E402
 from bot.index.sentence_index import SentenceIndex  # noqa: E402
 
@@ -330,14 +330,14 @@ def collect(answerer: Answerer, questions: list[Question], bm25: bool = False) -
         pat = answer_pattern(q.answers)
         cands, X, comps = answerer.candidates(q.text, 3)
         y = np.array([bool(pat and pat.search(c.text)) for c in cands], dtype=bool)
-        cov = np.array([answerer.retriever.coverage(q.text, c.sentence) for c in cands])
+        cov = X[:, READER_FEATURES.index("context")] if len(cands) else np.zeros(0)
         dense_max = float(np.clip(comps["dense"].max(), 0.0, 1.0)) if comps else 0.0
         top_b = [int(i) for i in _ranked(index.bm25_scores(q.text), 3)] if bm25 and len(index) else []
         out[q.id] = Cands(cands, X, y, cov, dense_max, top_b)
     return out
 
 
-def fit_reader(data: list[Cands], l2: float = 1.0) -> ReaderWeights:
+def fit_reader(data: list[Cands], l2: float = 0.1) -> ReaderWeights:
     """Conditional logit over each question's candidates: maximise P(a gold-holding candidate ranks first)."""
     from scipy.optimize import minimize
 
@@ -366,7 +366,7 @@ def confidence_of(d: Cands, w: ReaderWeights) -> tuple[float, np.ndarray]:
     if not d.support:
         return 0.0, np.zeros(0, dtype=np.int64)
     order = np.argsort(-(d.X @ w.vector()), kind="stable")
-    return (float(d.cov[order[0]]) + 2.0 * d.dense_max) / 3.0, order
+    return confidence_from(float(d.cov[order[0]]), d.dense_max), order
 
 
 def choose_threshold(conf_un: list[float], conf_ans: list[float], max_false: float) -> float:

@@ -343,3 +343,31 @@ def test_invented_terms():
 def test_scores_are_finite(index):
     hits = Retriever(index).search("coronavirus travel ban Japan", k=5)
     assert np.isfinite([h.score for h in hits]).all()
+
+
+# ------------------------------------------------------------ answer first
+@pytest.mark.parametrize(
+    "q, short, sentence",
+    [
+        ("What did Hideo Kumano estimate a Tokyo lockdown would cost?", "¥5.1 trillion", "estimating a lockdown"),
+        ("How many Kazakh citizens had China detained?", "29 Kazakh citizens", "detained 29 Kazakh citizens"),
+        ("Who is the prime minister of Japan?", "Abe", "Prime Minister"),
+        ("Who heads the advocacy group Atajurt?", "Serikzhan Bilash", "head of the advocacy group Atajurt"),
+    ],
+)
+def test_the_first_line_is_the_answer(answerer, q, short, sentence):
+    a = answerer.answer(q)
+    assert not a.abstained
+    assert a.short and short in a.short and a.lines[0] == a.short
+    assert sentence in a.support[0].text and a.short in a.support[0].text  # word for word from support [1]
+    assert a.lines[1] == a.support[0].text
+
+
+def test_the_reader_prefers_the_sentence_that_answers(answerer):
+    # The lead sentence says Japan will ban travelers from the US; a look-alike sentence about other
+    # countries ranks first on resemblance alone.
+    a = answerer.answer("Is Japan banning travelers from the US?")
+    assert not a.abstained and a.short is None
+    assert "United States" in a.support[0].text and "banning the entry" in a.support[0].text
+    a = answerer.answer("What did Japan decide about travelers?")
+    assert not a.abstained and "banning the entry" in a.support[0].text

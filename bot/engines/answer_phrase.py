@@ -89,7 +89,7 @@ _Q_NUMBER = re.compile(
     r"(?i)\bhow (?:many|much|old|long|far|big|tall|large|often|high|fast)\b|"
     r"\bwhat (?:percentage|percent|share|number|amount|age|price|cost|rate|sum|fraction|figure|total)\b|"
     r"\b(?:number|percentage|amount|sum|total) of\b|"
-    r"\bby how\b|\braised to\b|\bto:?\s*$"
+    r"\bby how\b|\braised to\b|\bto:?\s*$|\bwhat is the (?:population|death toll|toll|score|temperature)\b"
 )
 _Q_WHAT = re.compile(r"(?i)^\s*(?:what|how)\b")
 _Q_AMOUNT_VERB = re.compile(
