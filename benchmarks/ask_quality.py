@@ -451,7 +451,8 @@ def lmo_eval(
         if generator is not None:
             ab = Answerer(index, generator, abstain_threshold=t, reader=w)
             sub = held[:abstractive_limit] if abstractive_limit else held
-            for v in ("correct", "wrong", "vague", "abstained", "kept", "short_correct", "short_wrong"):
+            for v in ("correct", "wrong", "vague", "abstained", "kept", "short_correct", "short_wrong",
+                      "ext_correct", "ext_wrong", "ext_vague", "ext_abstained"):
                 counts[f"abs_{v}"] = 0
             ms = row.setdefault("abs_ms", [])
             row["abs_n"] = len(sub)
@@ -460,9 +461,12 @@ def lmo_eval(
                 t1 = time.perf_counter()
                 a = ab.answer(q.text, mode="abstractive")
                 ms.append((time.perf_counter() - t1) * 1000)
-                if a.abstained:
+                if a.abstained:  # the same confidence: the extractive answer abstains too
                     counts["abs_abstained"] += 1
+                    counts["abs_ext_abstained"] += 1
                     continue
+                e = ab.answer(q.text)  # the extractive answer to the same question, for a like-for-like figure
+                counts["abs_ext_" + ("abstained" if e.abstained else judge(e.answer, pat, wrong))] += 1
                 counts["abs_" + judge(a.answer, pat, wrong)] += 1
                 if a.note is None:
                     counts["abs_kept"] += 1
@@ -509,6 +513,9 @@ def print_lmo(res: dict) -> None:
               f"{mean('abs_vague', 'abs_n'):8.1f}{mean('abs_abstained', 'abs_n'):8.1f}"
               f"   (model's answer kept: {mean('abs_kept', 'abs_n'):.1f} %; of all, its short answer right "
               f"{mean('abs_short_correct', 'abs_n'):.1f} %, wrong {mean('abs_short_wrong', 'abs_n'):.1f} %)")
+        print(f"  {'  extractive, same questions':<34}{mean('abs_ext_correct', 'abs_n'):9.1f}"
+              f"{mean('abs_ext_wrong', 'abs_n'):8.1f}{mean('abs_ext_vague', 'abs_n'):8.1f}"
+              f"{mean('abs_ext_abstained', 'abs_n'):8.1f}")
         ms = [x for r in pm for x in r.get("abs_ms", [])]
         print(f"  abstractive latency: p50 {percentile(ms, 50):.0f} ms, p95 {percentile(ms, 95):.0f} ms "
               f"over {len(ms)} questions")
