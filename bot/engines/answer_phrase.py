@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 KINDS = ("number", "date", "place", "person", "name", "other")
 
@@ -133,6 +134,7 @@ def question_kind(question: str) -> str:
     return "other"
 
 
+@lru_cache(maxsize=65536)
 def _norm(word: str) -> str:
     w = word.lower().strip(".'’")
     for suffix in ("’s", "'s"):
@@ -176,6 +178,11 @@ def _quantity_noun(sentence: str, end: int) -> int:
 
 def candidates(sentence: str) -> list[Candidate]:
     """Every candidate answer phrase in ``sentence`` with its kind (overlaps resolved: dates before numbers)."""
+    return list(_candidates(sentence))
+
+
+@lru_cache(maxsize=8192)
+def _candidates(sentence: str) -> tuple[Candidate, ...]:
     out: list[Candidate] = []
     taken: list[tuple[int, int]] = []
 
@@ -240,7 +247,7 @@ def candidates(sentence: str) -> list[Candidate]:
         out.append(Candidate(text, kind, a, b))
         taken.append((a, b))
     out.sort(key=lambda c: c.start)
-    return out
+    return tuple(out)
 
 
 _KIND_FIT = {
@@ -272,9 +279,9 @@ def _token_spans(sentence: str) -> list[tuple[int, int, str]]:
     return [(m.start(), m.end(), _norm(m.group(0))) for m in _WORD.finditer(sentence)]
 
 
-def nearness(sentence: str, cand: Candidate, question_words: set[str]) -> float:
+def nearness(sentence: str, cand: Candidate, question_words: set[str], spans=None) -> float:
     """1 / (1 + words between the candidate and the nearest question word in the sentence); 0 if none."""
-    spans = _token_spans(sentence)
+    spans = spans if spans is not None else _token_spans(sentence)
     hits = [i for i, (a, b, w) in enumerate(spans) if w in question_words and w not in _STOP
             and not (a >= cand.start and b <= cand.end)]
     inside = [i for i, (a, b, _) in enumerate(spans) if a >= cand.start and b <= cand.end]
@@ -301,6 +308,7 @@ def scored_candidates(question: str, sentence: str, kind: str | None = None) -> 
         return []
     qwords = set(words(question))
     out = []
+    spans = _token_spans(sentence)
     for c in candidates(sentence):
         f = fit(kind, c.kind)
         if f <= 0 or not new_to_question(c.text, qwords):
@@ -309,7 +317,7 @@ def scored_candidates(question: str, sentence: str, kind: str | None = None) -> 
             continue  # the quantity itself is the question's ("the 29 detained"), only its noun is new
         if kind == "number" and c.kind == "number" and re.fullmatch(r"(?:in )?(?:19|20)\d\d", c.text):
             f *= 0.3  # a bare year is rarely the quantity asked for
-        near = nearness(sentence, c, qwords)
+        near = nearness(sentence, c, qwords, spans)
         out.append(Phrase(c.text, display_kind(c.kind), f * (1.0 + near), f, near))
     out.sort(key=lambda p: -p.score)
     return out

@@ -419,14 +419,14 @@ class Retriever:
         return out, fused, c
 
     # ------------------------------------------------------------ confidence
-    def coverage(self, question: str, sentence: int) -> float:
+    def coverage(self, question: str, sentence: int, terms=None) -> float:
         """Idf-weighted share of the question's terms found around ``sentence`` (neighbours, title).
 
         Names and numbers from the question weigh double. Terms the corpus
         never saw count as missing: a name or number with the highest idf, any
         other word with the median idf (in a small corpus "take" is unseen too).
         """
-        content, keys = self.query_terms(question)
+        content, keys = terms if terms is not None else self.query_terms(question)
         if not content and not keys:
             return 0.0
         lo = sentence - 1 if sentence > 0 and self._has_prev[sentence] else sentence
@@ -510,7 +510,8 @@ class Reader:
     def features(self, question: str, cands: list[Support]) -> np.ndarray:
         """One row of :data:`READER_FEATURES` per candidate."""
         kind = question_kind(question)
-        content, _ = self.retriever.query_terms(question)
+        terms = self.retriever.query_terms(question)
+        content = terms[0]
         qwords = set(words(question))
         top = cands[0].score if cands else 0.0
         phrases = [scored_candidates(question, c.text, kind) for c in cands]
@@ -520,7 +521,7 @@ class Reader:
             X[i, 0] = c.score - top
             X[i, 3] = self.retriever.sentence_coverage(content, c.sentence)
             X[i, 4] = 1.0 / (1.0 + c.position)
-            X[i, 6] = self.retriever.coverage(question, c.sentence)
+            X[i, 6] = self.retriever.coverage(question, c.sentence, terms)
             if phrases[i]:
                 p = phrases[i][0]
                 X[i, 1] = p.fit
