@@ -279,11 +279,11 @@ def test_abstractive_without_generator_falls_back(answerer):
 
 
 def test_abstractive_uses_faithful_answer(index):
-    gen = FakeGenerator("China is letting more than 2,000 ethnic Kazakhs leave.")
+    gen = FakeGenerator("China is allowing more than 2,000 ethnic Kazakhs to abandon their Chinese citizenship.")
     a = Answerer(index, gen).answer(KAZAKH_Q, mode="abstractive")
-    assert a.short == "China is letting more than 2,000 ethnic Kazakhs leave."
+    assert a.short == gen.reply
     # The sentence that says it (checked relation by relation) follows as support [1].
-    assert a.lines == (a.short, a.support[0].text) and "let 2,000-plus ethnic Kazakhs leave" in a.support[0].text
+    assert a.lines == (a.short, a.support[0].text) and "allowing more than 2,000 ethnic" in a.support[0].text
     assert a.note is None and not a.abstained
     prompt, system, max_new = gen.calls[0]
     assert KAZAKH_Q in prompt
@@ -323,7 +323,7 @@ def test_abstractive_wrong_binding_falls_back(index):
     a = Answerer(index, gen).answer(KAZAKH_Q, mode="abstractive")
     assert invented_terms(gen.reply, [s.text for s in a.support]) == []
     assert a.short != gen.reply and gen.reply not in a.answer
-    assert a.lines[-1] == a.support[0].text and a.note and "one supporting sentence" in a.note
+    assert a.lines[-1] == a.support[0].text and a.note and "first supporting sentence" in a.note
 
 
 def test_abstractive_abstains_without_calling_generator(index):

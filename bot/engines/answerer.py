@@ -39,7 +39,7 @@ Answers (:class:`Answerer`):
   word (``short``; "29 Kazakh citizens"), then that sentence (support [1]);
   the best sentence alone when the question asks for no phrase (yes/no, why).
 * ``abstractive`` - the generator writes a short answer from the supporting
-  sentences only; it is kept only when ONE supporting sentence backs it
+  sentences only; it is kept only when the first supporting sentence backs it
   relation by relation (:mod:`bot.engines.answer_check`: which number belongs
   to which noun, who did what, negation) and it passes the summaries'
   invention guard; otherwise the extractive answer, with a note.
@@ -78,7 +78,7 @@ GUARD_NOTE = (
     "showing the supporting sentence instead."
 )
 RELATION_NOTE = (
-    "The generated answer did not match any one supporting sentence ({what}); showing the supporting sentence instead."
+    "The generated answer did not match the first supporting sentence ({what}); showing that sentence instead."
 )
 EMPTY_GENERATION_NOTE = "The summary model gave no answer; showing the supporting sentence instead."
 NO_ANSWER_NOTE = (
@@ -638,12 +638,12 @@ class Answerer:
         if invented:
             what = ", ".join(f"“{t}”" for t in invented[:3])
             return replace(fallback, note=GUARD_NOTE.format(what=what))
-        row, found = backing_sentence(text, [s.text for s in support])
+        # Checked against support [1] only, the sentence the reader ranked first: the answer text then
+        # holds the same sentence as the extractive one, so it can be no less right.
+        row, found = backing_sentence(text, [support[0].text])
         if row is None:
             return replace(fallback, note=RELATION_NOTE.format(what="; ".join(found[:2])))
-        backing = support[row]
-        ordered = [backing] + [s for i, s in enumerate(support) if i != row]
-        return Answer(q, f"{text}\n{backing.text}", False, tuple(ordered), conf, short=text)
+        return Answer(q, f"{text}\n{support[0].text}", False, tuple(support), conf, short=text)
 
 
 def invented_terms(generated: str, sources: list[str]) -> list[str]:
