@@ -41,7 +41,7 @@ import re
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot.corpus.article import Article  # noqa: E402
-from bot.engines.answerer import Answerer, Retriever, _ranked, _z  # noqa: E402
+from bot.engines.answerer import READER_FEATURES, Answerer, confidence_from, ReaderWeights, Retriever, _ranked, _z  # noqa: E402
 from bot.index.cache import EmbeddingCache  # noqa: E402
 from bot.index.sentence_index import SentenceIndex  # noqa: E402
 
@@ -70,6 +70,7 @@ class Question:
     answers: list[str]
     group: str  # month (RealTime QA) or page title (SQuAD)
     docs: list[str]  # article ids the question came with
+    wrong: list[str] = field(default_factory=list)  # the multiple-choice options that are not an answer
 
 
 # --------------------------------------------------------------------- data
@@ -90,7 +91,11 @@ def load_realtimeqa(path: Path, limit: int | None) -> tuple[list[Question], list
             if url in articles:
                 ids.append(url)
         answers = [a for a in obj.get("answers") or [] if str(a).strip()]
-        questions.append(Question(str(obj["id"]), obj["question"], [str(a) for a in answers], obj["date"][:7], ids))
+        gold = {str(a).strip().lower() for a in answers}
+        wrong = [str(c) for c in obj.get("choices") or [] if str(c).strip() and str(c).strip().lower() not in gold]
+        questions.append(
+            Question(str(obj["id"]), obj["question"], [str(a) for a in answers], obj["date"][:7], ids, wrong)
+        )
         if limit and len(questions) >= limit:
             break
     return questions, list(articles.values())
@@ -305,6 +310,227 @@ def print_report(results: list[dict]) -> None:
         print(f"precis search latency {res['label']}: p50 {percentile(ms, 50):.1f} ms, p95 {percentile(ms, 95):.1f} ms")
 
 
+# ------------------------------------------------------- leave-months-out
+@dataclass
+class Cands:
+    """One question's reader candidates on one index: what every fold needs, computed once."""
+
+    support: list  # the retriever's candidates (Support)
+    X: np.ndarray  # reader features
+    y: np.ndarray  # candidate holds a gold answer
+    cov: np.ndarray  # coverage around each candidate (the confidence's first half)
+    dense_max: float
+    bm25_top: list[int]  # plain BM25's top-3 sentence rows
+
+
+def collect(answerer: Answerer, questions: list[Question], bm25: bool = False) -> dict[str, Cands]:
+    index = answerer.index
+    out: dict[str, Cands] = {}
+    for q in questions:
+        pat = answer_pattern(q.answers)
+        cands, X, comps = answerer.candidates(q.text, 3)
+        y = np.array([bool(pat and pat.search(c.text)) for c in cands], dtype=bool)
+        cov = X[:, READER_FEATURES.index("context")] if len(cands) else np.zeros(0)
+        dense_max = float(np.clip(comps["dense"].max(), 0.0, 1.0)) if comps else 0.0
+        top_b = [int(i) for i in _ranked(index.bm25_scores(q.text), 3)] if bm25 and len(index) else []
+        out[q.id] = Cands(cands, X, y, cov, dense_max, top_b)
+    return out
+
+
+def fit_reader(data: list[Cands], l2: float = 0.1) -> ReaderWeights:
+    """Conditional logit over each question's candidates: maximise P(a gold-holding candidate ranks first)."""
+    from scipy.optimize import minimize
+
+    usable = [d for d in data if d.y.any() and not d.y.all()]
+    if not usable:
+        return ReaderWeights()
+
+    def loss(w):
+        total, grad = l2 * float(w @ w), 2 * l2 * w
+        for d in usable:
+            z = d.X @ w
+            z = z - z.max()
+            e = np.exp(z)
+            p = e / e.sum()
+            pos = p[d.y].sum()
+            total -= float(np.log(pos + 1e-12))
+            # d(-log sum_pos p)/dw = E_p[x] - E_{p|pos}[x]
+            grad = grad + p @ d.X - (p[d.y] @ d.X[d.y]) / (pos + 1e-12)
+        return total, grad
+
+    res = minimize(loss, ReaderWeights().vector(), jac=True, method="L-BFGS-B")
+    return ReaderWeights.from_vector(res.x)
+
+
+def confidence_of(d: Cands, w: ReaderWeights) -> tuple[float, np.ndarray]:
+    if not d.support:
+        return 0.0, np.zeros(0, dtype=np.int64)
+    order = np.argsort(-(d.X @ w.vector()), kind="stable")
+    return confidence_from(float(d.cov[order[0]]), d.dense_max), order
+
+
+def choose_threshold(conf_un: list[float], conf_ans: list[float], max_false: float) -> float:
+    """The highest threshold that abstains on at most ``max_false`` of the answerable questions."""
+    ans = np.sort(np.asarray(conf_ans))
+    if not ans.size:
+        return Answerer.DEFAULT_THRESHOLD
+    k = int(np.floor(max_false * ans.size))  # at most k answerable confidences may fall under t
+    return float(ans[k]) if k < ans.size else float(ans[-1])
+
+
+def judge(text: str | None, pat, wrong) -> str:
+    if text and pat and pat.search(text):
+        return "correct"
+    if text and wrong and wrong.search(text):
+        return "wrong"
+    return "vague"
+
+
+def lmo_eval(
+    questions: list[Question], articles: list[Article], embedder, cache_dir: Path, generator=None,
+    max_false: float = 0.07, abstractive_limit: int | None = None,
+) -> dict:
+    """Every figure per held-out month (fit on the other months), then the mean over months."""
+    index = build_index(articles, embedder, cache_dir, "RealTime QA 2022 (leave-months-out)")
+    matcher = Matcher(index)
+    base = Answerer(index)
+    months = sorted({q.group for q in questions})
+    answerable = [q for q in questions if matcher.in_corpus(answer_pattern(q.answers))]
+    t0 = time.perf_counter()
+    full = collect(base, answerable, bm25=True)
+    print(f"[lmo] candidates for {len(answerable)} questions in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    reduced: dict[str, tuple[dict[str, Cands], set[str], set[str]]] = {}
+    for m in months:
+        rarts = reduced_corpus(questions, articles, {m})
+        rindex = build_index(rarts, embedder, cache_dir, f"without {m}")
+        rmatch = Matcher(rindex)
+        un = {q.id for q in questions if q.group == m and not rmatch.in_corpus(answer_pattern(q.answers))}
+        ans = {q.id for q in questions if q.group != m and rmatch.in_corpus(answer_pattern(q.answers))}
+        keep = [q for q in questions if q.id in un or q.id in ans]
+        reduced[m] = (collect(Answerer(rindex), keep), un, ans)
+    by_id = {q.id: q for q in questions}
+    per_month: list[dict] = []
+    weights_by_month: dict[str, ReaderWeights] = {}
+    for m in months:
+        w = fit_reader([full[q.id] for q in answerable if q.group != m])
+        weights_by_month[m] = w
+        cu, ca = [], []
+        for m2 in months:
+            if m2 == m:
+                continue
+            data, un, ans = reduced[m2]
+            cu += [confidence_of(data[i], w)[0] for i in un]
+            ca += [confidence_of(data[i], w)[0] for i in ans if by_id[i].group != m]
+        t = choose_threshold(cu, ca, max_false)
+        held = [q for q in answerable if q.group == m]
+        row = {"month": m, "n": len(held), "threshold": t, "weights": w}
+        counts = {f"{mode}_{v}": 0 for mode in ("ext", "short", "bm25") for v in ("correct", "wrong", "vague")}
+        counts.update(ext_abstained=0, top1=0, top3=0, retr_top3=0, bm25_top3=0, with_short=0)
+        for q in held:
+            d = full[q.id]
+            pat, wrong = answer_pattern(q.answers), answer_pattern(q.wrong)
+            conf, order = confidence_of(d, w)
+            counts["top1"] += bool(d.y[order[:1]].any())
+            counts["top3"] += bool(d.y[order[:3]].any())
+            counts["retr_top3"] += bool(d.y[:3].any())
+            counts["bm25_top3"] += matcher.hit(pat, d.bm25_top[:3])
+            counts["bm25_" + judge(index.texts[d.bm25_top[0]] if d.bm25_top else None, pat, wrong)] += 1
+            if conf < t:
+                counts["ext_abstained"] += 1
+                continue
+            support = [d.support[i] for i in order[:3]]
+            text, short = base.lead(q.text, support)
+            counts["ext_" + judge(text, pat, wrong)] += 1
+            counts["short_" + judge(short, pat, wrong)] += 1
+            counts["with_short"] += short is not None
+        data, un, ans = reduced[m]
+        row["unanswerable"] = len(un)
+        row["abstain"] = sum(confidence_of(data[i], w)[0] < t for i in un)
+        row["answerable_reduced"] = len(ans)
+        row["false_abstain"] = sum(confidence_of(data[i], w)[0] < t for i in ans)
+        if generator is not None:
+            ab = Answerer(index, generator, abstain_threshold=t, reader=w)
+            sub = held[:abstractive_limit] if abstractive_limit else held
+            for v in ("correct", "wrong", "vague", "abstained", "kept", "short_correct", "short_wrong",
+                      "ext_correct", "ext_wrong", "ext_vague", "ext_abstained"):
+                counts[f"abs_{v}"] = 0
+            ms = row.setdefault("abs_ms", [])
+            row["abs_n"] = len(sub)
+            for q in sub:
+                pat, wrong = answer_pattern(q.answers), answer_pattern(q.wrong)
+                t1 = time.perf_counter()
+                a = ab.answer(q.text, mode="abstractive")
+                ms.append((time.perf_counter() - t1) * 1000)
+                if a.abstained:  # the same confidence: the extractive answer abstains too
+                    counts["abs_abstained"] += 1
+                    counts["abs_ext_abstained"] += 1
+                    continue
+                e = ab.answer(q.text)  # the extractive answer to the same question, for a like-for-like figure
+                counts["abs_ext_" + ("abstained" if e.abstained else judge(e.answer, pat, wrong))] += 1
+                counts["abs_" + judge(a.answer, pat, wrong)] += 1
+                if a.note is None:
+                    counts["abs_kept"] += 1
+                    j = judge(a.short, pat, wrong)
+                    if j != "vague":
+                        counts[f"abs_short_{j}"] += 1
+        row.update(counts)
+        per_month.append(row)
+        print(f"[lmo] {m}: {row['n']} answerable, threshold {t:.3f}, weights {w}", file=sys.stderr)
+    # The shipped defaults: the same procedure on every month.
+    w_all = fit_reader([full[q.id] for q in answerable])
+    cu, ca = [], []
+    for m2 in months:
+        data, un, ans = reduced[m2]
+        cu += [confidence_of(data[i], w_all)[0] for i in un]
+        ca += [confidence_of(data[i], w_all)[0] for i in ans]
+    t_all = choose_threshold(cu, ca, max_false)
+    return {"per_month": per_month, "answerable": len(answerable), "weights_all": w_all, "threshold_all": t_all,
+            "max_false": max_false}
+
+
+def print_lmo(res: dict) -> None:
+    pm = res["per_month"]
+
+    def mean(key: str, denom: str = "n") -> float:
+        vals = [100.0 * r[key] / r[denom] for r in pm if r.get(denom)]
+        return float(np.mean(vals)) if vals else float("nan")
+
+    print()
+    print(
+        f"RealTime QA 2022, leave-months-out ({len(pm)} folds, one month held out each; reader weights and "
+        f"abstention threshold fitted on the other months). {res['answerable']} answerable questions."
+    )
+    print("Every figure: the held-out month's percentage, mean over the folds (all held-out).")
+    print(f"  {'':<34}{'correct':>9}{'wrong':>8}{'vague':>8}{'abst.':>8}")
+    print(f"  {'extractive answer text':<34}{mean('ext_correct'):9.1f}{mean('ext_wrong'):8.1f}"
+          f"{mean('ext_vague'):8.1f}{mean('ext_abstained'):8.1f}")
+    print(f"  {'  its short answer alone':<34}{mean('short_correct'):9.1f}{mean('short_wrong'):8.1f}"
+          f"{mean('short_vague'):8.1f}{mean('ext_abstained'):8.1f}   (short answer given: {mean('with_short'):.1f} %)")
+    print(f"  {'plain BM25 top-1 sentence':<34}{mean('bm25_correct'):9.1f}{mean('bm25_wrong'):8.1f}"
+          f"{mean('bm25_vague'):8.1f}{0.0:8.1f}")
+    if "abs_n" in pm[0]:
+        print(f"  {'abstractive answer text':<34}{mean('abs_correct', 'abs_n'):9.1f}{mean('abs_wrong', 'abs_n'):8.1f}"
+              f"{mean('abs_vague', 'abs_n'):8.1f}{mean('abs_abstained', 'abs_n'):8.1f}"
+              f"   (model's answer kept: {mean('abs_kept', 'abs_n'):.1f} %; of all, its short answer right "
+              f"{mean('abs_short_correct', 'abs_n'):.1f} %, wrong {mean('abs_short_wrong', 'abs_n'):.1f} %)")
+        print(f"  {'  extractive, same questions':<34}{mean('abs_ext_correct', 'abs_n'):9.1f}"
+              f"{mean('abs_ext_wrong', 'abs_n'):8.1f}{mean('abs_ext_vague', 'abs_n'):8.1f}"
+              f"{mean('abs_ext_abstained', 'abs_n'):8.1f}")
+        ms = [x for r in pm for x in r.get("abs_ms", [])]
+        print(f"  abstractive latency: p50 {percentile(ms, 50):.0f} ms, p95 {percentile(ms, 95):.0f} ms "
+              f"over {len(ms)} questions")
+    print(f"  support hits: top-1 {mean('top1'):.1f} %, top-3 {mean('top3'):.1f} % "
+          f"(retriever alone top-3 {mean('retr_top3'):.1f} %, plain BM25 top-3 {mean('bm25_top3'):.1f} %)")
+    print(f"  abstention on unanswerable (month's docs set aside): {mean('abstain', 'unanswerable'):.1f} %; "
+          f"false abstention on answerable: {mean('false_abstain', 'answerable_reduced'):.1f} %")
+    print("  per month: " + "; ".join(
+        f"{r['month']} n={r['n']} ext {100.0 * r['ext_correct'] / max(r['n'], 1):.0f}% "
+        f"abst {100.0 * r['abstain'] / max(r['unanswerable'], 1):.0f}%/{r['unanswerable']} t={r['threshold']:.3f}"
+        for r in pm))
+    print(f"  fitted on all months (the shipped defaults): reader {res['weights_all']}, "
+          f"threshold {res['threshold_all']:.3f} (max false abstention {res['max_false']:.2f})")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--realtimeqa", type=Path, default=DATA / "realtimeqa" / "realtimeqa_2022.jsonl")
@@ -321,6 +547,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--squad-holdout", type=int, default=DEFAULT_SQUAD_HOLDOUT, help="set aside every Nth page")
     ap.add_argument("--threshold", type=float, default=None, help="abstention threshold (default: the answerer's)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's own choice)")
+    ap.add_argument("--abstractive", action="store_true", help="also judge abstractive answers (loads the model)")
+    ap.add_argument("--abstractive-limit", type=int, default=None, help="abstractive: questions per held-out month")
+    ap.add_argument("--gen-dtype", default="auto", help="abstractive model dtype (auto: bfloat16 where native)")
+    ap.add_argument("--max-false", type=float, default=0.07,
+                    help="threshold rule: the highest that abstains on at most this share of answerable questions")
+    ap.add_argument("--lmo-only", action="store_true", help="only the RealTime QA leave-months-out figures")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw results here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -334,13 +566,27 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch threads: {torch.get_num_threads()}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
     cache_dir = args.cache_dir or Path(tempfile.mkdtemp(prefix="precis-ask-"))
     results = []
+    lmo = None
     if args.realtimeqa.is_file():
         qs, arts = load_realtimeqa(args.realtimeqa, args.limit)
-        months = {m.strip() for m in args.holdout_months.split(",") if m.strip()}
-        results.append(run_dataset("RealTime QA 2022", qs, arts, months, embedder, cache_dir, args.threshold))
+        generator = None
+        if args.abstractive:
+            from bot.config import Settings
+            from models.generator import Generator
+
+            st = Settings()
+            generator = Generator(st.summary_model, cache_dir=st.data_dir / "models", threads=args.threads or 1,
+                                  dtype=args.gen_dtype)
+            print(f"abstractive: {generator.name}, {str(generator.dtype).removeprefix('torch.')}")
+        lmo = lmo_eval(qs, arts, embedder, cache_dir, generator, args.max_false, args.abstractive_limit)
+        if not args.lmo_only:
+            months = {m.strip() for m in args.holdout_months.split(",") if m.strip()}
+            results.append(run_dataset("RealTime QA 2022", qs, arts, months, embedder, cache_dir, args.threshold))
     else:
         print(f"skipped RealTime QA: {args.realtimeqa} not found")
-    if args.squad.is_dir() and any(args.squad.glob("*.jsonl")):
+    if args.lmo_only:
+        pass
+    elif args.squad.is_dir() and any(args.squad.glob("*.jsonl")):
         qs, arts = load_squad(args.squad, args.limit)
         titles = sorted({q.group for q in qs})
         aside = set(titles[args.squad_holdout - 1 :: args.squad_holdout]) if args.squad_holdout > 0 else set()
@@ -349,8 +595,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped SQuAD: {args.squad} not found")
     if results:
         print_report(results)
+    if lmo:
+        print_lmo(lmo)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1, default=float))
+        args.json.write_text(json.dumps({"results": results, "lmo": lmo}, indent=1, default=str))
     return 0
 
 

@@ -199,7 +199,10 @@ def test_answers_kazakh_question(answerer, index):
     assert not a.abstained
     assert a.question == KAZAKH_Q
     assert "2,000" in a.answer
-    assert a.answer == a.support[0].text
+    # The answer phrase leads, word for word from the sentence that follows it (support [1]).
+    assert a.short == "more than 2,000 ethnic Kazakhs"
+    assert a.lines == (a.short, a.support[0].text)
+    assert a.answer == f"{a.short}\n{a.support[0].text}"
     assert a.support[0].article == _row(index, "Kazakhs")
     assert len(a.support) == 3
     assert all(isinstance(s, Support) for s in a.support)
@@ -272,13 +275,15 @@ def test_abstractive_without_generator_falls_back(answerer):
     a = answerer.answer(KAZAKH_Q, mode="abstractive")
     assert not a.abstained
     assert a.note == NO_GENERATOR_NOTE
-    assert a.answer == a.support[0].text
+    assert a.lines[-1] == a.support[0].text
 
 
 def test_abstractive_uses_faithful_answer(index):
-    gen = FakeGenerator("China is letting more than 2,000 ethnic Kazakhs leave.")
+    gen = FakeGenerator("China is allowing more than 2,000 ethnic Kazakhs to abandon their Chinese citizenship.")
     a = Answerer(index, gen).answer(KAZAKH_Q, mode="abstractive")
-    assert a.answer == "China is letting more than 2,000 ethnic Kazakhs leave."
+    assert a.short == gen.reply
+    # The sentence that says it (checked relation by relation) follows as support [1].
+    assert a.lines == (a.short, a.support[0].text) and "allowing more than 2,000 ethnic" in a.support[0].text
     assert a.note is None and not a.abstained
     prompt, system, max_new = gen.calls[0]
     assert KAZAKH_Q in prompt
@@ -290,25 +295,35 @@ def test_abstractive_invented_number_falls_back(index):
     gen = FakeGenerator("China is letting 5,000 ethnic Kazakhs leave.")
     a = Answerer(index, gen).answer(KAZAKH_Q, mode="abstractive")
     assert not a.abstained
-    assert a.answer == a.support[0].text
+    assert a.lines[-1] == a.support[0].text and a.short != gen.reply
     assert a.note and "5,000" in a.note
 
 
 def test_abstractive_invented_name_falls_back(index):
     gen = FakeGenerator("President Tokayev let 2,000 Kazakhs leave.")
     a = Answerer(index, gen).answer(KAZAKH_Q, mode="abstractive")
-    assert a.answer == a.support[0].text
+    assert a.lines[-1] == a.support[0].text
     assert a.note and "Tokayev" in a.note
 
 
 def test_abstractive_no_answer_falls_back(index):
     a = Answerer(index, FakeGenerator("The sentences do not say.")).answer(KAZAKH_Q, mode="abstractive")
-    assert a.answer == a.support[0].text and a.note and not a.abstained
+    assert a.lines[-1] == a.support[0].text and a.note and not a.abstained
 
 
 def test_abstractive_empty_generation_falls_back(index):
     a = Answerer(index, FakeGenerator("   ")).answer(KAZAKH_Q, mode="abstractive")
-    assert a.answer == a.support[0].text and a.note
+    assert a.lines[-1] == a.support[0].text and a.note
+
+
+def test_abstractive_wrong_binding_falls_back(index):
+    # Every name and number occurs in the sources (the invention guard passes), but 2,000 were allowed to
+    # leave, not released: no one supporting sentence says it, so the extractive answer stands, with a note.
+    gen = FakeGenerator("The Foreign Ministry confirmed that 2,000-plus ethnic Kazakhs had been released.")
+    a = Answerer(index, gen).answer(KAZAKH_Q, mode="abstractive")
+    assert invented_terms(gen.reply, [s.text for s in a.support]) == []
+    assert a.short != gen.reply and gen.reply not in a.answer
+    assert a.lines[-1] == a.support[0].text and a.note and "first supporting sentence" in a.note
 
 
 def test_abstractive_abstains_without_calling_generator(index):
@@ -328,3 +343,31 @@ def test_invented_terms():
 def test_scores_are_finite(index):
     hits = Retriever(index).search("coronavirus travel ban Japan", k=5)
     assert np.isfinite([h.score for h in hits]).all()
+
+
+# ------------------------------------------------------------ answer first
+@pytest.mark.parametrize(
+    "q, short, sentence",
+    [
+        ("What did Hideo Kumano estimate a Tokyo lockdown would cost?", "¥5.1 trillion", "estimating a lockdown"),
+        ("How many Kazakh citizens had China detained?", "29 Kazakh citizens", "detained 29 Kazakh citizens"),
+        ("Who is the prime minister of Japan?", "Abe", "Prime Minister"),
+        ("Who heads the advocacy group Atajurt?", "Serikzhan Bilash", "head of the advocacy group Atajurt"),
+    ],
+)
+def test_the_first_line_is_the_answer(answerer, q, short, sentence):
+    a = answerer.answer(q)
+    assert not a.abstained
+    assert a.short and short in a.short and a.lines[0] == a.short
+    assert sentence in a.support[0].text and a.short in a.support[0].text  # word for word from support [1]
+    assert a.lines[1] == a.support[0].text
+
+
+def test_the_reader_prefers_the_sentence_that_answers(answerer):
+    # The lead sentence says Japan will ban travelers from the US; a look-alike sentence about other
+    # countries ranks first on resemblance alone.
+    a = answerer.answer("Is Japan banning travelers from the US?")
+    assert not a.abstained and a.short is None
+    assert "United States" in a.support[0].text and "banning the entry" in a.support[0].text
+    a = answerer.answer("What did Japan decide about travelers?")
+    assert not a.abstained and "banning the entry" in a.support[0].text

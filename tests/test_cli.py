@@ -98,6 +98,11 @@ def test_ask_contract_in_process(tmp_path, app_factory):
     q1 = rows[0]
     assert set(q1) >= {"id", "answer", "abstained", "support"} and q1["abstained"] is False
     assert "2,000 ethnic Kazakhs" in q1["answer"] and 1 <= len(q1["support"]) <= 2
+    # The short answer leads the answer text and is word for word in the first supporting sentence.
+    assert isinstance(q1["short_answer"], str) and "2,000" in q1["short_answer"]
+    assert q1["answer"].splitlines()[0] == q1["short_answer"]
+    assert q1["short_answer"] in q1["support"][0]["text"] and q1["support"][0]["text"] in q1["answer"]
+    assert rows[1]["short_answer"] is None
     assert set(q1["support"][0]) == {"article_id", "title", "text", "score"}
     assert q1["support"][0]["title"].startswith("China allowing 2,000 ethnic Kazakhs")
     scores = [s["score"] for s in q1["support"]]

@@ -119,11 +119,12 @@ def ask(app: Precis, questions_path: Path, mode: str, k: int, out: TextIO = sys.
         if not reply.ok:
             _emit(out, {"id": item_id, "error": reply.text})
             continue
-        line0 = reply.lines[0]
         support = [] if reply.abstained else [
-            {"article_id": s.article_id, "title": s.title, "text": s.text, "score": s.score} for s in line0.support
+            {"article_id": s.article_id, "title": s.title, "text": s.text, "score": s.score} for s in reply.supporting
         ][:k]
-        record = {"id": item_id, "answer": line0.text, "abstained": reply.abstained, "support": support}
+        answer = "\n".join(line.text for line in reply.lines)  # the short answer (if any), then its sentence
+        record = {"id": item_id, "answer": answer, "short_answer": reply.meta.get("short_answer"),
+                  "abstained": reply.abstained, "support": support}
         if reply.notes:
             record["notes"] = list(reply.notes)
         _emit(out, record)

@@ -284,13 +284,19 @@ class Handlers:
             )
             for s in ans.support
         )
+        if ans.abstained:
+            lines = (Line(ans.answer),)
+        elif ans.short:  # the answer phrase first, then the sentence it is from (support [1]) and the rest
+            lines = (Line(ans.short, support[:1]), Line(ans.lines[-1], support))
+        else:
+            lines = (Line(ans.answer, support),)
         return Reply(
             kind="answer",
             title=q,
-            lines=(Line(ans.answer, () if ans.abstained else support),),
+            lines=lines,
             notes=(ans.note,) if ans.note else (),
             abstained=ans.abstained,
-            meta={"mode": mode, "confidence": round(ans.confidence, 3),
+            meta={"mode": mode, "confidence": round(ans.confidence, 3), "short_answer": ans.short,
                   "elapsed_ms": round((time.perf_counter() - t) * 1000, 1)},
         )
 

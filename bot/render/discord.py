@@ -252,6 +252,11 @@ def render_articles_embed(reply: Reply) -> dict[str, Any]:
     }
 
 
+def _bold_safe(text: str) -> str:
+    """Text that can sit inside **bold** without Discord markdown in it breaking out."""
+    return re.sub(r"([*_~`|\\])", r"\\\1", text)
+
+
 def _render_summary_or_answer(reply: Reply, shown: int) -> RenderedReply:
     m = reply.meta
     mode = m.get("mode", "extractive")
@@ -267,7 +272,11 @@ def _render_summary_or_answer(reply: Reply, shown: int) -> RenderedReply:
         footer = f"Answer · {mode}"
         if "confidence" in m:
             footer += f" · confidence {m['confidence']:.2f}"
-    body = " ".join(line.text for line in reply.lines if line.text)
+    if reply.kind == "answer" and m.get("short_answer") and len(reply.lines) > 1:
+        # The answer phrase on the first line, then the sentence it is from.
+        body = f"**{_bold_safe(reply.lines[0].text)}**\n" + " ".join(l.text for l in reply.lines[1:] if l.text)
+    else:
+        body = " ".join(line.text for line in reply.lines if line.text)
     if reply.notes:
         body = (body + "\n\n" if body else "") + "\n".join(f"*{n}*" for n in reply.notes)
     embeds = _text_embeds(title, body or "\u200b", color, footer=footer)

@@ -1,0 +1,344 @@
+"""The short answer: a phrase taken word for word from a supporting sentence.
+
+Rules only (no tagger model): the question says what kind of thing it asks
+for (:func:`question_kind`), each sentence offers candidate phrases of those
+kinds (:func:`candidates`: quantities with their unit and noun, dates,
+capitalised names with their titles), and a candidate is kept only when it
+brings something the question does not already say. :func:`best_phrase`
+picks the candidate of the right kind nearest to the question's words in the
+sentence, preferring phrases that other retrieved sentences repeat.
+
+Kinds: ``number`` (how many / how much / what percentage / cost ...), ``date``
+(when / what year ...), ``place`` (where / which city, country ...), ``person``
+(who / which golfer, actor ...), ``name`` (which / what X: a team, company,
+country ...), ``other`` (no short answer: the best sentence leads).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+KINDS = ("number", "date", "place", "person", "name", "other")
+
+_MONTHS = (
+    r"January|February|March|April|May|June|July|August|September|October|November|December|"
+    r"Jan\.?|Feb\.?|Mar\.?|Apr\.?|Jun\.?|Jul\.?|Aug\.?|Sept?\.?|Oct\.?|Nov\.?|Dec\.?"
+)
+_DAYS = r"Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
+_DATE = re.compile(
+    rf"\b(?:(?:{_DAYS}),?\s+)?(?:{_MONTHS})\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+(?:19|20)\d\d)?(?!\w)|"
+    rf"\b\d{{1,2}}\s+(?:{_MONTHS})(?:\s+(?:19|20)\d\d)?(?!\w)|"
+    rf"\b(?:(?:early|late|mid-?)\s*)?(?:{_MONTHS})(?:\s+(?:19|20)\d\d)?(?!\w)|"
+    rf"\b(?:on\s+)?(?:{_DAYS})\b|"
+    r"\b(?:in\s+)?(?:19|20)\d\d(?:s)?\b|"
+    r"\b(?:last|next|this)\s+(?:week|month|year|spring|summer|autumn|fall|winter)\b"
+)
+_QUALIFIER = (
+    r"(?:about|around|roughly|nearly|almost|some|over|under|more than|less than|fewer than|at least|"
+    r"at most|up to|as many as|as much as|approximately|an estimated|just over|just under)\s+"
+)
+_SCALE = r"(?:hundred|thousand|million|billion|trillion|bn|m|k)\b"
+_NUMWORD = (
+    r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+    r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|"
+    r"hundreds|thousands|millions|billions|dozens|a dozen|a hundred|a thousand|a million|a billion|half)"
+)
+_CURRENCY = r"(?:[$€£¥₹]|US\$|C\$|A\$|Rs\.?\s?)"
+_AMOUNT = (
+    rf"(?:{_CURRENCY}\s?)?(?:\d+(?:[.,]\d+)*|{_NUMWORD})(?:-plus)?(?:\s*(?:%|percent|per cent)|\s+{_SCALE})?"
+)
+_NUMBER = re.compile(
+    rf"(?i)(?<![\w$€£¥])(?:{_QUALIFIER})?{_AMOUNT}(?:\s*\((?:{_QUALIFIER})?{_AMOUNT}\))?",
+)
+# Words that end a quantity's noun phrase.
+_STOP = frozenset(
+    """a an the and or but of to in on at for from by with as is are was were be been being has have had
+    that which who whom whose this these those it its their his her they them he she we you i
+    will would could should may might can than then since so if when where while after before
+    over under into onto about per each said says according also just only more most less
+    not no nor up down out off s""".split()
+)
+_TITLES = (
+    r"(?:President|Prime Minister|Minister|Chancellor|King|Queen|Prince|Princess|Pope|Senator|Sen\.|Rep\.|"
+    r"Representative|Governor|Gov\.|Mayor|Judge|Justice|General|Gen\.|Chief|Secretary|Dr\.|Mr\.|Mrs\.|Ms\.|"
+    r"Sir|Dame|Lord|Lady|Coach|Captain|Commissioner|Ambassador|Speaker|CEO|Chairman|Chairwoman|Director)"
+)
+_CAPWORD = r"(?:[A-Z][\w'’.-]*[\w]|[A-Z]\.?|[A-Z]{2,})"
+_NAME = re.compile(rf"(?:{_CAPWORD})(?:(?:\s+(?:of|de|del|da|van|von|al|bin|the|and|&)\s+|\s+|-)(?:{_CAPWORD}))*")
+_PERSON_CUE = re.compile(
+    r"(?i)^\s*,?\s*(?:said|says|told|added|wrote|who|announced|stated|argued|tweeted|,\s*(?:a|an|the)\s)"
+)
+_PLACE_CUE = re.compile(r"(?i)\b(?:in|at|from|to|near|across|into|outside|inside)\s*$")
+_ORG_WORDS = re.compile(
+    r"\b(?:Inc|Corp|Co|Ltd|Group|Company|Bank|University|Institute|Party|Ministry|Department|Agency|"
+    r"Association|Council|Committee|Court|Office|Club|League|Union|Organization|Organisation|Commission|"
+    r"Foundation|Fund|Network|News|Times|Post|Journal|Airlines|Motors|Technologies|Systems)\b"
+)
+_PLACE_WORDS = re.compile(
+    r"\b(?:City|County|State|Province|Island|Islands|Republic|Kingdom|Valley|River|Sea|Ocean|Mountains?|"
+    r"Street|Square|Park|Region|Coast|Bay|Lake|Peninsula)\b"
+)
+_SENT_START_SKIP = frozenset(
+    """The A An In On At For But And Or As If When While After Before This That These Those It Its He She They
+    We I You His Her Their Our My Your There Here Some Many Most All Any No One Two Three Last Next Such
+    According Meanwhile However Although Though Since Because Under Over With Without From By To Of Yet So
+    Also Still Even Only Now Then What Which Who Where Why How Earlier Later""".split()
+)
+_Q_NUMBER = re.compile(
+    r"(?i)\bhow (?:many|much|old|long|far|big|tall|large|often|high|fast)\b|"
+    r"\bwhat (?:percentage|percent|share|number|amount|age|price|cost|rate|sum|fraction|figure|total)\b|"
+    r"\b(?:number|percentage|amount|sum|total) of\b|"
+    r"\bby how\b|\braised to\b|\bto:?\s*$|\bwhat is the (?:population|death toll|toll|score|temperature)\b"
+)
+_Q_WHAT = re.compile(r"(?i)^\s*(?:what|how)\b")
+_Q_AMOUNT_VERB = re.compile(
+    r"(?i)\b(?:cost|costs|worth|price|priced|spend|spent|pay|paid|raise|raised|value|valued|shrink|grow|fall|rise)\s*\??\s*$"
+)
+_Q_DATE = re.compile(
+    r"(?i)^when\b|\bwhen (?:did|does|do|was|is|will|were|are|has|had)\b|"
+    r"\b(?:what|which|in what) (?:year|month|day|date|decade)\b"
+)
+_Q_PLACE = re.compile(
+    r"(?i)^where\b|\bwhere (?:did|does|do|was|is|will|were|are|has|had)\b|"
+    r"\b(?:which|what|in which|in what) (?:city|cities|country|countries|state|states|nation|region|town|"
+    r"island|continent|province|county|capital|place|location|venue|stadium|airport|port)\b"
+)
+_Q_PERSON = re.compile(
+    r"(?i)\bwho(?:m|se)?\b|"
+    r"\b(?:which|what) (?:person|people|man|woman|actor|actress|singer|rapper|musician|artist|player|golfer|"
+    r"athlete|star|celebrity|politician|senator|governor|president|leader|candidate|judge|justice|author|"
+    r"writer|director|ceo|executive|founder|billionaire|coach|quarterback|pitcher|footballer|tennis player|"
+    r"doctor|scientist|journalist|comedian|host|monarch|king|queen|prince|princess|minister|official|"
+    r"lawmaker|chef|model|designer|boxer|driver|cyclist|swimmer|skater|gymnast|striker|manager)\b"
+)
+_Q_NAME = re.compile(r"(?i)\b(?:which|what)\s+(?!is\b|are\b|was\b|were\b|did\b|does\b|do\b|has\b|have\b|will\b)\w+|"
+                     r"\bname (?:of|the)\b")
+_WORD = re.compile(r"[\w][\w'’.-]*[\w]|[\w]")
+
+
+def question_kind(question: str) -> str:
+    """What the question asks for: one of :data:`KINDS`."""
+    q = question.strip()
+    if _Q_DATE.search(q):
+        return "date"
+    if _Q_NUMBER.search(q) or (_Q_WHAT.search(q) and _Q_AMOUNT_VERB.search(q)):
+        return "number"
+    if _Q_PLACE.search(q):
+        return "place"
+    if _Q_PERSON.search(q):
+        return "person"
+    if _Q_NAME.search(q):
+        return "name"
+    return "other"
+
+
+@lru_cache(maxsize=65536)
+def _norm(word: str) -> str:
+    w = word.lower().strip(".'’")
+    for suffix in ("’s", "'s"):
+        w = w.removesuffix(suffix)
+    if len(w) > 4 and w.endswith("ies"):
+        return w[:-3] + "y"
+    if len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
+        return w[:-1]
+    return w
+
+
+def words(text: str) -> list[str]:
+    """Normalised words (lower case, crude singular, no possessive), the unit the 'in the question' test uses."""
+    return [_norm(w) for w in _WORD.findall(text.replace(",", ""))]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    text: str  # word for word from the sentence
+    kind: str  # number, date, person, place, name
+    start: int  # character offsets in the sentence
+    end: int
+
+
+def _quantity_noun(sentence: str, end: int) -> int:
+    """Extend a quantity over the noun that follows it ("29 Kazakh citizens"): up to three words."""
+    pos = end
+    taken = 0
+    for m in re.finditer(r"\s+([\w][\w'’-]*)", sentence[end:]):
+        if m.start() != pos - end or taken >= 3:
+            break
+        w = m.group(1)
+        if w.lower() in _STOP or re.match(r"\d", w):
+            break
+        pos = end + m.end()
+        taken += 1
+        if sentence[pos : pos + 1] in (",", ";", ":", ")", "—", "–", "."):
+            break
+    return pos
+
+
+def candidates(sentence: str) -> list[Candidate]:
+    """Every candidate answer phrase in ``sentence`` with its kind (overlaps resolved: dates before numbers)."""
+    return list(_candidates(sentence))
+
+
+@lru_cache(maxsize=8192)
+def _candidates(sentence: str) -> tuple[Candidate, ...]:
+    out: list[Candidate] = []
+    taken: list[tuple[int, int]] = []
+
+    def free(a: int, b: int) -> bool:
+        return all(b <= s or a >= e for s, e in taken)
+
+    for m in _DATE.finditer(sentence):
+        a, b = m.span()
+        text = sentence[a:b].strip()
+        if not text or not free(a, b):
+            continue
+        out.append(Candidate(text, "date", a, b))
+        taken.append((a, b))
+    for m in _NUMBER.finditer(sentence):
+        a, b = m.span()
+        while b > a and sentence[b - 1] in " ":
+            b -= 1
+        if not re.search(r"\d|[a-z]", sentence[a:b], re.I) or not free(a, b):
+            continue
+        if not re.search(r"\d", sentence[a:b]) and not re.search(_NUMWORD, sentence[a:b], re.I):
+            continue
+        b2 = _quantity_noun(sentence, b)
+        text = sentence[a:b2].strip(" ,;:")
+        out.append(Candidate(text, "number", a, a + len(text)))
+        taken.append((a, b))
+    for m in _NAME.finditer(sentence):
+        a, b = m.span()
+        text = m.group(0)
+        # Leading sentence-opening words are not names ("The", "But").
+        parts = text.split()
+        while parts and parts[0] in _SENT_START_SKIP:
+            a = sentence.index(parts[0], a) + len(parts[0])
+            while a < b and sentence[a] in " ":
+                a += 1
+            parts = parts[1:]
+        while parts and parts[-1].lower() in ("of", "de", "the", "and", "&", "al", "van", "von"):
+            parts = parts[:-1]
+        if not parts:
+            continue
+        text = " ".join(parts) if " " in sentence[a:b] else sentence[a:b]
+        text = sentence[a : a + len(sentence[a:b].rstrip())]
+        # Re-cut to the parts kept (the join above may have dropped a trailing connector).
+        last = parts[-1]
+        cut = sentence.rfind(last, a, b) + len(last)
+        text = sentence[a:cut].rstrip(".")
+        b = a + len(text)
+        if not text or not free(a, b) or re.fullmatch(rf"{_TITLES}", text):
+            continue
+        if text.isupper() and len(text) <= 1:
+            continue
+        before = sentence[:a]
+        after = sentence[b:]
+        if re.match(rf"{_TITLES}\s", text) or (len(parts) >= 2 and not _ORG_WORDS.search(text)
+                                                 and not _PLACE_WORDS.search(text) and _PERSON_CUE.match(after)):
+            kind = "person"
+        elif _PLACE_WORDS.search(text) or _PLACE_CUE.search(before):
+            kind = "place"
+        elif len(parts) >= 2 and not _ORG_WORDS.search(text) and all(p[:1].isupper() for p in parts):
+            kind = "person?"  # two capitalised words: a person or a place/org; counts half for person
+        else:
+            kind = "name"
+        out.append(Candidate(text, kind, a, b))
+        taken.append((a, b))
+    out.sort(key=lambda c: c.start)
+    return tuple(out)
+
+
+_KIND_FIT = {
+    # question kind -> {candidate kind: fit}
+    "number": {"number": 1.0},
+    "date": {"date": 1.0, "number": 0.2},
+    "place": {"place": 1.0, "name": 0.6, "person?": 0.4},
+    "person": {"person": 1.0, "person?": 0.8, "name": 0.5},
+    "name": {"name": 1.0, "person": 0.8, "person?": 0.8, "place": 0.8},
+    "other": {},
+}
+
+
+def fit(question_kind_: str, cand_kind: str) -> float:
+    return _KIND_FIT.get(question_kind_, {}).get(cand_kind, 0.0)
+
+
+def new_to_question(phrase: str, question_words: set[str]) -> bool:
+    """True when the phrase says something the question does not: a content word (or number) it lacks."""
+    ws = [w for w in words(phrase) if w not in _STOP]
+    return any(w not in question_words for w in ws)
+
+
+def display_kind(kind: str) -> str:
+    return "person" if kind == "person?" else kind
+
+
+def _token_spans(sentence: str) -> list[tuple[int, int, str]]:
+    return [(m.start(), m.end(), _norm(m.group(0))) for m in _WORD.finditer(sentence)]
+
+
+def nearness(sentence: str, cand: Candidate, question_words: set[str], spans=None) -> float:
+    """1 / (1 + words between the candidate and the nearest question word in the sentence); 0 if none."""
+    spans = spans if spans is not None else _token_spans(sentence)
+    hits = [i for i, (a, b, w) in enumerate(spans) if w in question_words and w not in _STOP
+            and not (a >= cand.start and b <= cand.end)]
+    inside = [i for i, (a, b, _) in enumerate(spans) if a >= cand.start and b <= cand.end]
+    if not hits or not inside:
+        return 0.0
+    lo, hi = inside[0], inside[-1]
+    gap = min(lo - h if h < lo else h - hi for h in hits)
+    return 1.0 / (1.0 + max(gap - 1, 0))
+
+
+@dataclass(frozen=True)
+class Phrase:
+    text: str
+    kind: str
+    score: float  # fit x (1 + nearness)
+    fit: float = 0.0  # how well the phrase's kind fits the question's (0..1)
+    near: float = 0.0  # nearness to the question's words in the sentence (0..1)
+
+
+def scored_candidates(question: str, sentence: str, kind: str | None = None) -> list[Phrase]:
+    """Candidates of ``sentence`` that fit the question's kind and are new to it, best first."""
+    kind = kind or question_kind(question)
+    if kind == "other":
+        return []
+    qwords = set(words(question))
+    out = []
+    spans = _token_spans(sentence)
+    for c in candidates(sentence):
+        f = fit(kind, c.kind)
+        if f <= 0 or not new_to_question(c.text, qwords):
+            continue
+        if c.kind == "number" and not new_to_question(" ".join(re.findall(r"\d[\d.,]*", c.text)) or c.text, qwords):
+            continue  # the quantity itself is the question's ("the 29 detained"), only its noun is new
+        if kind == "number" and c.kind == "number" and re.fullmatch(r"(?:in )?(?:19|20)\d\d", c.text):
+            f *= 0.3  # a bare year is rarely the quantity asked for
+        near = nearness(sentence, c, qwords, spans)
+        out.append(Phrase(c.text, display_kind(c.kind), f * (1.0 + near), f, near))
+    out.sort(key=lambda p: -p.score)
+    return out
+
+
+def best_phrase(question: str, sentence: str, others: list[str] | None = None, kind: str | None = None
+                ) -> Phrase | None:
+    """The short answer in ``sentence``: the best-fitting new candidate, helped by agreement with ``others``.
+
+    ``others``: the other retrieved sentences; a candidate whose new words recur there scores higher.
+    """
+    found = scored_candidates(question, sentence, kind)
+    if not found:
+        return None
+    if others:
+        qwords = set(words(question))
+        other_words = [set(words(o)) for o in others]
+        rescored = []
+        for p in found:
+            key = {w for w in words(p.text) if w not in _STOP and w not in qwords}
+            agree = sum(1 for ow in other_words if key and key <= ow)
+            rescored.append(Phrase(p.text, p.kind, p.score * (1.0 + 0.25 * min(agree, 2)), p.fit, p.near))
+        found = sorted(rescored, key=lambda p: -p.score)
+    return found[0]

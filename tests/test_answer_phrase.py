@@ -1,0 +1,123 @@
+"""The short answer (bot.engines.answer_phrase) and the relation check for written answers
+(bot.engines.answer_check): plain rules, no model, no data files."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.engines.answer_check import backing_sentence, problems
+from bot.engines.answer_phrase import best_phrase, candidates, question_kind, words
+
+KAZAKH = (
+    "Foreign Ministry officials said in November that China had detained 29 Kazakh citizens, "
+    "and 15 had since been released and allowed to return to Kazakhstan."
+)
+KUMANO = (
+    "“It would be like stopping blood flowing through Japan’s economy,” he said, estimating a lockdown of Tokyo "
+    "for a month could shrink Japan’s economy by about ¥5.1 trillion ($47 billion) — nearly 1 percent."
+)
+ABE = (
+    "While Japanese nationals would not be affected, the travel ban would come as a surge in the number of "
+    "infections in Japan stokes fears that Prime Minister Shinzo Abe may shift from considering to declaring a "
+    "national state of emergency."
+)
+
+
+@pytest.mark.parametrize(
+    "q, kind",
+    [
+        ("How many Kazakh citizens had China detained?", "number"),
+        ("What did Hideo Kumano estimate a Tokyo lockdown would cost?", "number"),
+        ("What percentage of the vote did she win?", "number"),
+        ("When did the tunnel open?", "date"),
+        ("In what year was the scheme introduced?", "date"),
+        ("Where was the funeral held?", "place"),
+        ("Which country's leader did not attend the summit?", "place"),
+        ("Who is the prime minister of Japan?", "person"),
+        ("Which golfer won the US Women's Open?", "person"),
+        ("Which company bought Twitter?", "name"),
+        ("Is Japan banning travelers from the US?", "other"),
+        ("What did Japan decide about travelers?", "other"),
+    ],
+)
+def test_question_kind(q, kind):
+    assert question_kind(q) == kind
+
+
+@pytest.mark.parametrize(
+    "q, sentence, expected",
+    [
+        ("How many Kazakh citizens had China detained?", KAZAKH, "29 Kazakh citizens"),
+        ("What did Hideo Kumano estimate a Tokyo lockdown would cost?", KUMANO, "about ¥5.1 trillion ($47 billion)"),
+        ("Who is the prime minister of Japan?", ABE, "Prime Minister Shinzo Abe"),
+        ("When was her brother released?", "He heard his brother had been released on Dec. 24 last year.", "Dec. 24"),
+        ("Where was the funeral held?", "The funeral took place at Westminster Abbey on Monday.", "Westminster Abbey"),
+        ("Which golfer won the Women's Open?", "Minjee Lee won the Women's Open on Sunday.", "Minjee Lee"),
+    ],
+)
+def test_answer_phrase_by_kind_word_for_word(q, sentence, expected):
+    p = best_phrase(q, sentence)
+    assert p is not None and p.text == expected
+    assert p.text in sentence  # word for word from the sentence
+
+
+def test_answer_phrase_is_never_just_the_question():
+    q = "Did Prime Minister Shinzo Abe visit Tokyo?"
+    # Every name in the sentence is already in the question: no short answer, not an echo.
+    assert best_phrase("Who visited Tokyo with Shinzo Abe?", "Shinzo Abe visited Tokyo.") is None
+    q = "Who did Shinzo Abe meet in Tokyo?"
+    p = best_phrase(q, "Shinzo Abe met Joe Biden in Tokyo on Monday.")
+    assert p is not None and p.text == "Joe Biden"
+    qw = set(words(q))
+    assert any(w not in qw for w in words(p.text))
+    # A number the question already gives is not the answer; the new one is.
+    p = best_phrase("How many of the 29 detained citizens were released?", KAZAKH)
+    assert p is not None and p.text.startswith("15")
+
+
+def test_no_short_answer_for_yes_no_or_open_questions():
+    assert best_phrase("Is Japan banning travelers from the US?", ABE) is None
+    assert best_phrase("How many people died?", "Nobody was hurt, officials said.") is None
+
+
+def test_candidates_kinds():
+    kinds = {(c.text, c.kind) for c in candidates(KAZAKH)}
+    assert ("29 Kazakh citizens", "number") in kinds and ("November", "date") in kinds
+    assert all(c.text == KAZAKH[c.start : c.end] for c in candidates(KAZAKH))
+
+
+# ------------------------------------------------------------ relation check
+def test_relation_check_accepts_a_faithful_copy():
+    assert problems("China had detained 29 Kazakh citizens.", KAZAKH) == []
+    assert problems("15 had been released.", KAZAKH) == []
+
+
+def test_relation_check_rejects_a_number_bound_to_the_wrong_noun():
+    # Every word and number occurs in the sentence, but 15 counts the released, not the detained.
+    found = problems("China had detained 15 Kazakh citizens.", KAZAKH)
+    assert found and any("15" in f for f in found)
+    # ... and 29 counts the detained, not the released.
+    found = problems("29 Kazakh citizens had been released.", KAZAKH)
+    assert found and any("29" in f and "releas" in f for f in found)
+
+
+def test_relation_check_rejects_words_and_negation_the_sentence_lacks():
+    released = (
+        "The Foreign Ministry press office confirmed that 2,000-plus ethnic Kazakhs had been released "
+        "and allowed to return to Kazakhstan."
+    )
+    sources = [KAZAKH, "China has agreed to let 2,000-plus ethnic Kazakhs leave, the press office confirmed."]
+    row, found = backing_sentence(released, sources)
+    assert row is None and found
+    assert problems("China has not detained 29 Kazakh citizens.", KAZAKH)
+
+
+def test_relation_check_who_did_what():
+    s = "Smith praised the plan, and Jones criticised it."
+    assert problems("Smith praised the plan.", s) == []
+    assert problems("Jones praised the plan.", s)
+
+
+def test_backing_sentence_picks_the_one_that_says_it():
+    sources = ["The tunnel cost 1.2 billion euros.", KAZAKH]
+    assert backing_sentence("China detained 29 Kazakh citizens.", sources) == (1, [])
