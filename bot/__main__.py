@@ -46,7 +46,7 @@ def _build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("summarize", help="batch summaries: JSON Lines in, JSON Lines out")
     s.add_argument("--input", type=Path, required=True, help="JSONL: {id, title?, text, sentences?} per line ('-' = stdin)")
     s.add_argument("--mode", choices=("extractive", "abstractive"), default="extractive")
-    s.add_argument("--sentences", type=int, default=3, help="sentences per summary (1-10; a line's 'sentences' wins)")
+    s.add_argument("--sentences", type=int, default=3, help="sentences per summary (1 up to the article's sentence count; a line's 'sentences' wins)")
     s.add_argument("--json", action="store_true", help="JSON Lines output (the only format; accepted for clarity)")
     a = sub.add_parser("ask", help="batch questions over a corpus: JSON Lines in, JSON Lines out")
     a.add_argument("--corpus", type=Path, required=True, help="corpus file or folder (as CORPUS_PATH)")
@@ -76,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(settings.log_level)
 
     if command == "summarize":
-        if not 1 <= args.sentences <= 10:
-            print("--sentences must be from 1 to 10", file=sys.stderr)
+        if args.sentences < 1:
+            print("--sentences must be a whole number from 1 (up to the article's sentence count)", file=sys.stderr)
             return 2
         if str(args.input) != "-" and not args.input.is_file():
             print(f"input file not found: {args.input}", file=sys.stderr)
