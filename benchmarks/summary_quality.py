@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import resource
 import statistics
@@ -42,6 +43,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -342,6 +345,109 @@ def run_abstractive(items, embedder, cache_dir: Path, weights: Weights, args) ->
     return rows
 
 
+# ------------------------------------------------------------------ verifier
+def _cv_threshold_flags(score: np.ndarray, y: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """``score >= t`` with t the best balanced-accuracy threshold of the other folds (by article)."""
+    from sklearn.model_selection import GroupKFold
+
+    from verifier_fit import best_threshold
+
+    flag = np.zeros(len(y), dtype=bool)
+    for tr, te in GroupKFold(5).split(score, y, groups):
+        flag[te] = score[te] >= best_threshold(score[tr], y[tr])
+    return flag
+
+
+def verify_baselines(items: list[dict], embedder) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """name -> (score, fixed flags or None): bigram overlap, MiniLM cosine, entity overlap, today's guard."""
+    from bot.grounding import claims
+    from bot.grounding.text import detokenize, tokens
+    from bot.grounding.verifier import Article as Source
+
+    bigram, cosine, entity, guard_s, guard_f = [], [], [], [], []
+    sources: dict[str, Source] = {}
+    vecs: dict[str, np.ndarray] = {}
+    for it in items:
+        src = sources.get(it["article_id"]) or sources.setdefault(it["article_id"], Source(it["article"]))
+        summary = detokenize(it["summary"])
+        art_toks = tokens(src.text)
+        art_bi = set(zip(art_toks, art_toks[1:]))
+        toks = tokens(summary)
+        bi = list(zip(toks, toks[1:]))
+        bigram.append(sum(b in art_bi for b in bi) / len(bi) if bi else 1.0)
+        checked = claims.check(summary, [src.text])
+        entity.append(sum(ok for _, ok in checked) / len(checked) if checked else 1.0)
+        bad = claims.unsupported(summary, [src.text])
+        guard_s.append(1.0 / (1.0 + len(bad)))
+        guard_f.append(not bad)
+        if it["article_id"] not in vecs:
+            vecs[it["article_id"]] = embedder.encode([s.text for s in src.sentences])
+        sents = split_sentences(summary) or [summary]
+        sims = embedder.encode(sents) @ vecs[it["article_id"]].T
+        cosine.append(float(sims.max(1).min()))
+    return {
+        "bigram overlap": (np.array(bigram), None),
+        "MiniLM cosine": (np.array(cosine), None),
+        "entity overlap": (np.array(entity), None),
+        "guard (today)": (np.array(guard_s), np.array(guard_f)),
+    }
+
+
+def run_verify(args, embedder) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import verifier_fit as vf
+
+    items = vf.load_summeval(args.summeval)
+    y = np.array([it["consistency"] == 5.0 for it in items], dtype=int)
+    cons = np.array([it["consistency"] for it in items])
+    groups = np.array([it["article_id"] for it in items])
+    n_art = len(set(groups))
+    print(f"\nSummEval dev: {len(items)} summaries of {n_art} articles, {int(y.sum())} consistent (consistency 5.0)")
+    rows = []
+    t = time.perf_counter()
+    for name, (score, flags) in verify_baselines(items, embedder).items():
+        f = flags if flags is not None else _cv_threshold_flags(score, y, groups)
+        rows.append((name, vf.metrics(y, cons, score, f)))
+    print(f"  baselines scored in {time.perf_counter() - t:.1f}s", file=sys.stderr)
+    lm = None
+    if args.verify_lm:
+        from bot.grounding.likelihood import LikelihoodScorer
+        from models.generator import Generator
+
+        gen = Generator(args.model, cache_dir=args.model_cache, threads=args.threads, dtype=args.dtype)
+        print(f"  likelihood scorer: {gen.name} ({gen.dtype})", file=sys.stderr)
+        lm = LikelihoodScorer(gen)
+    cache = args.cache_dir
+    t = time.perf_counter()
+    feats = vf.sentence_features(items, cache, lm)
+    feat_s = time.perf_counter() - t
+    from bot.grounding.verifier import FEATURES
+
+    models = {"precis verifier, lexical": list(FEATURES)}
+    if lm is not None:
+        models["precis verifier, + SmolLM2"] = list(FEATURES) + vf.LM_FEATURES
+    fitted = {}
+    for name, names in models.items():
+        oof, flag = vf.cross_validate(feats, y, groups, names)
+        rows.append((name + " (CV)", vf.metrics(y, cons, oof, flag)))
+        fitted[name] = vf.fit_all(feats, y, names)
+    print(f"\nVerifier vs baselines (scores and thresholds cross-validated by article, 5 folds)")
+    print(f"{'system':<36}{'ROC-AUC':>9}{'Spearman':>10}{'bal.acc':>9}")
+    for name, m in rows:
+        print(f"{name:<36}{m['auc']:9.3f}{m['spearman']:10.3f}{m['bacc']:9.3f}")
+    print(f"(features for {len(items)} summaries in {feat_s:.1f}s{' (cached)' if feat_s < 1 else ''}; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    if args.fit:
+        from bot.grounding.verifier import WEIGHTS_PATH
+
+        out = {"lexical": fitted["precis verifier, lexical"],
+               "note": "fitted by benchmarks/summary_quality.py --verify --fit on SummEval dev (800 summaries)"}
+        if lm is not None:
+            out["lm"] = fitted["precis verifier, + SmolLM2"]
+        WEIGHTS_PATH.write_text(json.dumps(out, indent=1) + "\n")
+        print(f"weights fitted on the whole file written to {WEIGHTS_PATH}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bbc", type=Path, default=DATA / "bbc-news-summary")
@@ -364,6 +470,10 @@ def main(argv: list[str] | None = None) -> int:
                     " bf16, else float32), float32, bfloat16")
     ap.add_argument("--skip-bare", action="store_true", help="leave out the bare-model row (the slow one)")
     ap.add_argument("--verbose", action="store_true", help="print each abstractive summary")
+    ap.add_argument("--verify", action="store_true", help="only the verifier table (SummEval)")
+    ap.add_argument("--summeval", type=Path, default=DATA / "summeval" / "summeval_dev.jsonl")
+    ap.add_argument("--verify-lm", action="store_true", help="verifier: add the SmolLM2 likelihood features")
+    ap.add_argument("--fit", action="store_true", help="verifier: write the weights fitted on the whole file")
     args = ap.parse_args(argv)
     if args.abstractive_only:
         args.abstractive = True
@@ -375,6 +485,10 @@ def main(argv: list[str] | None = None) -> int:
     embedder = Embedder("minilm", precision=args.precision)
     print(f"embedder precision: {embedder.precision}")
     cache_dir = args.cache_dir or Path(tempfile.mkdtemp(prefix="precis-bench-"))
+    if args.verify:
+        args.cache_dir = cache_dir
+        run_verify(args, embedder)
+        return 0
     print(f"weights: {weights}")
     if args.abstractive_only:
         pass
