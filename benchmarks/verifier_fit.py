@@ -32,6 +32,8 @@ from bot.grounding.text import detokenize  # noqa: E402
 from bot.grounding.verifier import FEATURES, Article, Verifier  # noqa: E402
 
 LM_FEATURES = ["lm_gain", "lm_cond", "lm_worst"]
+LEXICAL = ["bigram_article", "trigram_article"]  # the shipped lexical model's features
+LM_SHIPPED = ["lm_gain", "lm_cond"]  # ... and what the shipped model adds with SmolLM2
 ROUNDS = 3
 C = 1.0  # logistic regression's inverse regularisation (sklearn default; not tuned)
 
@@ -55,33 +57,44 @@ def _neutral() -> Verifier:
 
 
 def sentence_features(items: list[dict], cache_dir: Path | None, lm=None) -> list[list[dict]]:
-    """Per summary, per sentence: the feature dict (``lm_gain`` included when ``lm`` is given)."""
-    key = hashlib.sha1(json.dumps([FEATURES, bool(lm), len(items)]).encode()).hexdigest()[:12]
-    path = cache_dir / f"verifier-features-{key}.pkl" if cache_dir else None
-    if path and path.is_file():
-        return pickle.loads(path.read_bytes())
+    """Per summary, per sentence: the feature dict, ``blocked`` (a blocking problem), and the
+    ``lm_*`` features when ``lm`` is given (those are cached in ``cache_dir``: SmolLM2 on 800
+    summaries takes 10-40 minutes on 2 shared cores; the lexical ones take seconds)."""
     v = _neutral()
     arts: dict[str, Article] = {}
-    out = []
-    t = time.perf_counter()
-    for n, it in enumerate(items):
+    out, supports_all, sents_all = [], [], []
+    for it in items:
         art = arts.get(it["article_id"]) or arts.setdefault(it["article_id"], Article(it["article"]))
         sents = split_sentences(detokenize(it["summary"]))
         feats, prev, supports = [], (), []
         for s in sents:
-            f, _, sup = v.sentence_features(s, art, prev)
+            f, problems, sup = v.sentence_features(s, art, prev)
             prev = tuple(x.index for x in sup)
+            f["blocked"] = float(any(p.startswith(v.blocking) for p in problems))
             feats.append(f)
             supports.append(" ".join(x.text for x in sorted(sup, key=lambda x: x.index)))
-        if lm is not None and sents:
-            for f, g in zip(feats, lm.stats(supports, sents)):
-                f.update({f"lm_{k}": v for k, v in g.items()})
         out.append(feats)
-        if lm is not None and (n + 1) % 100 == 0:
-            print(f"  [verify] features {n + 1}/{len(items)} ({time.perf_counter() - t:.0f}s)", file=sys.stderr)
-    if path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(pickle.dumps(out))
+        supports_all.append(supports)
+        sents_all.append(sents)
+    if lm is None:
+        return out
+    key = hashlib.sha1(json.dumps([sents_all, supports_all]).encode()).hexdigest()[:12]
+    path = cache_dir / f"verifier-lm-{key}.pkl" if cache_dir else None
+    if path and path.is_file():
+        stats = pickle.loads(path.read_bytes())
+    else:
+        stats, t = [], time.perf_counter()
+        for n, (sents, supports) in enumerate(zip(sents_all, supports_all)):
+            stats.append(lm.stats(supports, sents) if sents else [])
+            if (n + 1) % 100 == 0:
+                print(f"  [verify] SmolLM2 features {n + 1}/{len(items)} ({time.perf_counter() - t:.0f}s)",
+                      file=sys.stderr)
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(pickle.dumps(stats))
+    for feats, st in zip(out, stats):
+        for f, g in zip(feats, st):
+            f.update({f"lm_{k}": x for k, x in g.items()})
     return out
 
 
@@ -151,6 +164,8 @@ def cross_validate(feats, y, groups, names, folds: int = 5):
         m = Model(names).fit([feats[i] for i in tr], y[tr])
         s = m.scores([feats[i] for i in te])
         oof[te], flag[te] = s, s >= m.threshold
+    blocked = np.array([any(f.get("blocked", 0.0) for f in fs) for fs in feats])
+    flag &= ~blocked  # supported: above the threshold and no blocking problem (as the verifier decides)
     return oof, flag
 
 

@@ -50,7 +50,7 @@ def _has(problems, prefix):
     [
         "Acme Corp hired 200 workers and closed 15 stores last year.",
         "Police said Smith attacked Jones outside the bar on Friday night.",
-        "Japan will send 500 troops to the region, the Asahi newspaper reported.",
+        "Japan will send 500 troops to the region next month, the Asahi newspaper reported.",
         "The minister did not approve the plan to build a new airport.",
     ],
 )
@@ -173,3 +173,22 @@ def test_verify_command_end_to_end(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "bot", "verify", "--input", str(f), "--threshold", "2"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "threshold" in bad.stderr
+
+
+@pytest.mark.slow
+def test_likelihood_scorer_with_the_bundled_model(tmp_path_factory, article):
+    from bot.grounding.likelihood import LikelihoodScorer
+    from models.generator import Generator
+    from models.registry import DEFAULT_GENERATOR
+
+    gen = Generator(DEFAULT_GENERATOR, cache_dir=tmp_path_factory.mktemp("precis-models"), threads=1)
+    scorer = LikelihoodScorer(gen)
+    support = article.sentences[2].text  # Japan ... the Asahi newspaper reported.
+    same, other = scorer.stats([support, support], ["Japan will send 500 troops to the region.",
+                                                    "Brazil won the football match against Chile."])
+    assert same["gain"] > other["gain"] and same["gain"] > 0
+    assert set(same) == {"gain", "cond", "worst"}
+    v = Verifier(scorer=scorer)
+    assert "lm_gain" in v.features
+    verdict = v(article, ["Japan will send 500 troops to the region next month, the Asahi newspaper reported."])
+    assert "lm_gain" in verdict.sentences[0].features and 0.0 <= verdict.score <= 1.0
