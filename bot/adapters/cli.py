@@ -66,6 +66,8 @@ def _article(n: int, obj: dict, sentences: int, source: str) -> tuple[Article, i
     text = obj.get("text")
     if not isinstance(text, str) or not text.strip():
         raise ValueError('missing or empty "text"')
+    if not any(ch.isalnum() for ch in text):
+        raise ValueError('"text" has no words')
     title = obj.get("title") or ""
     if not isinstance(title, str):
         raise ValueError('"title" must be a string')
