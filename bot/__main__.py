@@ -46,7 +46,7 @@ def _build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("summarize", help="batch summaries: JSON Lines in, JSON Lines out")
     s.add_argument("--input", type=Path, required=True, help="JSONL: {id, title?, text, sentences?} per line ('-' = stdin)")
     s.add_argument("--mode", choices=("extractive", "abstractive"), default="extractive")
-    s.add_argument("--sentences", type=int, default=3, help="sentences per summary (1-10; a line's 'sentences' wins)")
+    s.add_argument("--sentences", type=int, default=3, help="sentences per summary (1 up to the article's sentence count; a line's 'sentences' wins)")
     s.add_argument("--json", action="store_true", help="JSON Lines output (the only format; accepted for clarity)")
     a = sub.add_parser("ask", help="batch questions over a corpus: JSON Lines in, JSON Lines out")
     a.add_argument("--corpus", type=Path, required=True, help="corpus file or folder (as CORPUS_PATH)")
@@ -59,7 +59,42 @@ def _build_parser() -> argparse.ArgumentParser:
     f.add_argument("--feed", action="extend", nargs="+", default=[], help="RSS/Atom feeds to poll")
     f.add_argument("--data-dir", type=Path, default=None, help="where to keep what was seen (default: DATA_DIR)")
     f.add_argument("--json", action="store_true", help="JSON Lines output (the only format; accepted for clarity)")
+    v = sub.add_parser("verify", help="check summaries against their articles: JSON Lines in, JSON Lines out")
+    v.add_argument("--input", type=Path, required=True, help="JSONL: {id, text, summary} per line ('-' = stdin)")
+    v.add_argument("--threshold", type=float, default=None, help="score a sentence needs (default: the fitted one)")
+    v.add_argument("--model-score", action="store_true",
+                   help="also score with the summary model's likelihood (slower; SUMMARY_MODEL)")
+    v.add_argument("--json", action="store_true", help="JSON Lines output (the only format; accepted for clarity)")
     return p
+
+
+def _verify(args, settings) -> int:
+    if str(args.input) != "-" and not args.input.is_file():
+        print(f"input file not found: {args.input}", file=sys.stderr)
+        return 2
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        print("--threshold must be from 0 to 1", file=sys.stderr)
+        return 2
+    from .adapters.cli import verify
+    from .grounding.verifier import Verifier
+
+    scorer = None
+    if args.model_score:
+        from models.generator import Generator
+        from models.registry import ModelUnavailable
+
+        from .grounding.likelihood import LikelihoodScorer
+
+        try:
+            s = settings
+            scorer = LikelihoodScorer(Generator(
+                s.summary_model, cache_dir=s.data_dir / "models", device=s.model_device,
+                threads=s.model_threads or None, allow_download=s.allow_downloads, dtype=s.summary_dtype,
+            ))
+        except ModelUnavailable as exc:
+            print(f"Cannot score with the summary model: {exc}", file=sys.stderr)
+            return 1
+    return verify(args.input, Verifier(threshold=args.threshold, scorer=scorer))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,9 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _setup_logging(settings.log_level)
 
+    if command == "verify":
+        return _verify(args, settings)
     if command == "summarize":
-        if not 1 <= args.sentences <= 10:
-            print("--sentences must be from 1 to 10", file=sys.stderr)
+        if args.sentences < 1:
+            print("--sentences must be a whole number from 1 (up to the article's sentence count)", file=sys.stderr)
             return 2
         if str(args.input) != "-" and not args.input.is_file():
             print(f"input file not found: {args.input}", file=sys.stderr)

@@ -453,3 +453,25 @@ def test_bundled_smollm2_on_the_kazakh_article(
         assert line.support[0].score >= eng.config.min_support
     assert "Kazakhs" in " ".join(line.text for line in res.lines)
     assert eng.last_stats["seconds"] < 30
+
+
+def test_a_rewrite_that_cuts_an_attribution_is_not_shown(sample_index) -> None:
+    """"..., the Asahi newspaper reported" cut turns a report into a fact: the verifier stops it."""
+    ix = sample_index
+    g = next(i for i, t in enumerate(ix.texts) if "the Asahi newspaper reported" in t)
+    src = SentenceInfo(int(ix.sent_article[g]), int(ix.sent_pos[g]), ix.texts[g], 1.0)
+
+    def cut(source: str, strict: bool) -> str:
+        return source.split(", the Asahi")[0] + "." if "Asahi" in source else _first_clause(source)
+
+    res = _engine(ix, cut)[0].topic([src], 1)
+    assert all("Asahi" in line.text or "banning" not in line.text for line in res.lines)
+    assert any("attribution dropped" in why and "asahi newspaper reported" in why for _, why in res.dropped)
+
+    def keep(source: str, strict: bool) -> str:
+        return source.replace("TOKYO: ", "").replace(" on Monday", "")
+
+    kept = _engine(ix, keep)[0].topic([src], 1)
+    assert not kept.fell_back and len(kept.lines) == 1
+    assert "the Asahi newspaper reported" in kept.lines[0].text
+    assert kept.lines[0].support[0].text == ix.texts[g]

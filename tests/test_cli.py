@@ -33,7 +33,7 @@ def test_summarize_contract_in_process(tmp_path, settings_factory, embedder):
             "{broken json",
             {"id": 7, "text": "One sentence only. And a second one here.", "sentences": 1},
             {"id": "no-text", "title": "x"},
-            {"id": "bad-n", "text": "Some text.", "sentences": 11},
+            {"id": "bad-n", "text": "Some text.", "sentences": 0},
             {"id": "notitle", "text": "Rates rose again on Tuesday.\nMarkets fell sharply after the decision.\nTraders were surprised."},
         ],
     )
@@ -54,6 +54,24 @@ def test_summarize_contract_in_process(tmp_path, settings_factory, embedder):
     assert "text" in rows[3]["error"]
     assert "sentences" in rows[4]["error"]
     assert len(rows[5]["summary"]) == 3
+
+
+def test_summarize_accepts_more_than_ten_sentences(tmp_path, settings_factory, embedder):
+    """Discord's length stays 1-10; the batch CLI takes any count up to the article's sentence count."""
+    from bot.app import Precis
+
+    app = Precis(settings_factory(), embedder=embedder)
+    body = "\n".join(f"Paragraph {i} reports that the council met on day {i} to discuss item {i}." for i in range(15))
+    f = _lines(tmp_path, [{"id": "long", "text": body, "sentences": 13},
+                          {"id": "short", "text": "One sentence. Two sentences. Three.", "sentences": 13},
+                          {"id": "bad", "text": body, "sentences": 2.5}])
+    out = io.StringIO()
+    assert summarize(app, f, "extractive", 3, out) == 0
+    rows = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert len(rows[0]["summary"]) == 13 and len(rows[0]["support"]) == 13
+    assert len(set(rows[0]["summary"])) == 13
+    assert len(rows[1]["summary"]) == 3  # the whole article: it has only three sentences
+    assert "sentences" in rows[2]["error"]
 
 
 @pytest.mark.slow

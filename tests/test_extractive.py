@@ -60,3 +60,19 @@ def test_redundancy_control_skips_near_duplicate(index):
 def test_key_facts_sentence_leads_kazakh_summary(index):
     out = ExtractiveSummarizer(index)(0, 3)
     assert out[0].index == 0  # "China is allowing more than 2,000 ethnic Kazakhs ..."
+
+
+def test_news_lead_skips_bylines_and_fragments():
+    from bot.engines.extractive import inverted_pyramid, lead_sentences
+
+    texts = ["By Jane Smith, Political Editor", "Scroll down for video.", "Wow.",
+             "The council approved the new budget on Tuesday after a long debate.",
+             "The budget raises spending on schools by five percent.", "Critics said the plan was too costly."]
+    assert lead_sentences(texts, 2) == [3, 4]
+    assert lead_sentences(texts, 10) == [3, 4, 5]
+    import numpy as np
+
+    central_first = np.array([[1, .8, .7, .6], [.8, 1, .2, .1], [.7, .2, 1, .1], [.6, .1, .1, 1]])
+    assert inverted_pyramid(central_first)
+    feature_opening = np.array([[1, .1, .1, .1], [.1, 1, .8, .7], [.1, .8, 1, .6], [.1, .7, .6, 1]])
+    assert not inverted_pyramid(feature_opening)

@@ -25,10 +25,13 @@ Pipeline for one article (``AbstractiveSummarizer(row, n)``):
    ``score = 0.5 * cosine(embeddings) + 0.5 * share of its content terms the
    sentence contains``, over the whole article (every matching article, for a
    topic); the best one to three, each with its score.
-4. **Guard** (:mod:`bot.engines.guard`): a sentence whose names, numbers or
-   dates are not in its supporting sentences, that adds or drops a negation,
-   whose best support is weak, that is a fragment, or that repeats an earlier
-   line is regenerated once with stricter settings (no skips inside the
+4. **Guard** (:mod:`bot.grounding.claims`) and **verifier**
+   (:mod:`bot.grounding.verifier`): a sentence whose names, numbers or dates
+   are not in its supporting sentences, that adds or drops a negation, whose
+   best support is weak, that the verifier does not pass against its support
+   (a number bound to another noun, roles swapped, an attribution such as
+   "the Asahi newspaper reported" cut, a modal dropped), that is
+   a fragment, or that repeats an earlier line is regenerated once with stricter settings (no skips inside the
    sentence: its main clause, or for an unconstrained model a stricter
    prompt), then dropped if it still fails. Dropped sentences are never shown;
    the result lists them with the reason and a note says how many.
@@ -52,7 +55,9 @@ import numpy as np
 from ..corpus.segment import split_sentences
 from ..index.sentence_index import SentenceIndex
 from .extractive import ExtractiveSummarizer, SentenceInfo, Weights
-from .guard import unsupported
+from ..grounding.claims import unsupported
+from ..grounding.verifier import Article as Source
+from ..grounding.verifier import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +110,7 @@ class AbstractiveConfig:
     min_words: int = 4
     duplicate_cosine: float = 0.9
     retries: int = 2  # regenerations per summary (deterministic: not time based)
+    verify: bool = True  # the verifier (bot/grounding/verifier.py) must pass each sentence against its support
 
 
 # --------------------------------------------------------------------------- copy constraint
@@ -546,6 +552,7 @@ class AbstractiveSummarizer:
             index, replace(base, position=c.position, focus_power=c.focus_power, brevity=c.brevity)
         )
         self.last_stats: dict[str, float] = {}
+        self.verifier = Verifier() if c.verify else None
 
     # ------------------------------------------------------------------ public
     def __call__(self, article_row: int, sentences_count: int = 3) -> AbstractiveResult:
@@ -832,6 +839,13 @@ class AbstractiveSummarizer:
                 problems.append("not in the supporting sentences: " + ", ".join(missing))
             if best < c.min_support:
                 problems.append(f"weak support ({best:.2f} < {c.min_support:.2f})")
+            if self.verifier is not None and not problems:
+                # Its blocking problems, not its score: the score is fitted on SummEval, whose faithful
+                # summaries mostly copy whole sentences, so it marks down every deletion.
+                verdict = self.verifier.sentence(Source([ix.texts[int(rows[j])] for j in support]), cd.text)
+                why = [p for p in verdict.problems if p.startswith(self.verifier.blocking)]
+                if why:
+                    problems.append("verifier: " + "; ".join(why))
             if problems:
                 cd.problem = "; ".join(problems)
             else:
