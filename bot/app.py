@@ -14,9 +14,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .config import Settings
 from .corpus.article import Article
 from .corpus.loader import LoadIssue, load_corpus
+from .corpus.scope import Scopes
 from .corpus.segment import split_cache, splitter_version
 from .corpus.store import Corpus
 from .engines.extractive import ExtractiveSummarizer
@@ -120,6 +123,7 @@ class Precis:
         self.cache = EmbeddingCache(settings.cache_dir, embedder.name, embedder.dim)
         self.split_cache = SplitCache(settings.cache_dir, splitter_version())
         self.corpus = Corpus()
+        self.scopes = Scopes()  # which guild may see which article
         self._snap = self._snapshot_of(SentenceIndex(embedder, self.cache))
         self.last_load = LoadReport()
         self._answerers: dict[int, object] = {}
@@ -215,6 +219,16 @@ class Precis:
             if a.id == article_id:
                 return i
         return None
+
+    # ------------------------------------------------------------ scoping
+    def visible(self, snap: Snapshot, guild_id: int | None):
+        """Bool per article row of ``snap`` that ``guild_id`` may see (None: all of them)."""
+        return self.scopes.mask(snap.index.articles, guild_id)
+
+    def visible_rows(self, snap: Snapshot, guild_id: int | None) -> list[int]:
+        mask = self.visible(snap, guild_id)
+        n = len(snap.index.articles)
+        return list(range(n)) if mask is None else [int(i) for i in np.flatnonzero(mask)]
 
     def answerer_for(self, snap: Snapshot):
         """The /ask engine for a snapshot (built on first use; its arrays are precomputed)."""
