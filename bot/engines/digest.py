@@ -216,10 +216,17 @@ class DigestRunner:
         with self.app._lock:
             articles = self.app.corpus.articles
         with self._sync_lock:
-            if len(articles) <= self._registered:
+            # by load order, not by count: retention takes articles out of the corpus
+            fresh = []
+            for a in reversed(articles):  # the newest are last
+                if a.order < self._registered:
+                    break
+                fresh.append(a)
+            if not fresh:
                 return 0
-            new = self.store.register_articles(((a.id, a.title, a.guild_id) for a in articles[self._registered :]), now)
-            self._registered = len(articles)
+            fresh.reverse()
+            new = self.store.register_articles(((a.id, a.title, a.guild_id) for a in fresh), now)
+            self._registered = fresh[-1].order + 1
         if new:
             log.info("digest: %d new article(s) registered", new)
         return new

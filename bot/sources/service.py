@@ -416,7 +416,8 @@ class Sources:
         path = self.settings.fetched_path
         lines = []
         for a in articles:
-            rec = {"id": a.id, "title": a.title, "text": "\n".join(a.sentences), "date": a.date, "url": a.url}
+            rec = {"id": a.id, "title": a.title, "text": "\n".join(a.sentences), "date": a.date, "url": a.url,
+                   "arrived": a.arrived}
             if a.guild_id:
                 rec["guild_id"] = a.guild_id
             lines.append(json.dumps(rec, ensure_ascii=False) + "\n")
