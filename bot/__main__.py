@@ -141,7 +141,16 @@ def main(argv: list[str] | None = None) -> int:
     from .adapters.console import run_console
     from .handlers.core import Handlers
 
-    return run_console(Handlers(app, _console_sources(settings, app)), guild_id=getattr(args, "guild", None))
+    watch = None
+    if settings.watch_corpus:  # as the bot does: a file dropped into CORPUS_PATH appears in the console too
+        from .corpus.watch import BackgroundWatch
+
+        watch = BackgroundWatch(settings.corpus_path, lambda: app.load(progress=False)).start()
+    try:
+        return run_console(Handlers(app, _console_sources(settings, app)), guild_id=getattr(args, "guild", None))
+    finally:
+        if watch is not None:
+            watch.stop()
 
 
 def _console_sources(settings, app):
