@@ -16,7 +16,7 @@ from the shared data, each size measured in its own process:
   retention, the real embedder) with RSS sampled every 30 days.
 
     python benchmarks/scale.py [--sizes 1000,5000,20000] [--queries 200] [--cache-dir DIR] [--arrivals]
-    python benchmarks/scale.py --year [--per-day 20] [--cache-dir DIR]
+    python benchmarks/scale.py --year [--days 365] [--per-day 20] [--stub-embedder] [--cache-dir DIR]
 """
 
 from __future__ import annotations
@@ -226,7 +226,22 @@ def _arrivals(app, h, arts, cache_dir: Path, rng) -> dict:
     return out
 
 
-def year(days: int, per_day: int, cache_dir: Path, data: Path) -> list[dict]:
+class StubEmbedder:
+    """Deterministic random unit vectors (``--stub-embedder``): the year without the model's own memory."""
+
+    name, dim = "stub", 384
+
+    def encode(self, texts, batch_size=64, progress=False):
+        import numpy as np
+
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            v = np.random.default_rng(abs(hash(t)) % 2**32).standard_normal(self.dim)
+            out[i] = v / np.linalg.norm(v)
+        return out
+
+
+def year(days: int, per_day: int, cache_dir: Path, data: Path, stub: bool = False) -> list[dict]:
     """A simulated year of feed arrivals with 30-day retention; RSS every 30 days."""
     from bot.app import Precis
     from bot.config import Settings
@@ -236,7 +251,7 @@ def year(days: int, per_day: int, cache_dir: Path, data: Path) -> list[dict]:
     pool = sorted({s for a in base for s in a.sentences})[:5000]
     settings = Settings(_env_file=None, data_dir=cache_dir, corpus_path=ROOT / "bot" / "data" / "sample_corpus.txt",
                         max_article_age_days=30)
-    app = Precis(settings)
+    app = Precis(settings, embedder=StubEmbedder() if stub else None)
     app.load(progress=False)
     rng = random.Random(3)
     t0 = time.time()  # simulated days run forward from now (add_articles retires by the real clock)
@@ -267,6 +282,7 @@ def main(argv=None) -> int:
     ap.add_argument("--year", action="store_true", help="simulate a year of arrivals with retention instead")
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--per-day", type=int, default=20)
+    ap.add_argument("--stub-embedder", action="store_true", help="--year with random vectors instead of the model")
     args = ap.parse_args(argv)
     cache = args.cache_dir or Path(tempfile.mkdtemp(prefix="precis-scale-"))
     global ARRIVALS
@@ -275,7 +291,7 @@ def main(argv=None) -> int:
         import logging
 
         logging.basicConfig(level=logging.WARNING)
-        year(args.days, args.per_day, cache, args.data)
+        year(args.days, args.per_day, cache, args.data, args.stub_embedder)
         return 0
     if args.one:
         import logging
