@@ -7,9 +7,16 @@ from the shared data, each size measured in its own process:
 * a reload (one article added: the whole index rebuilt while the old one
   serves), its time and the peak RSS with it;
 * /ask latency p50/p95 (the full handler, extractive), extractive /summary
-  p50/p95 (the full handler).
+  p50/p95 (the full handler);
+* arrivals (``--arrivals``): the cost of adding 10 and 100 new articles (new
+  sentences, so they are embedded), /ask p95 while 100 are being added, and the
+  time from a 10-article file landing in a watched CORPUS_PATH (the bot's
+  watcher, its debounce included) until /articles lists them and /ask cites one;
+* ``--year``: a simulated year of feed arrivals (``--per-day`` a day, 30-day
+  retention, the real embedder) with RSS sampled every 30 days.
 
-    python benchmarks/scale.py [--sizes 1000,5000,20000] [--queries 200] [--cache-dir DIR]
+    python benchmarks/scale.py [--sizes 1000,5000,20000] [--queries 200] [--cache-dir DIR] [--arrivals]
+    python benchmarks/scale.py --year [--days 365] [--per-day 20] [--stub-embedder] [--cache-dir DIR]
 """
 
 from __future__ import annotations
@@ -129,7 +136,9 @@ def one(size: int, queries: int, cache_dir: Path, data: Path, with_generator: bo
     extra = Article(id="reload-1", title="One more article", sentences=("A new article arrived for the reload.",))
     assert app.add_articles([extra]), "the reload did not add the article"
     reload_s = time.perf_counter() - t
+    arrivals = _arrivals(app, h, arts, cache_dir, rng) if ARRIVALS else {}
     return {
+        **arrivals,
         "articles": size,
         "sentences": len(app.index),
         "synth_s": round(make_s, 1),
@@ -151,6 +160,116 @@ def one(size: int, queries: int, cache_dir: Path, data: Path, with_generator: bo
     }
 
 
+ARRIVALS = False
+
+
+def _fresh(arts, n: int, tag: str, rng) -> list:
+    """n new articles: sentences of existing ones, changed (so they are new to the embedding cache)."""
+    from bot.corpus.article import Article
+
+    out = []
+    for i in range(n):
+        a = arts[rng.randrange(len(arts))]
+        sents = tuple(f"{s.rstrip('.')} ({tag} {i})." for s in a.sentences[:12])
+        out.append(Article(id=f"{tag}-{i}", title=f"{a.title} [{tag} {i}]", sentences=sents))
+    return out
+
+
+def _arrivals(app, h, arts, cache_dir: Path, rng) -> dict:
+    import threading
+
+    out = {}
+    for k in (10, 100):
+        batch = _fresh(arts, k, f"add{k}", rng)
+        t = time.perf_counter()
+        assert len(app.add_articles(batch)) == k
+        out[f"add{k}_s"] = round(time.perf_counter() - t, 2)
+    out["peak_add_mb"] = round(peak_mb())
+    # /ask while 100 articles are being added (the index rebuilt in the background, the old one answering)
+    batch = _fresh(arts, 100, "during", rng)
+    worker = threading.Thread(target=app.add_articles, args=(batch,))
+    lat = []
+    worker.start()
+    while worker.is_alive() or len(lat) < 5:
+        a = arts[rng.randrange(len(arts))]
+        q = " ".join(a.sentences[0].split()[:10]) + "?"
+        t = time.perf_counter()
+        h.ask(q)
+        lat.append((time.perf_counter() - t) * 1000)
+    worker.join()
+    out["ask_during_add_p95_ms"] = round(pct(lat, 0.95), 1)
+    out["ask_during_add_n"] = len(lat)
+    # A file of 10 articles lands in the watched CORPUS_PATH: until /articles lists them and /ask cites one.
+    from bot.corpus.watch import BackgroundWatch
+
+    folder = Path(tempfile.mkdtemp(prefix="precis-land-", dir=cache_dir))
+    landing = _fresh(arts, 10, "landed", rng)
+    watch = BackgroundWatch(folder, lambda: app.load(folder, progress=False)).start()
+    time.sleep(1.0)
+    lines = [json.dumps({"id": a.id, "title": a.title, "text": " ".join(a.sentences)}) for a in landing]
+    t0 = time.perf_counter()
+    (folder / "landed.jsonl").write_text("\n".join(lines) + "\n")
+    listed = cited = None
+    target = landing[0]
+    question = " ".join(target.sentences[1].split()[:12]) + "?"
+    while time.perf_counter() - t0 < 300 and (listed is None or cited is None):
+        if listed is None and target.title in {x.title for x in h.articles(target.title, per_page=25).articles}:
+            listed = time.perf_counter() - t0
+        if cited is None:
+            r = h.ask(question)
+            if any(s.article_id.startswith("landed-") for s in r.supporting):
+                cited = time.perf_counter() - t0
+        time.sleep(0.05)
+    watch.stop()
+    out["landed_listed_s"] = round(listed, 2) if listed is not None else None
+    out["landed_cited_s"] = round(cited, 2) if cited is not None else None
+    return out
+
+
+class StubEmbedder:
+    """Deterministic random unit vectors (``--stub-embedder``): the year without the model's own memory."""
+
+    name, dim = "stub", 384
+
+    def encode(self, texts, batch_size=64, progress=False):
+        import numpy as np
+
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            v = np.random.default_rng(abs(hash(t)) % 2**32).standard_normal(self.dim)
+            out[i] = v / np.linalg.norm(v)
+        return out
+
+
+def year(days: int, per_day: int, cache_dir: Path, data: Path, stub: bool = False) -> list[dict]:
+    """A simulated year of feed arrivals with 30-day retention; RSS every 30 days."""
+    from bot.app import Precis
+    from bot.config import Settings
+    from bot.corpus.article import Article
+
+    base = synthetic_corpus(data, 300, cache_dir / "cache")
+    pool = sorted({s for a in base for s in a.sentences})[:5000]
+    settings = Settings(_env_file=None, data_dir=cache_dir, corpus_path=ROOT / "bot" / "data" / "sample_corpus.txt",
+                        max_article_age_days=30)
+    app = Precis(settings, embedder=StubEmbedder() if stub else None)
+    app.load(progress=False)
+    rng = random.Random(3)
+    t0 = time.time()  # simulated days run forward from now (add_articles retires by the real clock)
+    rows = []
+    for d in range(days):
+        now = t0 + d * 86400
+        batch = [Article(id=f"d{d}-{i}", title=f"Day {d} story {i}", sentences=tuple(rng.sample(pool, 4)), arrived=now,
+                         guild_id=1) for i in range(per_day)]
+        app.add_articles(batch)
+        app.retire(now)
+        if d % 30 == 29 or d == days - 1:
+            gc.collect()
+            rows.append({"day": d + 1, "articles": len(app.corpus), "sentences": len(app.index),
+                         "rss_mb": round(rss_mb()), "peak_mb": round(peak_mb())})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DATA)
@@ -159,8 +278,21 @@ def main(argv=None) -> int:
     ap.add_argument("--cache-dir", type=Path, default=None, help="DATA_DIR for caches (default: a temp folder)")
     ap.add_argument("--no-generator", action="store_true", help="do not load the summary model")
     ap.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--arrivals", action="store_true", help="also measure adding 10/100 articles and a landing file")
+    ap.add_argument("--year", action="store_true", help="simulate a year of arrivals with retention instead")
+    ap.add_argument("--days", type=int, default=365)
+    ap.add_argument("--per-day", type=int, default=20)
+    ap.add_argument("--stub-embedder", action="store_true", help="--year with random vectors instead of the model")
     args = ap.parse_args(argv)
     cache = args.cache_dir or Path(tempfile.mkdtemp(prefix="precis-scale-"))
+    global ARRIVALS
+    ARRIVALS = args.arrivals
+    if args.year:
+        import logging
+
+        logging.basicConfig(level=logging.WARNING)
+        year(args.days, args.per_day, cache, args.data, args.stub_embedder)
+        return 0
     if args.one:
         import logging
 
@@ -171,7 +303,8 @@ def main(argv=None) -> int:
           f"{'sum p50':>9}{'sum p95':>9}{'peak MB':>9}")
     for size in (int(s) for s in args.sizes.split(",")):
         cmd = [sys.executable, __file__, "--one", str(size), "--queries", str(args.queries),
-               "--cache-dir", str(cache), "--data", str(args.data)] + (["--no-generator"] if args.no_generator else [])
+               "--cache-dir", str(cache), "--data", str(args.data)] + (["--no-generator"] if args.no_generator else []) \
+            + (["--arrivals"] if args.arrivals else [])
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             print(f"{size}: failed\n{proc.stderr[-2000:]}")
@@ -184,6 +317,11 @@ def main(argv=None) -> int:
               f"RSS MB: corpus {r['rss_corpus_mb']}, +models {r['rss_models_mb']}, +index {r['rss_index_mb']}, "
               f"after queries {r['rss_end_mb']}; a reload takes {r['reload_s']} s, peak with it {r['peak_reload_mb']})",
               flush=True)
+        if args.arrivals:
+            print(f"         arrivals: +10 in {r['add10_s']} s, +100 in {r['add100_s']} s, peak {r['peak_add_mb']} MB; "
+                  f"/ask p95 while adding 100: {r['ask_during_add_p95_ms']} ms (n={r['ask_during_add_n']}); "
+                  f"a 10-article file listed after {r['landed_listed_s']} s, cited after {r['landed_cited_s']} s",
+                  flush=True)
     return 0
 
 

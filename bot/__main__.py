@@ -43,6 +43,8 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="start the Discord bot (console when no DISCORD_TOKEN is set)")
     c = sub.add_parser("console", help="local console with the slash syntax")
     c.add_argument("--corpus", type=Path, default=None, help="corpus file or folder (default: CORPUS_PATH)")
+    c.add_argument("--guild", type=int, default=None,
+                   help="act as this Discord server: see and add its feeds' and links' articles (default: global only)")
     s = sub.add_parser("summarize", help="batch summaries: JSON Lines in, JSON Lines out")
     s.add_argument("--input", type=Path, required=True, help="JSONL: {id, title?, text, sentences?} per line ('-' = stdin)")
     s.add_argument("--mode", choices=("extractive", "abstractive"), default="extractive")
@@ -53,6 +55,8 @@ def _build_parser() -> argparse.ArgumentParser:
     a.add_argument("--questions", type=Path, required=True, help="JSONL: {id, question} per line ('-' = stdin)")
     a.add_argument("--mode", choices=("extractive", "abstractive"), default="extractive")
     a.add_argument("--k", type=int, default=3, help="supporting sentences per answer (1-10)")
+    a.add_argument("--guild", type=int, default=None,
+                   help="answer as this Discord server (its feeds' and links' articles too; default: global only)")
     a.add_argument("--json", action="store_true", help="JSON Lines output (the only format; accepted for clarity)")
     f = sub.add_parser("fetch", help="fetch pages and feeds: one JSON line per new article")
     f.add_argument("--url", action="extend", nargs="+", default=[], help="pages to fetch")
@@ -162,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     if command == "ask":
         from .adapters.cli import ask
 
-        return ask(app, args.questions, args.mode, max(1, min(args.k, 10)))
+        return ask(app, args.questions, args.mode, max(1, min(args.k, 10)), guild_id=args.guild)
 
     if command == "run" and settings.discord_token is not None:
         from .adapters.discord.runner import run_discord
@@ -174,7 +178,16 @@ def main(argv: list[str] | None = None) -> int:
     from .adapters.console import run_console
     from .handlers.core import Handlers
 
-    return run_console(Handlers(app, _console_sources(settings, app)))
+    watch = None
+    if settings.watch_corpus:  # as the bot does: a file dropped into CORPUS_PATH appears in the console too
+        from .corpus.watch import BackgroundWatch
+
+        watch = BackgroundWatch(settings.corpus_path, lambda: app.load(progress=False)).start()
+    try:
+        return run_console(Handlers(app, _console_sources(settings, app)), guild_id=getattr(args, "guild", None))
+    finally:
+        if watch is not None:
+            watch.stop()
 
 
 def _console_sources(settings, app):

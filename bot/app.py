@@ -14,9 +14,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .config import Settings
 from .corpus.article import Article
 from .corpus.loader import LoadIssue, load_corpus
+from .corpus.scope import Scopes
 from .corpus.segment import split_cache, splitter_version
 from .corpus.store import Corpus
 from .engines.extractive import ExtractiveSummarizer
@@ -92,6 +95,25 @@ class Snapshot:
     summarizer: ExtractiveSummarizer
 
 
+def _arrived_with_file_times(articles: list[Article]) -> list[Article]:
+    """CORPUS_PATH articles arrive when their file was last written (stable across restarts)."""
+    from dataclasses import replace
+
+    mtimes: dict[str, float] = {}
+    out = []
+    for a in articles:
+        head = a.source.rsplit(":", 1)[0]  # "file:line" for several articles per file
+        path = head if head in mtimes else a.source
+        if path not in mtimes:
+            path = a.source if Path(a.source).is_file() else head
+            try:
+                mtimes[path] = Path(path).stat().st_mtime
+            except OSError:
+                mtimes[path] = time.time()
+        out.append(replace(a, arrived=mtimes[path]))
+    return out
+
+
 def _release_memory() -> None:
     """Hand the build's freed scratch memory back to the OS (glibc keeps it otherwise)."""
     gc.collect()
@@ -120,6 +142,8 @@ class Precis:
         self.cache = EmbeddingCache(settings.cache_dir, embedder.name, embedder.dim)
         self.split_cache = SplitCache(settings.cache_dir, splitter_version())
         self.corpus = Corpus()
+        self.scopes = Scopes()  # which guild may see which article
+        self._from_files: set[str] = set()  # ids loaded from CORPUS_PATH: never retired by age
         self._snap = self._snapshot_of(SentenceIndex(embedder, self.cache))
         self.last_load = LoadReport()
         self._answerers: dict[int, object] = {}
@@ -177,15 +201,19 @@ class Precis:
         t = time.perf_counter()
         with split_cache(self.split_cache):  # a restart does not run the sentence splitter again
             result = load_corpus(path or self.settings.corpus_path)
+            result.articles[:] = _arrived_with_file_times(result.articles)
+            n_files = len(result.articles)
             fetched = self.settings.fetched_path  # what feeds and pasted links added before a restart
             if fetched.is_file():
                 more = load_corpus(fetched)
                 result.articles.extend(more.articles)
                 result.issues.extend(more.issues)
         with self._lock:
+            self._from_files.update(a.id for a in result.articles[:n_files])
             before = self.corpus.duplicates
             added = self.corpus.add(result.articles)
-            if added or len(self.index.articles) != len(self.corpus):
+            retired = self._retire_locked(time.time())
+            if added or retired or len(self.index.articles) != len(self.corpus):
                 self._rebuild(progress)
             report = LoadReport(
                 files=result.files,
@@ -206,15 +234,61 @@ class Precis:
             added = self.corpus.add(articles)
             if added and on_added is not None:
                 on_added(added)
-            if added:
+            retired = self._retire_locked(time.time()) if added else []
+            if added or retired:
                 self._rebuild(progress=False)
             return added
+
+    # ------------------------------------------------------------ retention
+    def retire(self, now: float | None = None) -> list[Article]:
+        """Retire what retention says must go (the bot calls this now and then); the index is rebuilt
+        only when something went. Returns the retired articles."""
+        with self._lock:
+            gone = self._retire_locked(time.time() if now is None else now)
+            if gone:
+                self._rebuild(progress=False)
+            return gone
+
+    def _retire_locked(self, now: float) -> list[Article]:
+        """Feed and link articles older than MAX_ARTICLE_AGE_DAYS by arrival, then the oldest arrivals
+        past MAX_ARTICLES (CORPUS_PATH articles included, but never by age). Files are left alone."""
+        s = self.settings
+        arts = self.corpus.articles
+        old: list[str] = []
+        if s.max_article_age_days > 0:
+            cutoff = now - s.max_article_age_days * 86400.0
+            old = [a.id for a in arts if a.id not in self._from_files and (a.arrived or now) < cutoff]
+        n_age = len(old)
+        excess = len(arts) - len(old) - s.max_articles
+        if excess > 0:
+            dropping = set(old)
+            rest = sorted((a for a in arts if a.id not in dropping), key=lambda a: (a.arrived or 0.0, a.order))
+            old += [a.id for a in rest[:excess]]
+        if not old:
+            return []
+        # a CORPUS_PATH article capped away must not come back with the next reload of its file
+        files = [i for i in old if i in self._from_files]
+        gone = self.corpus.remove([i for i in old if i not in self._from_files])
+        gone += self.corpus.remove(files, remember=True)
+        log.info("retention: %d article(s) retired (%d past %g days, the rest over MAX_ARTICLES=%d); %d left",
+                 len(gone), n_age, s.max_article_age_days, s.max_articles, len(self.corpus))
+        return gone
 
     def article_row(self, article_id: str) -> int | None:
         for i, a in enumerate(self.index.articles):
             if a.id == article_id:
                 return i
         return None
+
+    # ------------------------------------------------------------ scoping
+    def visible(self, snap: Snapshot, guild_id: int | None):
+        """Bool per article row of ``snap`` that ``guild_id`` may see (None: all of them)."""
+        return self.scopes.mask(snap.index.articles, guild_id)
+
+    def visible_rows(self, snap: Snapshot, guild_id: int | None) -> list[int]:
+        mask = self.visible(snap, guild_id)
+        n = len(snap.index.articles)
+        return list(range(n)) if mask is None else [int(i) for i in np.flatnonzero(mask)]
 
     def answerer_for(self, snap: Snapshot):
         """The /ask engine for a snapshot (built on first use; its arrays are precomputed)."""

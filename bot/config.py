@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     fetch_max_bytes: int = Field(5 * 1024 * 1024, ge=10_000)
     fetch_timeout_seconds: float = Field(20.0, gt=0, le=300)
 
+    # Retention (bot/app.py Precis.retire): feed and link articles leave after this many days
+    # (0: never); the whole corpus is capped, oldest arrivals first. CORPUS_PATH files never age out.
+    max_article_age_days: float = Field(30.0, ge=0)
+    max_articles: int = Field(50_000, ge=1)
+
     log_level: str = "INFO"
 
     @field_validator("discord_token", mode="before")

@@ -158,3 +158,31 @@ async def test_a_single_file_corpus_path_reacts_to_that_file_only(corpus):
     finally:
         stop.set()
         await asyncio.wait_for(task, 5)
+
+
+def test_the_console_sees_a_file_dropped_into_corpus_path(fast_app_factory, corpus):
+    """The console's watcher (a thread with its own loop, as `python -m bot console` starts it)."""
+    import time
+
+    from bot.adapters.console import handle_line
+    from bot.corpus.watch import BackgroundWatch
+    from bot.handlers.core import Handlers
+
+    app = fast_app_factory(corpus_path=corpus, watch_corpus=False)
+    h = Handlers(app)
+    assert "No articles match" in handle_line(h, "/articles query:Bravo")
+    watch = BackgroundWatch(corpus, lambda: app.load(progress=False), debounce_ms=100, force_polling=True,
+                            poll_delay_ms=50).start()
+    try:
+        time.sleep(0.3)  # the watcher's first look
+        end = time.monotonic() + 20
+        n = 0
+        while "Bravo" not in handle_line(h, "/articles query:Bravo"):
+            assert time.monotonic() < end, "the dropped-in file never appeared"
+            (corpus / "two.txt").write_text(STORY.format(title="Bravo") + "\n" * n)
+            n += 1
+            time.sleep(0.5)
+        assert "Bravo" in handle_line(h, "/ask question:What does the Bravo story have?")
+    finally:
+        watch.stop()
+    assert not watch._thread.is_alive()

@@ -1,7 +1,7 @@
 """Batch commands: JSON Lines in, JSON Lines out (stdout); logs go to stderr.
 
     python -m bot summarize --input FILE.jsonl [--mode extractive] [--sentences N] --json
-    python -m bot ask --corpus PATH --questions FILE.jsonl [--mode extractive] [--k 3] --json
+    python -m bot ask --corpus PATH --questions FILE.jsonl [--mode extractive] [--k 3] [--guild ID] --json
     python -m bot fetch [--url URL ...] [--feed URL ...] [--data-dir DIR] --json
     python -m bot verify --input FILE.jsonl [--threshold T] [--model-score] --json
 
@@ -12,6 +12,7 @@ One output line per input line, in the same order. A bad input line gives
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -20,6 +21,8 @@ from ..app import Precis
 from ..corpus.article import Article
 from ..handlers.core import Handlers
 from ..handlers.reply import Reply
+
+log = logging.getLogger(__name__)
 
 
 def _read_lines(path: Path) -> list[tuple[int, str]]:
@@ -109,8 +112,12 @@ def summarize(app: Precis, input_path: Path, mode: str, sentences: int, out: Tex
     return 0
 
 
-def ask(app: Precis, questions_path: Path, mode: str, k: int, out: TextIO = sys.stdout) -> int:
+def ask(app: Precis, questions_path: Path, mode: str, k: int, out: TextIO = sys.stdout,
+        guild_id: int | None = None) -> int:
+    """``guild_id``: answer as that Discord server (its feeds' and links' articles too); None: global only."""
     handlers = Handlers(app)
+    if guild_id:
+        _load_shares(app)
     for n, item_id, obj, error in _records(questions_path):
         question = None if obj is None else obj.get("question")
         if error is None and not isinstance(question, str):
@@ -118,7 +125,7 @@ def ask(app: Precis, questions_path: Path, mode: str, k: int, out: TextIO = sys.
         if error is not None:
             _emit(out, {"id": item_id, "error": error})
             continue
-        reply = handlers.ask(question, mode=mode, k=k)
+        reply = handlers.ask(question, mode=mode, k=k, guild_id=guild_id)
         if not reply.ok:
             _emit(out, {"id": item_id, "error": reply.text})
             continue
@@ -132,6 +139,19 @@ def ask(app: Precis, questions_path: Path, mode: str, k: int, out: TextIO = sys.
             record["notes"] = list(reply.notes)
         _emit(out, record)
     return 0
+
+
+def _load_shares(app: Precis) -> None:
+    """Which guilds share which article, from the state store (when there is one)."""
+    from ..store import Store, StoreError
+
+    if not app.settings.db_path.exists():
+        return
+    try:
+        with Store(app.settings.db_path) as store:
+            app.scopes.load(store.shared_articles())
+    except StoreError as exc:
+        log.warning("guild shares unavailable (%s): only the articles the guild brought first are visible", exc)
 
 
 def fetch(settings, urls: list[str], feeds: list[str], out: TextIO = sys.stdout, *, fetcher=None) -> int:

@@ -102,8 +102,11 @@ def _int(value: str | None, name: str, usage: str) -> int | None:
         raise UsageError(f"{name} must be a whole number. Usage: {usage}") from None
 
 
-def dispatch(handlers: Handlers, cmd: Command) -> Reply:
+def dispatch(handlers: Handlers, cmd: Command, guild_id: int | None = None) -> Reply:
+    """Run one command; ``guild_id`` (``--guild``): act as that Discord server, seeing and adding
+    its articles and feeds; None: the global ones only."""
     o = cmd.options
+    g = guild_id or 0
     if cmd.name == "summary":
         return handlers.summary(
             article=o.get("article"),
@@ -111,38 +114,42 @@ def dispatch(handlers: Handlers, cmd: Command) -> Reply:
             mode=o.get("mode") or "extractive",
             length=_int(o.get("length"), "length", USAGE["summary"]),
             url=o.get("url"),
+            guild_id=guild_id,
         )
-    if cmd.name == "feed":  # the console's feeds are the global ones
+    if cmd.name == "feed":  # the console's feeds are the global ones (or --guild's)
         action, _, rest = (o.get("action") or "list").strip().partition(" ")
         action = action.lower()
         if action not in FEED_ACTIONS:
             raise UsageError(f"/feed takes add, remove or list. Usage: {USAGE['feed']}")
         if action == "add":
-            return handlers.feed_add(o.get("url") or rest.strip(), guild_id=0)
+            return handlers.feed_add(o.get("url") or rest.strip(), guild_id=g)
         if action == "remove":
-            return handlers.feed_remove(o.get("feed") or o.get("url") or rest.strip(), guild_id=0)
-        return handlers.feed_list(guild_id=0)
+            return handlers.feed_remove(o.get("feed") or o.get("url") or rest.strip(), guild_id=g)
+        return handlers.feed_list(guild_id=g)
     if cmd.name == "ask":
-        return handlers.ask(o.get("question"), mode=o.get("mode") or "extractive", k=_int(o.get("k"), "k", USAGE["ask"]) or 3)
+        return handlers.ask(o.get("question"), mode=o.get("mode") or "extractive",
+                            k=_int(o.get("k"), "k", USAGE["ask"]) or 3, guild_id=guild_id)
     if cmd.name == "articles":
-        return handlers.articles(o.get("query"), page=_int(o.get("page"), "page", USAGE["articles"]) or 1)
+        return handlers.articles(o.get("query"), page=_int(o.get("page"), "page", USAGE["articles"]) or 1,
+                                 guild_id=guild_id)
     if cmd.name == "about":
-        return handlers.about()
+        return handlers.about(guild_id=guild_id)
     return handlers.help()
 
 
-def handle_line(handlers: Handlers, line: str) -> str | None:
+def handle_line(handlers: Handlers, line: str, guild_id: int | None = None) -> str | None:
     """One console line -> the text to print (None for /quit)."""
     try:
         cmd = parse_command(line)
         if cmd.name == "quit":
             return None
-        return render_text(dispatch(handlers, cmd))
+        return render_text(dispatch(handlers, cmd, guild_id))
     except UsageError as exc:
         return f"Usage: {exc}"
 
 
-def run_console(handlers: Handlers, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+def run_console(handlers: Handlers, stdin: TextIO | None = None, stdout: TextIO | None = None,
+                guild_id: int | None = None) -> int:
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     interactive = stdin.isatty()
@@ -157,7 +164,7 @@ def run_console(handlers: Handlers, stdin: TextIO | None = None, stdout: TextIO 
             break
         if not line.strip():
             continue
-        out = handle_line(handlers, line)
+        out = handle_line(handlers, line, guild_id)
         if out is None:
             break
         stdout.write(out + "\n\n")

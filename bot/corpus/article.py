@@ -25,6 +25,7 @@ class Article:
     dateline: str | None = None
     source: str = ""  # file (and line) it came from
     guild_id: int | None = None  # None: global; else only that Discord server's (a feed or a link it added)
+    arrived: float | None = field(default=None, compare=False)  # when it reached the corpus (epoch s; retention)
     order: int = field(default=0, compare=False)  # load order; higher = added later
 
     @property
@@ -44,6 +45,7 @@ class Article:
         dateline: str | None = None,
         source: str = "",
         guild_id: int | None = None,
+        arrived: float | None = None,
     ) -> Article:
         title = normalise_space(title)
         sentences = tuple(split_sentences(text))
@@ -58,4 +60,5 @@ class Article:
             dateline=dateline,
             source=source,
             guild_id=guild_id or None,
+            arrived=float(arrived) if arrived is not None else None,
         )

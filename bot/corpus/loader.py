@@ -146,6 +146,9 @@ def _jsonl_article(obj: object, source: str) -> Article:
     guild = obj.get("guild_id")
     if guild is not None and (isinstance(guild, bool) or not isinstance(guild, int)):
         raise ValueError('"guild_id" must be a whole number')
+    arrived = obj.get("arrived")  # fetched articles: when they arrived (for retention)
+    if arrived is not None and (isinstance(arrived, bool) or not isinstance(arrived, (int, float))):
+        raise ValueError('"arrived" must be a number (seconds since the epoch)')
     return Article.build(
         id=None if aid is None else str(aid),
         title=title,
@@ -155,6 +158,7 @@ def _jsonl_article(obj: object, source: str) -> Article:
         highlights=highlights,
         source=source,
         guild_id=guild,
+        arrived=arrived,
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -138,3 +139,50 @@ async def watch_corpus(
             except asyncio.TimeoutError:
                 pass
     log.info("corpus watch: stopped")
+
+
+class BackgroundWatch:
+    """:func:`watch_corpus` in a thread of its own, with its own event loop, for front doors that
+    have none (the console): ``reload`` (``Precis.load``) runs in a worker thread, so a prompt
+    waiting for input never blocks it and a reload never blocks a command."""
+
+    def __init__(self, path: Path | str, reload: Callable[[], Any], **kwargs: Any) -> None:
+        self.path = Path(path)
+        self._reload = reload
+        self._kwargs = kwargs
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="precis-corpus-watch", daemon=True)
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            ready = asyncio.Event()
+
+            async def reload() -> Any:
+                return await asyncio.to_thread(self._reload)
+
+            async def mark_ready() -> None:
+                await ready.wait()
+                self._ready.set()
+
+            marker = asyncio.create_task(mark_ready())
+            try:
+                await watch_corpus(self.path, reload, stop_event=self._stop, ready=ready, **self._kwargs)
+            finally:
+                marker.cancel()
+                self._ready.set()
+
+        asyncio.run(main())
+
+    def start(self, wait: float = 5.0) -> BackgroundWatch:
+        self._thread.start()
+        self._ready.wait(wait)
+        return self
+
+    def stop(self, wait: float = 10.0) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(wait)

@@ -395,7 +395,9 @@ class Retriever:
         """The k best supporting sentences, best first."""
         return self._search(question, k)[0]
 
-    def _search(self, question: str, k: int) -> tuple[list[Support], np.ndarray, dict[str, np.ndarray]]:
+    def _search(self, question: str, k: int, visible: np.ndarray | None = None
+                ) -> tuple[list[Support], np.ndarray, dict[str, np.ndarray]]:
+        """``visible``: one bool per article row (the asking guild's scope); None = all."""
         if k < 1:
             raise ValueError("k must be at least 1")
         if self.index.texts is not self._texts:
@@ -404,6 +406,13 @@ class Retriever:
             return [], np.zeros(0, np.float32), {}
         c = self.components(question)
         score, fused = self.fuse(c, self.question_type(question))
+        if visible is not None:  # another guild's articles are never ranked, nor count for confidence
+            seen = np.asarray(visible, dtype=bool)[self._art]
+            score = np.where(seen, score, -np.inf).astype(np.float32)
+            c["dense"] = np.where(seen, c["dense"], -1.0).astype(np.float32)
+            k = min(k, int(seen.sum()))
+            if k == 0:
+                return [], fused, {}
         top = _ranked(score, k)
         ix = self.index
         out = [
@@ -580,14 +589,17 @@ class Answerer:
         dense = float(np.clip(components["dense"].max(), 0.0, 1.0)) if components else 0.0
         return confidence_from(cov, dense)
 
-    def candidates(self, question: str, k: int = 3) -> tuple[list[Support], np.ndarray, dict[str, np.ndarray]]:
-        """The retriever's top candidates (at least k), their reader features and the retrieval components."""
-        cands, _, comps = self.retriever._search(question, max(k, self.CANDIDATES))  # noqa: SLF001 - same module
+    def candidates(self, question: str, k: int = 3, visible: np.ndarray | None = None
+                   ) -> tuple[list[Support], np.ndarray, dict[str, np.ndarray]]:
+        """The retriever's top candidates (at least k), their reader features and the retrieval components.
+        ``visible``: one bool per article row (the asking guild's scope); None = all."""
+        cands, _, comps = self.retriever._search(question, max(k, self.CANDIDATES), visible)  # noqa: SLF001
         return cands, self.reader.features(question, cands), comps
 
-    def rank(self, question: str, k: int = 3) -> tuple[list[Support], dict[str, np.ndarray]]:
+    def rank(self, question: str, k: int = 3, visible: np.ndarray | None = None
+             ) -> tuple[list[Support], dict[str, np.ndarray]]:
         """The k best supporting sentences after the reader's reranking (score = the reader's), and components."""
-        cands, X, comps = self.candidates(question, k)
+        cands, X, comps = self.candidates(question, k, visible)
         if not cands:
             return [], comps
         sc = self.reader.scores(X)
@@ -602,13 +614,13 @@ class Answerer:
             return top, None
         return f"{phrase.text}\n{top}", phrase.text
 
-    def answer(self, question: str, *, mode: str = "extractive", k: int = 3) -> Answer:
+    def answer(self, question: str, *, mode: str = "extractive", k: int = 3, visible: np.ndarray | None = None) -> Answer:
         q = validate_question(question)
         if mode not in MODES:
             raise ValueError(f"unknown answer mode {mode!r}; expected one of {', '.join(MODES)}")
         if k < 1:
             raise ValueError("k must be at least 1")
-        support, components = self.rank(q, k)
+        support, components = self.rank(q, k, visible)
         conf = self.confidence(q, support, components)
         if not support or conf < self.abstain_threshold:
             return Answer(q, ABSTAIN_MESSAGE, True, (), conf)

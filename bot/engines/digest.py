@@ -104,12 +104,15 @@ def group_stories(vectors: np.ndarray, threshold: float = STORY_THRESHOLD) -> li
 
 
 def compose_digest(app, article_ids: list[str] | tuple[str, ...], *, max_stories: int = MAX_STORIES,
-                   threshold: float = STORY_THRESHOLD) -> Digest:
-    """The digest of these articles: grouped by story, each story summarised."""
+                   threshold: float = STORY_THRESHOLD, guild_id: int | None = None) -> Digest:
+    """The digest of these articles: grouped by story, each story summarised. Only the ones
+    still loaded and that ``guild_id`` may see count (the rest are ``missing``)."""
     with app._lock:
-        index, summarizer = app.index, app.summarizer
+        snap = app.snapshot
+        index, summarizer = snap.index, snap.summarizer
+        visible = app.visible(snap, guild_id)
         row_of = {a.id: i for i, a in enumerate(index.articles)}
-        rows = [row_of[a] for a in article_ids if a in row_of]
+        rows = [row_of[a] for a in article_ids if a in row_of and (visible is None or visible[row_of[a]])]
         missing = len(article_ids) - len(rows)
         if not rows:
             return Digest(article_count=0, missing=missing)
@@ -213,28 +216,39 @@ class DigestRunner:
         with self.app._lock:
             articles = self.app.corpus.articles
         with self._sync_lock:
-            if len(articles) <= self._registered:
+            # by load order, not by count: retention takes articles out of the corpus
+            fresh = []
+            for a in reversed(articles):  # the newest are last
+                if a.order < self._registered:
+                    break
+                fresh.append(a)
+            if not fresh:
                 return 0
-            new = self.store.register_articles(((a.id, a.title, a.guild_id) for a in articles[self._registered :]), now)
-            self._registered = len(articles)
+            fresh.reverse()
+            new = self.store.register_articles(((a.id, a.title, a.guild_id) for a in fresh), now)
+            self._registered = fresh[-1].order + 1
         if new:
             log.info("digest: %d new article(s) registered", new)
         return new
 
-    def compose(self, post: Post) -> Digest:
+    def compose(self, post: Post, guild_id: int | None = None) -> Digest:
         if post.kind == "empty":
             return Digest()
-        return compose_digest(self.app, post.article_ids)
+        return compose_digest(self.app, post.article_ids, guild_id=guild_id)
 
-    def preview(self, sub: Subscription | None, newest: int = 5) -> Digest:
-        """What the channel's next digest would hold now (or the newest articles, with no subscription)."""
+    def preview(self, sub: Subscription | None, newest: int = 5, *, guild_id: int | None = None) -> Digest:
+        """What the channel's next digest would hold now (or the newest articles ``guild_id`` may see,
+        with no subscription)."""
         self.sync_articles()
         if sub is not None:
+            guild_id = sub.guild_id
             ids = [aid for aid, _ in self.store.articles_after(sub.last_cursor, sub.guild_id)]
         else:
             with self.app._lock:
-                ids = [a.id for a in self.app.corpus.articles[-newest:]]
-        return compose_digest(self.app, ids)
+                snap = self.app.snapshot
+                arts = snap.index.articles
+                ids = [arts[r].id for r in self.app.visible_rows(snap, guild_id)[-newest:]]
+        return compose_digest(self.app, ids, guild_id=guild_id)
 
     def tick(self, now: float | None, sender: DigestSender) -> TickResult:
         """Post every due digest once. Safe to call from several threads or processes at once."""
@@ -254,7 +268,7 @@ class DigestRunner:
                         log.info("digest: %s was already posted as message %s; recorded it", ctx, found)
                         result.recovered.append(post.id)
                         continue
-                digest = self.compose(post)
+                digest = self.compose(post, sub.guild_id)
                 if post.kind == "digest" and digest.empty:
                     self.store.mark_sent(post.id, None, now)
                     log.warning("digest: %s covers %d article(s) no longer loaded; nothing to post", ctx, len(post.article_ids))

@@ -19,18 +19,19 @@ class ArticleMatch:
 
 
 def match_articles(
-    index: SentenceIndex, query: str, limit: int = 10, min_coverage: float = 1.0
+    index: SentenceIndex, query: str, limit: int = 10, min_coverage: float = 1.0, visible: np.ndarray | None = None
 ) -> list[ArticleMatch]:
     """Articles matching ``query`` (an id, title words or topic words), best first.
 
     An article matches when it holds at least ``min_coverage`` of the query's
-    words (title or body, after stemming), or its title is close in meaning."""
+    words (title or body, after stemming), or its title is close in meaning.
+    ``visible``: one bool per article row (the asking guild's scope); None = all."""
     n = len(index.articles)
     if n == 0 or not query.strip():
         return []
     q = query.strip()
     for i, a in enumerate(index.articles):
-        if a.id == q:
+        if a.id == q and (visible is None or visible[i]):
             return [ArticleMatch(i, float("inf"))]
     coverage = index.term_coverage(q)
     title_lex = np.asarray((index.title_lex @ index.query_lex(q).T).todense()).ravel()
@@ -42,15 +43,18 @@ def match_articles(
     body_norm = body / body.max() if body.max() > 0 else body
     score = 2.0 * title_lex + title_dense + 0.5 * body_norm + 0.5 * body_dense + coverage
     ok = ((coverage >= min_coverage - 1e-6) & (coverage > 0)) | (title_dense >= MIN_DENSE_TITLE)
+    if visible is not None:
+        ok &= visible
     order = [int(i) for i in np.argsort(-score) if ok[i]]
     return [ArticleMatch(i, float(score[i])) for i in order[:limit]]
 
 
 def topic_summary(
-    index: SentenceIndex, summarizer: ExtractiveSummarizer, topic: str, n: int = 3, max_articles: int = 5
+    index: SentenceIndex, summarizer: ExtractiveSummarizer, topic: str, n: int = 3, max_articles: int = 5,
+    visible: np.ndarray | None = None,
 ) -> tuple[list[ArticleMatch], list[SentenceInfo]]:
-    """Non-redundant sentences across the articles that match ``topic``."""
-    matches = match_articles(index, topic, limit=max_articles, min_coverage=0.5)
+    """Non-redundant sentences across the articles that match ``topic`` (and ``visible``)."""
+    matches = match_articles(index, topic, limit=max_articles, min_coverage=0.5, visible=visible)
     if not matches:
         return [], []
     best = matches[0].score

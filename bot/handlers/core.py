@@ -12,6 +12,8 @@ import dataclasses
 import logging
 import time
 
+import numpy as np
+
 from ..app import Precis, Snapshot
 from ..engines.extractive import SentenceInfo
 from ..engines.topic import match_articles, topic_summary
@@ -104,13 +106,14 @@ class Handlers:
             return checked
         mode, length = checked
         snap = self.app.snapshot
+        visible = self.app.visible(snap, guild_id)
         if article:
-            matches = match_articles(snap.index, article, limit=3)
+            matches = match_articles(snap.index, article, limit=3, visible=visible)
             if not matches:
                 return Reply.error(f"No article matches {article[:80]!r}. Try /articles to list them.")
             reply = self._summarize(snap, matches[0].article, mode, length)
         else:
-            reply = self._topic_summary(snap, topic, mode, length)
+            reply = self._topic_summary(snap, topic, mode, length, visible)
         reply.meta["elapsed_ms"] = round((time.perf_counter() - t) * 1000, 1)
         return reply
 
@@ -146,8 +149,8 @@ class Handlers:
                 "dropped": len(result.dropped)}
         return Reply(kind="summary", title=title, lines=lines, notes=tuple(result.notes), meta=meta)
 
-    def _topic_summary(self, snap: Snapshot, topic: str, mode: str, length: int) -> Reply:
-        matches, picked = topic_summary(snap.index, snap.summarizer, topic, length)
+    def _topic_summary(self, snap: Snapshot, topic: str, mode: str, length: int, visible=None) -> Reply:
+        matches, picked = topic_summary(snap.index, snap.summarizer, topic, length, visible=visible)
         if not picked:
             return Reply.error(f"No articles match the topic {topic[:80]!r}.")
         titles = [snap.index.articles[m.article].title for m in matches]
@@ -186,6 +189,8 @@ class Handlers:
         mode, length = checked
         snap = self.app.snapshot
         row = next((i for i, a in enumerate(snap.index.articles) if a.id == item.article.id), None)
+        if row is not None and not self.app.scopes.can_see(snap.index.articles[row], guild_id):
+            row = None  # not shared with this guild (should not happen: fetching it shares it)
         if row is None:
             return Reply.error("That page could not be added to the articles; try again shortly.")
         reply = self._summarize(snap, row, mode, length)
@@ -251,7 +256,7 @@ class Handlers:
                 if not cur or cur in f.label.lower() or cur in f.url.lower()][:25]
 
     # ---------------------------------------------------------------- /ask
-    def ask(self, question: str | None, mode: str = "extractive", k: int = 3) -> Reply:
+    def ask(self, question: str | None, mode: str = "extractive", k: int = 3, guild_id: int | None = None) -> Reply:
         from ..engines.answerer import QuestionError, validate_question
 
         t = time.perf_counter()
@@ -266,6 +271,7 @@ class Handlers:
         k = max(1, min(int(k), 10))
         snap = self.app.snapshot
         answerer = self.app.answerer_for(snap)
+        visible = self.app.visible(snap, guild_id)
         if mode == "abstractive":
             gen = self._generator()
             if isinstance(gen, Reply):
@@ -273,9 +279,9 @@ class Handlers:
             answerer = copy.copy(answerer)
             answerer.generator = gen
             with self.app.generate_lock:
-                ans = answerer.answer(q, mode=mode, k=k)
+                ans = answerer.answer(q, mode=mode, k=k, visible=visible)
         else:
-            ans = answerer.answer(q, mode=mode, k=k)
+            ans = answerer.answer(q, mode=mode, k=k, visible=visible)
         articles = snap.index.articles
         support = tuple(
             SupportItem(
@@ -301,16 +307,20 @@ class Handlers:
         )
 
     # ----------------------------------------------------------- /articles
-    def articles(self, query: str | None = None, page: int = 1, per_page: int = 10) -> Reply:
+    def articles(self, query: str | None = None, page: int = 1, per_page: int = 10,
+                 guild_id: int | None = None) -> Reply:
         query = _clean(query)
         if len(query) > MAX_QUERY_CHARS:
             return Reply.error(f"That query is too long: at most {MAX_QUERY_CHARS} characters.")
         per_page = max(1, min(int(per_page), 25))
-        index = self.app.snapshot.index  # one snapshot for the whole listing
+        snap = self.app.snapshot  # one snapshot for the whole listing
+        index = snap.index
+        visible = self.app.visible(snap, guild_id)
         if query:
-            rows = [m.article for m in match_articles(index, query, limit=len(index.articles), min_coverage=0.5)]
+            rows = [m.article for m in match_articles(index, query, limit=len(index.articles), min_coverage=0.5,
+                                                      visible=visible)]
         else:  # newest first: the last loaded is the newest we know of
-            rows = list(range(len(index.articles)))[::-1]
+            rows = self.app.visible_rows(snap, guild_id)[::-1]
         pages = max(1, -(-len(rows) // per_page))
         page = max(1, min(int(page), pages))
         chunk = rows[(page - 1) * per_page : page * per_page]
@@ -332,8 +342,11 @@ class Handlers:
     def help(self) -> Reply:
         return Reply(kind="help", title="Precis", text=HELP)
 
-    def about(self) -> Reply:
+    def about(self, guild_id: int | None = None) -> Reply:
         app = self.app
+        snap = app.snapshot
+        rows = app.visible_rows(snap, guild_id)  # the counts this guild may see
+        sentences = int(np.diff(snap.index.offsets)[rows].sum()) if rows else 0
         gen = app.generator
         gen_state = "loaded" if gen.loaded else (f"unavailable: {gen.error}" if gen.error else "loads on first use")
         uptime = int(time.time() - app.started_at)
@@ -345,7 +358,7 @@ class Handlers:
             ver = "dev"
         text = (
             f"Version {ver}\n"
-            f"Corpus: {len(app.corpus)} articles, {len(app.index)} sentences ({app.settings.corpus_path})\n"
+            f"Corpus: {len(rows)} articles, {sentences} sentences ({app.settings.corpus_path})\n"
             f"Embedder: {app.embedder.name}\n"
             f"Summary model: {app.settings.summary_model} ({gen_state})\n"
             f"Uptime: {uptime // 3600}h {uptime % 3600 // 60}m {uptime % 60}s"

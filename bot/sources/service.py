@@ -140,6 +140,14 @@ class Sources:
         self._write_lock = threading.Lock()
         self._polling: set[int] = set()
         self._poll_lock = threading.Lock()
+        if app is not None:  # which guilds' feeds and links also brought an article (kept across restarts)
+            app.scopes.load(store.shared_articles())
+
+    def _share(self, article_id: str, guild_id: int | None) -> None:
+        """A guild's source (0/None: a global one) brought an article another source added first: it may see it."""
+        self.store.share_article(article_id, guild_id or 0)
+        if self.app is not None:
+            self.app.scopes.share(article_id, guild_id or 0)
 
     # ------------------------------------------------------------ feeds
     def sync_global_feeds(self) -> None:
@@ -262,14 +270,15 @@ class Sources:
                 repeat_keys.append((ks, None))
         announce = feed.primed
         added = await asyncio.to_thread(self._ingest, [n.article for n in new if n.article], announce, guild)
+        self._share_duplicates([n.article for n in new if n.article], added, guild)
         now = self.clock()
         for n in new:
             ks = next(k for k in keys if n.key in k)
             self.store.mark_seen(ks, n.article.id, feed.id, now)
         for ks, aid in repeat_keys:
             self.store.mark_seen(ks, aid, feed.id, now)  # an old item's other keys (its link, say)
-            if aid and feed.guild_id:
-                self.store.share_article(aid, feed.guild_id)
+            if aid:
+                self._share_if_needed(aid, guild)
         # A page that failed with no feed text to fall back on is tried again next time:
         # keep no validators, so the next poll reads the feed in full.
         keep_validators = not lost
@@ -347,8 +356,7 @@ class Sources:
                 return None
             art = self.app.corpus.get(known) if (self.app is not None and known) else None
             if art is not None:
-                if guild and art.guild_id != guild:
-                    self.store.share_article(art.id, guild)
+                self._share_if_needed(art.id, guild)
                 return FetchedItem(art.url or url, art.title, art.date, art.text, "page", None, art, "known", None, key)
         res = await self.fetcher.fetch(url, accept=PAGE_ACCEPT)
         ex = await asyncio.to_thread(extract_article, res.text(), res.url)
@@ -358,7 +366,8 @@ class Sources:
                             url=res.url, source=f"page {url}", guild_id=guild)
         if not art.sentences:
             raise SourceError(f"I found no article text at {url[:200]}.")
-        await asyncio.to_thread(self._ingest, [art], True, guild)
+        added = await asyncio.to_thread(self._ingest, [art], True, guild)
+        self._share_duplicates([art], added, guild)
         keys = [key] + ([page_key(res.url)] if page_key(res.url) != key else [])
         self.store.mark_seen(keys, art.id, None, self.clock())
         if self.app is not None:
@@ -367,6 +376,27 @@ class Sources:
 
     def fetch_page_sync(self, url: str, guild_id: int | None = None) -> FetchedItem:
         return run_sync(self.fetch_page(url, guild_id))
+
+    def _share_if_needed(self, article_id: str, guild: int | None) -> None:
+        found = self.app.corpus.get(article_id) if self.app is not None else None
+        if found is None:
+            if self.app is None and guild:  # no corpus at hand (python -m bot fetch): record the guild's share
+                self._share(article_id, guild)
+            return
+        if found.guild_id is not None and found.guild_id != guild:
+            self._share(article_id, guild)
+
+    def _share_duplicates(self, offered: list[Article], added: list[Article], guild: int | None) -> None:
+        """Articles the corpus already held (same id or same text, brought by another guild): share them."""
+        if self.app is None:
+            return
+        new = {a.id for a in added}
+        for a in offered:
+            if a.id in new:
+                continue
+            found = self.app.corpus.same_as(a)
+            if found is not None:
+                self._share_if_needed(found.id, guild)
 
     # ------------------------------------------------------------ ingestion
     def _ingest(self, articles: list[Article], announce: bool, guild_id: int | None) -> list[Article]:
@@ -386,7 +416,8 @@ class Sources:
         path = self.settings.fetched_path
         lines = []
         for a in articles:
-            rec = {"id": a.id, "title": a.title, "text": "\n".join(a.sentences), "date": a.date, "url": a.url}
+            rec = {"id": a.id, "title": a.title, "text": "\n".join(a.sentences), "date": a.date, "url": a.url,
+                   "arrived": a.arrived}
             if a.guild_id:
                 rec["guild_id"] = a.guild_id
             lines.append(json.dumps(rec, ensure_ascii=False) + "\n")

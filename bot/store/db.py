@@ -437,8 +437,10 @@ class Store:
     def max_cursor(self) -> int:
         return self._read("SELECT COALESCE(MAX(seq), 0) FROM articles")[0][0]
 
-    # what a guild's digest covers: announced articles, global or that guild's own
-    _COVERED = "announce = 1 AND (guild_id IS NULL OR guild_id = ?)"
+    # what a guild's digest covers: announced articles, global or that guild's own, or shared with it
+    # (another guild brought them first and this guild's feed or link too; 0: a global source too)
+    _COVERED = ("announce = 1 AND (guild_id IS NULL OR guild_id = ? OR article_id IN "
+                "(SELECT article_id FROM article_guilds WHERE guild_id = ? OR guild_id = 0))")
 
     def articles_after(self, cursor: int, guild_id: int | None = None) -> list[tuple[str, int]]:
         """Article ids after ``cursor`` (all of them; with ``guild_id``, those its digests cover)."""
@@ -446,7 +448,7 @@ class Store:
             rows = self._read("SELECT article_id, seq FROM articles WHERE seq > ? ORDER BY seq", (cursor,))
         else:
             rows = self._read(f"SELECT article_id, seq FROM articles WHERE seq > ? AND {self._COVERED} ORDER BY seq",
-                              (cursor, guild_id))
+                              (cursor, guild_id, guild_id))
         return [(r[0], r[1]) for r in rows]
 
     def count_after(self, cursor: int, guild_id: int | None = None) -> int:
@@ -549,7 +551,7 @@ class Store:
                 return None
             new = c.execute(
                 f"SELECT article_id, seq FROM articles WHERE seq > ? AND {self._COVERED} ORDER BY seq",
-                (sub.last_cursor, sub.guild_id),
+                (sub.last_cursor, sub.guild_id, sub.guild_id),
             ).fetchall()
             if new:
                 kind, key = "digest", f"{sub.last_cursor + 1}-{new[-1]['seq']}"
@@ -719,6 +721,10 @@ class Store:
             with self._tx() as c:
                 c.executemany("INSERT OR IGNORE INTO seen_items(item_key, article_id, feed_id, first_seen) VALUES (?, ?, ?, ?)",
                               rows)
+
+    def shared_articles(self) -> list[tuple[str, int]]:
+        """(article id, guild id) for every article a second guild's source also brought (0: a global one)."""
+        return [(r[0], r[1]) for r in self._read("SELECT article_id, guild_id FROM article_guilds")]
 
     def share_article(self, article_id: str, guild_id: int) -> None:
         """Record that a guild's feed also carries an article another source added first."""

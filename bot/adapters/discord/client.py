@@ -270,5 +270,7 @@ class PrecisBot(commands.Bot):
         return await loop.run_in_executor(self._digest_executor, self.digests.tick, now, sender)
 
     async def feed_tick(self) -> None:
-        """Poll the feeds that are due (each failure is recorded on its feed and logged)."""
+        """Poll the feeds that are due (each failure is recorded on its feed and logged), then retire
+        what retention says is too old (cheap when nothing is)."""
         await self.sources.poll_due()
+        await self.pool.run_background(self.app.retire)

@@ -82,8 +82,10 @@ class SupportView(_BaseView):
 class ArticlesView(_BaseView):
     """Previous / next page of /articles (re-runs the listing in the worker pool)."""
 
-    def __init__(self, bot: PrecisBot, query: str | None, page: int, pages: int, per_page: int) -> None:
+    def __init__(self, bot: PrecisBot, query: str | None, page: int, pages: int, per_page: int,
+                 guild_id: int | None = None) -> None:
         super().__init__(bot)
+        self.guild_id = guild_id  # the listing is this guild's articles
         self.query = query
         self.page = page
         self.pages = pages
@@ -102,7 +104,7 @@ class ArticlesView(_BaseView):
             return
         with slot:
             await interaction.response.defer()  # acknowledge the click at once; the list may need the model
-            reply = await slot.run(self.bot.handlers.articles, self.query, self.page + delta, self.per_page)
+            reply = await slot.run(self.bot.handlers.articles, self.query, self.page + delta, self.per_page, self.guild_id)
         if not reply.ok:
             log.info("articles page failed: %s (%s)", reply.text, describe(interaction))
             await interaction.followup.send(reply.text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())

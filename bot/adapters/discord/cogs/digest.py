@@ -76,7 +76,7 @@ class DigestCog(commands.Cog, name="Digest"):
         sub = self.bot.store.subscription_for_channel(interaction.channel_id or 0)
         with self.bot.pool.reserve() as slot:
             await defer(interaction, private=private)
-            digest = await slot.run(self.bot.digests.preview, sub)
+            digest = await slot.run(self.bot.digests.preview, sub, guild_id=interaction.guild_id)
         heading = "Next digest (preview)" if sub else "Newest articles"
         empty = "Nothing new since the last digest." if sub else "The corpus is empty."
         msg = render_digest(digest, heading=heading, empty_text=empty)

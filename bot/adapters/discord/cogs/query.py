@@ -34,11 +34,15 @@ HELP_TEXT = """**/summary** `article:` a title (pick one as you type), title wor
 Every summary and answer lists its supporting sentences, numbered, with the article title and date."""
 
 
-def title_choices(bot: PrecisBot, current: str, *, value: str = "id") -> list[app_commands.Choice[str]]:
-    """Up to 25 articles whose title holds every typed word (newest first); no model involved."""
+def title_choices(bot: PrecisBot, current: str, *, value: str = "id",
+                  guild_id: int | None = None) -> list[app_commands.Choice[str]]:
+    """Up to 25 articles this guild may see whose title holds every typed word (newest first); no model involved."""
     words = current.lower().split()
     out: list[app_commands.Choice[str]] = []
-    for a in reversed(bot.app.index.articles):  # the list is swapped whole on reload: safe to read
+    snap = bot.app.snapshot  # swapped whole on reload: safe to read
+    articles = snap.index.articles
+    for r in reversed(bot.app.visible_rows(snap, guild_id)):
+        a = articles[r]
         title = a.title.lower()
         if all(w in title for w in words) or (current.strip() and a.id == current.strip()):
             label = a.title if not a.date else f"{a.title} ({a.date})"
@@ -55,10 +59,10 @@ class QueryCog(commands.Cog, name="Query"):
         self.bot = bot
 
     async def article_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return title_choices(self.bot, current)
+        return title_choices(self.bot, current, guild_id=interaction.guild_id)
 
     async def query_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return title_choices(self.bot, current, value="title")
+        return title_choices(self.bot, current, value="title", guild_id=interaction.guild_id)
 
     @app_commands.command(name="summary", description="Summarise one article, or a topic across articles, with the supporting sentences")
     @app_commands.describe(
@@ -102,7 +106,8 @@ class QueryCog(commands.Cog, name="Query"):
         mode: Mode = "extractive",
         private: bool = False,
     ) -> None:
-        await self.bot.run_model_command(interaction, private, self.bot.handlers.ask, question, mode=mode)
+        await self.bot.run_model_command(interaction, private, self.bot.handlers.ask, question, mode=mode,
+                                         guild_id=interaction.guild_id)
 
     @app_commands.command(name="articles", description="List the newest articles, or those matching a query, page by page")
     @app_commands.describe(query="Words to look for (leave empty for the newest articles)", private="Only you see the list")
@@ -115,17 +120,17 @@ class QueryCog(commands.Cog, name="Query"):
     ) -> None:
         with self.bot.pool.reserve() as slot:
             await defer(interaction, private=private)
-            reply = await slot.run(self.bot.handlers.articles, query, 1, ARTICLES_PER_PAGE)
+            reply = await slot.run(self.bot.handlers.articles, query, 1, ARTICLES_PER_PAGE, interaction.guild_id)
         if not reply.ok:
             raise UserFacingError(reply.text)
         rendered = render_reply(reply)
         pages = int(reply.meta.get("pages", 1))
-        view = ArticlesView(self.bot, query, 1, pages, ARTICLES_PER_PAGE) if pages > 1 else None
+        view = ArticlesView(self.bot, query, 1, pages, ARTICLES_PER_PAGE, interaction.guild_id) if pages > 1 else None
         await self.bot.send_rendered(interaction, rendered, private=private, view=view)
 
     @app_commands.command(name="about", description="What Precis is running: corpus size, models, uptime, version")
     async def about(self, interaction: discord.Interaction) -> None:
-        rendered = render_reply(self.bot.handlers.about())
+        rendered = render_reply(self.bot.handlers.about(guild_id=interaction.guild_id))
         await self.bot.respond_now(interaction, rendered, private=False)
 
     @app_commands.command(name="help", description="How to use Precis")
