@@ -21,7 +21,7 @@ vectors too far (mean cosine ~0.94): kept as an option, with its own cache key.
 
 Two runtimes (``backend``): PyTorch, and ONNX Runtime (:mod:`models.onnx_embed`)
 for float32 on the CPU - a graph exported once and cached under
-``cache_dir``, with fused attention kernels; it needs neither bf16 nor
+``cache_dir`` and optimised by ONNX Runtime as it opens it; it needs neither bf16 nor
 transformers' modelling code at load. ``auto`` picks ONNX for CPU float32
 (a CPU without native bf16, or ``EMBED_PRECISION=float32``) when onnxruntime
 is installed and a cache folder is given, PyTorch otherwise (GPUs, bf16 CPUs,
@@ -64,15 +64,11 @@ class Embedder:
         backend: str = "auto",
         cache_dir: str | Path | None = None,
     ) -> None:
-        import torch
-
         self.spec = model if isinstance(model, ModelSpec) else resolve(model, "embedder")
-        set_threads(threads)
         self.device = pick_device(device)
         self.precision = _pick_precision(precision, self.device)
         self.backend, why = pick_backend(backend, self.device, self.precision, precision, cache_dir)
         log.info("embedder %s: %s backend (%s)", self.spec.name, self.backend, why)
-        self._torch = torch
         self._onnx = None
         if self.backend == "onnx":
             from .onnx_embed import OnnxEncoder
@@ -93,17 +89,19 @@ class Embedder:
             self.pooling = "in graph"
             threads_each = threads or 1
         else:
-            self._load_torch(allow_download, max_length)
-            threads_each = torch.get_num_threads()
+            self._load_torch(threads, allow_download, max_length)
+            threads_each = self._torch.get_num_threads()
         self.quantized = self.precision == "int8"
         if workers is None:
             workers = max(1, min(4, (os.cpu_count() or 1) // max(1, threads_each)))
         self.workers = 1 if self.device != "cpu" else max(1, int(workers))
 
-    def _load_torch(self, allow_download: bool, max_length: int) -> None:
-        torch = self._torch
+    def _load_torch(self, threads: int | None, allow_download: bool, max_length: int) -> None:
+        import torch
         from transformers import AutoModel, AutoTokenizer
 
+        set_threads(threads)
+        self._torch = torch
         local_only = not allow_download
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.spec.path, local_files_only=local_only)
@@ -224,8 +222,6 @@ def pick_backend(
 
 def _pick_precision(precision: str, device: str) -> str:
     """``auto``: bfloat16 on a CPU with native bf16 matmul, float16 on CUDA, else float32."""
-    import torch
-
     p = (precision or "auto").strip().lower()
     aliases = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "qint8": "int8"}
     p = aliases.get(p, p)

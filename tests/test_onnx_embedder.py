@@ -206,3 +206,23 @@ def test_extractive_summarize_imports_no_generation_code(graph_cache, tmp_path):
     heavy = [m for m in mods if m.startswith(("transformers.generation", "transformers.models", "transformers.modeling"))]
     assert not heavy, heavy[:10]
     assert "transformers" not in mods  # the ONNX path needs only `tokenizers`
+    assert "torch" not in mods  # device and bf16 are read off the system; a small index is scored by numpy
+
+
+def test_device_and_bf16_are_read_without_torch(monkeypatch):
+    import models.runtime as runtime
+
+    monkeypatch.setattr(runtime, "_no_gpu_driver", lambda: True)
+    assert runtime.pick_device("auto") == "cpu" and runtime.pick_device("cpu") == "cpu"
+    monkeypatch.setattr(runtime, "_cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_bf16"}))
+    assert runtime.cpu_has_bf16()
+    monkeypatch.setattr(runtime, "_cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512bw"}))
+    assert not runtime.cpu_has_bf16()  # AVX-512 alone is not native bf16
+    code = (
+        "import sys; from models.runtime import cpu_has_bf16, pick_device; cpu_has_bf16(); pick_device('cpu'); "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert out.returncode == 0, out.stderr
+    if runtime._cpu_flags() is not None:  # x86 Linux: answered from /proc/cpuinfo
+        assert out.stdout.strip() == "False"
