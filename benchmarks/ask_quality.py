@@ -539,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-dir", type=Path, default=None, help="embedding cache (default: a temp folder)")
     ap.add_argument("--precision", default="auto", help="embedder precision: auto (the bot's), float32, bfloat16, int8;"
                     " vectors are cached per model, so give each precision its own --cache-dir")
+    ap.add_argument("--backend", default="auto", help="embedder runtime: auto (the bot's), torch, onnx; an ONNX"
+                    " graph is exported into --cache-dir/onnx (or a temp folder)")
     ap.add_argument(
         "--holdout-months",
         default=",".join(DEFAULT_HOLDOUT_MONTHS),
@@ -559,8 +561,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from models.embedder import Embedder
 
-    embedder = Embedder("minilm", threads=args.threads or None, precision=args.precision)
-    print(f"embedder precision: {embedder.precision}, {embedder.workers} worker(s)")
+    embedder = Embedder("minilm", threads=args.threads or None, precision=args.precision, backend=args.backend,
+                        cache_dir=args.cache_dir or Path(tempfile.mkdtemp(prefix="precis-graph-")))
+    print(f"embedder precision: {embedder.precision} (path {embedder.path}), {embedder.workers} worker(s)")
     import torch
 
     print(f"torch threads: {torch.get_num_threads()}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")

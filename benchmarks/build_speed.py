@@ -5,6 +5,12 @@ the bot on an N-article corpus, each a new process with the bot's own settings
 (corpus files parsed and split, embeddings, BM25/TF-IDF).
 
     python benchmarks/build_speed.py [--sentences 4000] [--rounds 3] [--articles 2000] [--data DIR]
+        [--variants torch:float32,torch:int8] [--graph-dir DIR]
+
+The throughput table always has the bot's embedder twice: as this CPU runs it
+(``EMBED_PRECISION`` as set; bf16 where the CPU has it natively) and with bf16
+disabled (``EMBED_PRECISION=float32``: what a CPU without native bf16 gets),
+each with the path that ran (``onnx-float32``, ``torch-bfloat16``...).
 
 Sentences and articles come from the shared development data (CNN/DailyMail,
 BBC, RealTime QA documents).
@@ -61,26 +67,44 @@ def _rate(fn, texts) -> float:
     return len(texts) / (time.perf_counter() - t)
 
 
-def throughput(sentences: list[str], rounds: int, variants: list[str]) -> None:
+def _variant(spec: str) -> tuple[str, str]:
+    """``backend:precision`` (or a bare precision, any backend the bot would pick)."""
+    backend, _, precision = spec.strip().rpartition(":")
+    return (backend or "auto"), (precision or "auto")
+
+
+def throughput(sentences: list[str], rounds: int, variants: list[str], graph_dir: Path) -> None:
     """Plain SentenceTransformer.encode (torch's default threads, batch 32) against the
-    Embedder as the bot builds it, in alternating rounds; the median rate of each."""
+    Embedder as the bot builds it - on this CPU as it is, and with bf16 disabled
+    (EMBED_PRECISION=float32, what a CPU without native bf16 gets) - in alternating
+    rounds; the median rate of each, and each one's cosine to float32 (plain encode)."""
     import numpy as np
     import torch
     from sentence_transformers import SentenceTransformer
 
     from bot.config import Settings
     from models.embedder import Embedder
+    from models.runtime import cpu_has_bf16
 
     default_threads = torch.get_num_threads()
     settings = Settings(_env_file=None)
-    plain = SentenceTransformer(Embedder("minilm", device="cpu", precision="float32").spec.path, device="cpu")
+    threads = settings.model_threads or None
+    plain = SentenceTransformer(Embedder("minilm", device="cpu", precision="float32", backend="torch").spec.path,
+                                device="cpu")
     torch.set_num_threads(settings.model_threads or default_threads)
+
+    def make(backend: str, precision: str):
+        t = time.perf_counter()
+        emb = Embedder("minilm", device="cpu", threads=threads, precision=precision, backend=backend,
+                       cache_dir=graph_dir)
+        return emb, time.perf_counter() - t
+
     ours = {
-        "auto": Embedder("minilm", device="cpu", threads=settings.model_threads or None,
-                         precision=settings.embed_precision),
+        "bot": make(settings.embed_backend, settings.embed_precision),
+        "no-bf16": make(settings.embed_backend, "float32"),
     }
     for v in variants:
-        ours[v] = Embedder("minilm", device="cpu", threads=settings.model_threads or None, precision=v)
+        ours[v] = make(*_variant(v))
 
     def run_plain(texts):
         torch.set_num_threads(default_threads)
@@ -90,27 +114,37 @@ def throughput(sentences: list[str], rounds: int, variants: list[str]) -> None:
             torch.set_num_threads(settings.model_threads or default_threads)
 
     ref = run_plain(sentences)  # also the warm-up
-    for emb in ours.values():
+    for emb, _ in ours.values():
         emb.encode(sentences[:256])
     rates: dict[str, list[float]] = {"plain": []}
     rates.update({k: [] for k in ours})
+    loads = [os.getloadavg()[0]]
     for _ in range(rounds):
         rates["plain"].append(_rate(run_plain, sentences))
-        for k, emb in ours.items():
+        for k, (emb, _) in ours.items():
             rates[k].append(_rate(emb.encode, sentences))
+        loads.append(os.getloadavg()[0])
     base = float(np.median(rates["plain"]))
-    print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}; torch default threads "
-          f"{default_threads}; bot: MODEL_THREADS={settings.model_threads}, EMBED_PRECISION={settings.embed_precision}")
-    print(f"{len(sentences)} distinct sentences, {rounds} alternating rounds, median rate\n")
-    print(f"{'embedder':<58}{'sent/s':>9}{'x plain':>9}{'cos mean':>10}{'cos min':>9}")
-    print(f"{'SentenceTransformer.encode (batch 32, ' + str(default_threads) + ' threads)':<58}{base:9.1f}"
-          f"{1.0:9.2f}{1.0:10.4f}{1.0:9.4f}")
-    for k, emb in ours.items():
+    print(f"machine: {os.cpu_count()} cores, native bf16: {'yes' if cpu_has_bf16() else 'no'}; load average "
+          f"{min(loads):.2f}-{max(loads):.2f} during the rounds; torch default threads {default_threads}; "
+          f"bot: MODEL_THREADS={settings.model_threads}, EMBED_PRECISION={settings.embed_precision}, "
+          f"EMBED_BACKEND={settings.embed_backend}")
+    print(f"{len(sentences)} distinct sentences, {rounds} alternating rounds, median rate (min-max)\n")
+    print(f"{'embedder':<62}{'path':>16}{'sent/s':>9}{'range':>12}{'x plain':>9}{'cos mean':>10}{'cos min':>9}"
+          f"{'load s':>8}")
+    lo, hi = min(rates["plain"]), max(rates["plain"])
+    print(f"{'SentenceTransformer.encode (batch 32, ' + str(default_threads) + ' threads)':<62}{'torch-float32':>16}"
+          f"{base:9.1f}{f'{lo:.0f}-{hi:.0f}':>12}{1.0:9.2f}{1.0:10.4f}{1.0:9.4f}{'':>8}")
+    for k, (emb, load_s) in ours.items():
         rate = float(np.median(rates[k]))
         cos = np.sum(emb.encode(sentences) * ref, axis=1)
-        label = (f"precis Embedder ({emb.precision}, {emb.workers} workers x "
-                 f"{settings.model_threads or default_threads} thread)" + (" <- the bot" if k == "auto" else ""))
-        print(f"{label:<58}{rate:9.1f}{rate / base:9.2f}{cos.mean():10.4f}{cos.min():9.4f}")
+        who = {"bot": "the bot, this CPU as it is", "no-bf16": "the bot, bf16 disabled (EMBED_PRECISION=float32)"}
+        label = f"precis Embedder: {who.get(k, 'variant ' + k)}, {emb.workers}x{threads or default_threads} thr"
+        lo, hi = min(rates[k]), max(rates[k])
+        print(f"{label:<62}{emb.path:>16}{rate:9.1f}{f'{lo:.0f}-{hi:.0f}':>12}{rate / base:9.2f}"
+              f"{cos.mean():10.4f}{cos.min():9.4f}{load_s:8.2f}")
+    print("\npath: runtime-numerics that ran; load s: Embedder() time (an ONNX graph is exported on the first "
+          "load only, then read from the cache)")
 
 
 def restart_run(data_dir: Path, corpus: Path) -> dict:
@@ -167,7 +201,10 @@ def main(argv=None) -> int:
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--sentences", type=int, default=4000, help="sentences for the throughput rounds")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--variants", default="float32,int8", help="other precisions to time (comma list, '' none)")
+    ap.add_argument("--variants", default="torch:float32,torch:int8",
+                    help="more embedders to time: backend:precision, comma list ('' none); e.g. onnx:float32")
+    ap.add_argument("--graph-dir", type=Path, default=None,
+                    help="where ONNX graphs are exported/cached (default: a temp folder, so the first load exports)")
     ap.add_argument("--articles", type=int, default=2000, help="articles for the cold/warm start (0: skip)")
     ap.add_argument("--keep", type=Path, default=None, help="keep the corpus and DATA_DIR of the restarts here")
     ap.add_argument("--restart-run", nargs=2, type=Path, default=None, help=argparse.SUPPRESS)
@@ -184,7 +221,10 @@ def main(argv=None) -> int:
         return 2
     if args.sentences:
         sentences = list(dict.fromkeys(s for a in articles for s in a.sentences))[: args.sentences]
-        throughput(sentences, args.rounds, [v for v in args.variants.split(",") if v.strip()])
+        graph_dir = args.graph_dir or Path(tempfile.mkdtemp(prefix="precis-graphs-"))
+        throughput(sentences, args.rounds, [v for v in args.variants.split(",") if v.strip()], graph_dir)
+        if args.graph_dir is None:
+            shutil.rmtree(graph_dir, ignore_errors=True)
     if args.articles:
         restarts(articles[: args.articles], args.keep)
     return 0

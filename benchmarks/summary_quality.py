@@ -505,6 +505,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-dir", type=Path, default=None, help="embedding cache (default: a temp folder)")
     ap.add_argument("--precision", default="auto", help="embedder precision: auto (the bot's), float32, bfloat16, int8;"
                     " vectors are cached per model, so give each precision its own --cache-dir")
+    ap.add_argument("--backend", default="auto", help="embedder runtime: auto (the bot's), torch, onnx; an ONNX"
+                    " graph is exported into --cache-dir/onnx (or a temp folder)")
     ap.add_argument("--ablate", action="store_true", help="also run with each scoring part switched off")
     ap.add_argument("--weights", default="", help="override weights, e.g. position=1.5,redundancy=0.3")
     ap.add_argument("--abstractive", action="store_true", help="add the abstractive table (CNN/DailyMail)")
@@ -531,8 +533,9 @@ def main(argv: list[str] | None = None) -> int:
     from models.embedder import Embedder
 
     weights = Weights(**{k: float(v) for k, v in (kv.split("=") for kv in args.weights.split(",") if kv)})
-    embedder = Embedder("minilm", precision=args.precision)
-    print(f"embedder precision: {embedder.precision}")
+    embedder = Embedder("minilm", precision=args.precision, backend=args.backend,
+                        cache_dir=args.cache_dir or Path(tempfile.mkdtemp(prefix="precis-graph-")))
+    print(f"embedder precision: {embedder.precision} (path {embedder.path})")
     cache_dir = args.cache_dir or Path(tempfile.mkdtemp(prefix="precis-bench-"))
     if args.verify:
         args.cache_dir = cache_dir

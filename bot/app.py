@@ -137,6 +137,8 @@ class Precis:
                 threads=settings.model_threads or None,
                 allow_download=settings.allow_downloads,
                 precision=settings.embed_precision,
+                backend=settings.embed_backend,
+                cache_dir=settings.cache_dir,
             )
         self.embedder = embedder
         self.cache = EmbeddingCache(settings.cache_dir, embedder.name, embedder.dim)

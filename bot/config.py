@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     model_device: str = "auto"
     model_threads: int = 1
     embed_precision: str = "auto"
+    embed_backend: str = "auto"
     summary_dtype: str = "auto"
     allow_downloads: bool = False
 

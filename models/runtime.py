@@ -1,17 +1,38 @@
-"""Device and thread choices shared by the model loaders."""
+"""Device and thread choices shared by the model loaders.
+
+Importing torch costs 1-6 s of a 2-core box's start-up, so the answers that
+can be read off the system (no GPU driver, the CPU's flags) are, and torch is
+asked only where it has to be.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
+import platform
+import sys
 
 log = logging.getLogger(__name__)
 
+# Device nodes a GPU that torch can use needs on Linux: NVIDIA, AMD ROCm (torch calls it cuda), WSL.
+_GPU_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+
+
+def _no_gpu_driver() -> bool:
+    return sys.platform == "linux" and not any(os.path.exists(p) for p in _GPU_NODES)
+
 
 def pick_device(setting: str = "auto") -> str:
-    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; anything else as given."""
+    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; anything else as given.
+
+    On Linux with no GPU driver loaded the answer is ``cpu`` without importing torch.
+    """
+    setting = (setting or "auto").strip().lower()
+    if setting == "cpu" or (setting == "auto" and _no_gpu_driver()):
+        return "cpu"
     import torch
 
-    setting = (setting or "auto").strip().lower()
     if setting == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if setting.startswith("cuda") and not torch.cuda.is_available():
@@ -28,8 +49,29 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+@functools.cache
+def _cpu_flags() -> frozenset[str] | None:
+    """The CPU's feature flags from /proc/cpuinfo (x86 Linux), or None where there is none."""
+    if sys.platform != "linux" or platform.machine().lower() not in ("x86_64", "amd64"):
+        return None
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return None
+
+
 def cpu_has_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 / AMX), as oneDNN sees it."""
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 / AMX).
+
+    Read from the CPU flags on x86 Linux (no torch import); elsewhere as oneDNN sees it.
+    """
+    flags = _cpu_flags()
+    if flags is not None:
+        return bool(flags & {"avx512_bf16", "amx_bf16"})
     import torch
 
     try:

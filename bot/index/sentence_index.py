@@ -93,6 +93,9 @@ class SearchHit:
     score: float
 
 
+_NUMPY_ROWS = 20_000  # up to this many sentences, dense_scores needs no torch
+
+
 class SentenceIndex:
     def __init__(self, embedder: EmbedderLike, cache: EmbeddingCache | None = None) -> None:
         self.embedder = embedder
@@ -297,6 +300,10 @@ class SentenceIndex:
         """Cosine of ``qvec`` with every sentence (float32 array)."""
         if not len(self.emb):
             return np.zeros(0, dtype=np.float32)
+        if "torch" not in sys.modules and len(self.emb) <= _NUMPY_ROWS:
+            # A small corpus is scored by numpy (~1 ms): the ONNX embedder path never imports
+            # torch, and importing it for one matvec costs seconds of a first answer.
+            return np.asarray(self.emb, dtype=np.float32) @ np.asarray(qvec, dtype=np.float32)
         import torch
 
         with torch.inference_mode():

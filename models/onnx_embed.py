@@ -1,0 +1,207 @@
+"""The embedder's ONNX Runtime path: fast float32 on CPUs without native bf16.
+
+The bundled MiniLM (or any BERT-style sentence-transformers folder) is exported
+once with ``torch.onnx.export`` - mean pooling and L2 normalisation included in
+the graph - and cached as one ``.onnx`` file; ONNX Runtime applies its full
+graph optimisations (``ORT_ENABLE_ALL``: constant folding, GELU / LayerNorm /
+MatMul+Add fusions) when it opens it. Its offline transformer optimizer (fused
+Attention ops) was tried and dropped: 6% fewer sentences per CPU-second on
+short news sentences. Later loads read only the graph plus ``tokenizer.json``
+(the ``tokenizers`` library): no transformers modelling code is imported, which
+is most of what a cold start used to pay for.
+
+The cached graph's name carries everything that can change it: the model (its
+name, config and weight files' sizes and times), the torch exporter, onnx and
+onnxruntime versions, and :data:`EXPORT_VERSION` (bump it when the export code
+changes). It is written to a temporary name and renamed into place, so a
+crash leaves no half-written graph; a graph that will not load is moved aside
+and exported again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .registry import ModelSpec, ModelUnavailable
+
+log = logging.getLogger(__name__)
+
+EXPORT_VERSION = "2"  # bump when export() changes (1: with ORT's transformer fusion, dropped)
+OPSET = 17
+
+
+def onnxruntime_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
+def graph_path(spec: ModelSpec, folder: Path) -> Path:
+    """Where the exported graph of ``spec`` lives under ``folder`` (the name is its cache key)."""
+    import onnxruntime
+
+    model_dir = Path(spec.path)
+    ident = [spec.cache_key, EXPORT_VERSION, f"opset{OPSET}"]
+    for name in ("config.json", "tokenizer.json", "1_Pooling/config.json"):
+        p = model_dir / name
+        ident.append(p.read_text(encoding="utf-8") if p.is_file() else "-")
+    for p in sorted(model_dir.glob("*.safetensors")) + sorted(model_dir.glob("*.bin")):
+        st = p.stat()
+        ident.append(f"{p.name}:{st.st_size}:{st.st_mtime_ns}")
+    ident += [f"torch {_version('torch')}", f"onnx {_version('onnx')}", f"ort {onnxruntime.__version__}"]
+    digest = hashlib.sha1("\n".join(ident).encode("utf-8")).hexdigest()[:16]
+    return Path(folder) / f"{spec.cache_key}-{digest}.onnx"
+
+
+def _pooling(spec: ModelSpec) -> str:
+    cfg = Path(spec.path) / "1_Pooling" / "config.json"
+    if cfg.is_file() and json.loads(cfg.read_text()).get("pooling_mode_cls_token"):
+        return "cls"
+    return "mean"
+
+
+def export(spec: ModelSpec, dest: Path, *, allow_download: bool = False) -> dict:
+    """Export ``spec`` to ``dest`` (atomically). Imports torch + transformers: first run only."""
+    import torch
+    from transformers import AutoModel
+
+    t0 = time.perf_counter()
+    model = AutoModel.from_pretrained(
+        spec.path, local_files_only=not allow_download, attn_implementation="eager"
+    ).eval()
+    pooling = _pooling(spec)
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, inner) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            hidden = self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+            if pooling == "cls":
+                vec = hidden[:, 0]
+            else:
+                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+                vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(vec, dim=-1)
+
+    # A padded example: the trace must keep the attention mask (an all-ones mask may be dropped).
+    ids = torch.full((2, 16), 101, dtype=torch.long)
+    mask = torch.ones(2, 16, dtype=torch.long)
+    mask[1, 9:] = 0
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f"{dest.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    try:
+        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer notes about constant Python values in HF code
+            torch.onnx.export(
+                Pooled(model),
+                (ids, mask, torch.zeros_like(ids)),
+                str(tmp),
+                input_names=names,
+                output_names=["embedding"],
+                dynamic_axes={**{n: {0: "batch", 1: "seq"} for n in names}, "embedding": {0: "batch"}},
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        os.replace(tmp, dest)  # atomic: readers see the old file or the whole new one
+    finally:
+        tmp.unlink(missing_ok=True)
+    seconds = time.perf_counter() - t0
+    log.info("exported %s to ONNX (%s) in %.1fs", spec.name, dest.name, seconds)
+    return {"seconds": seconds}
+
+
+class OnnxEncoder:
+    """Tokenizer (``tokenizers``) + an ONNX Runtime session that returns normalised vectors.
+
+    ``run`` is safe to call from several threads at once: each call runs on its
+    caller's thread with ``threads`` intra-op threads.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        cache_dir: Path,
+        *,
+        threads: int = 1,
+        max_length: int = 256,
+        allow_download: bool = False,
+    ) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        tok_file = Path(spec.path) / "tokenizer.json"
+        if not tok_file.is_file():
+            raise ModelUnavailable(f"{spec.name}: no tokenizer.json for the ONNX path")
+        self.tokenizer = Tokenizer.from_file(str(tok_file))
+        cfg = json.loads((Path(spec.path) / "config.json").read_text())
+        limit = int(cfg.get("max_position_embeddings") or max_length)
+        self.max_length = min(max_length, limit)
+        pad_id = int(cfg.get("pad_token_id") or 0)
+        pad_token = self.tokenizer.id_to_token(pad_id) or "[PAD]"
+        self.tokenizer.enable_truncation(max_length=self.max_length)
+        self.tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)  # to the batch's longest
+        self.dim = int(cfg["hidden_size"])
+        self.path = graph_path(spec, cache_dir)
+        self.exported = False
+        self.rebuilt = False
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = max(1, int(threads))
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        self._ort = ort
+        self._opts = opts
+        if not self.path.is_file():
+            export(spec, self.path, allow_download=allow_download)
+            self.exported = True
+        try:
+            self.session = self._session()
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own types for a bad file
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            log.warning("cached ONNX graph %s will not load (%s); moved to %s and exporting again",
+                        self.path.name, str(exc).splitlines()[0][:200], aside.name)
+            self.path.replace(aside)
+            export(spec, self.path, allow_download=allow_download)
+            self.exported = self.rebuilt = True
+            self.session = self._session()
+        self._inputs = {i.name for i in self.session.get_inputs()}
+        self._tok_lock = threading.Lock()
+
+    def _session(self):
+        return self._ort.InferenceSession(str(self.path), self._opts, providers=["CPUExecutionProvider"])
+
+    def run(self, texts: list[str]) -> np.ndarray:
+        with self._tok_lock:
+            encs = self.tokenizer.encode_batch(texts)
+        feed = {
+            "input_ids": np.array([e.ids for e in encs], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encs], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encs], dtype=np.int64),
+        }
+        out = self.session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
+        return np.asarray(out, dtype=np.float32)
