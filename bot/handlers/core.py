@@ -179,14 +179,14 @@ class Handlers:
         t = time.perf_counter()
         if self.sources is None:
             return Reply.error("Fetching links is not available here.")
+        checked = self._check_common(mode, length)  # bad options: refused before any request goes out
+        if isinstance(checked, Reply):
+            return checked
+        mode, length = checked
         try:
             item = self.sources.fetch_page_sync(url, guild_id)
         except (SourceError, FetchError) as exc:
             return Reply.error(f"I could not use that link: {exc}")
-        checked = self._check_common(mode, length)
-        if isinstance(checked, Reply):
-            return checked
-        mode, length = checked
         snap = self.app.snapshot
         row = next((i for i, a in enumerate(snap.index.articles) if a.id == item.article.id), None)
         if row is not None and not self.app.scopes.can_see(snap.index.articles[row], guild_id):
