@@ -121,3 +121,14 @@ def test_relation_check_who_did_what():
 def test_backing_sentence_picks_the_one_that_says_it():
     sources = ["The tunnel cost 1.2 billion euros.", KAZAKH]
     assert backing_sentence("China detained 29 Kazakh citizens.", sources) == (1, [])
+
+
+
+def test_a_nationality_word_is_not_a_name_candidate():
+    from bot.engines.answer_phrase import candidates
+
+    sentence = ("China is allowing more than 2,000 ethnic Kazakhs to abandon their Chinese citizenship "
+                "and leave the country, the Kazakh Foreign Ministry said.")
+    texts = [c.text for c in candidates(sentence)]
+    assert "Chinese" not in texts and "Kazakhs" not in texts
+    assert "China" in texts and "Kazakh Foreign Ministry" in texts

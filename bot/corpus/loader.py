@@ -34,6 +34,8 @@ SUFFIXES = TEXT_SUFFIXES | JSONL_SUFFIXES
 MAX_FILE_BYTES = 200 * 1024 * 1024
 
 _UPDATED = re.compile(r"^\s*Updated\s+\S")
+# "Updated 5 min 9 sec ago" was relative to when the page was saved: in a file it dates nothing.
+_RELATIVE_DATE = re.compile(r"\bago\s*$|^(just now|today|yesterday)$", re.IGNORECASE)
 _BULLET = re.compile(r"^\s*[•·▪●]\s*")
 # "ALMATY, Kazakhstan: ..." / "TOKYO: ..." / "NEW YORK (Reuters) - ..."
 _DATELINE = re.compile(
@@ -90,6 +92,8 @@ def parse_seed(text: str, source: str) -> list[Article]:
         end = starts[n + 1][0] if n + 1 < len(starts) else len(lines)
         title = lines[t].strip()
         date = lines[u].strip()[len("Updated") :].strip()
+        if _RELATIVE_DATE.search(date):
+            date = None
         highlights, body = [], []
         for line in lines[rep + 1 : end]:
             if not line.strip():

@@ -80,6 +80,17 @@ _PLACE_WORDS = re.compile(
     r"\b(?:City|County|State|Province|Island|Islands|Republic|Kingdom|Valley|River|Sea|Ocean|Mountains?|"
     r"Street|Square|Park|Region|Coast|Bay|Lake|Peninsula)\b"
 )
+# Nationality, language and faith words: on their own ("Chinese citizenship", "Kazakh citizens")
+# they describe a noun; they are never the place, person or name a question asks for.
+_DEMONYM = re.compile(
+    r"^(?:Chinese|Japanese|Kazakhs?|Uighurs?|Uyghurs?|Americans?|British|French|German|Russians?|Indian|"
+    r"Iranian|Israeli|Palestinian|Ukrainian|Korean|Turkish|Syrian|Iraqi|Afghan|Pakistani|Saudi|Egyptian|"
+    r"Mexican|Canadian|Australian|Italian|Spanish|European|African|Asian|Muslims?|Christians?|Jewish|Arabs?|"
+    r"Arabic|Kurdish|Kurds?|Brazilian|Dutch|Swedish|Polish|Greek|Irish|Scottish|Welsh|English|Vietnamese|"
+    r"Thai|Filipino|Indonesian|Nigerian|Kenyan|Ethiopian|Venezuelan|Colombian|Argentine|Chilean|Cuban|"
+    r"Belgian|Swiss|Austrian|Norwegian|Danish|Finnish|Hungarian|Czech|Romanian|Serbian|Lebanese|Jordanian|"
+    r"Yemeni|Qatari|Emirati|Taiwanese|Tibetan|Hindu|Sikh|Western|Eastern|Northern|Southern)$"
+)
 _SENT_START_SKIP = frozenset(
     """The A An In On At For But And Or As If When While After Before This That These Those It Its He She They
     We I You His Her Their Our My Your There Here Some Many Most All Any No One Two Three Last Next Such
@@ -235,6 +246,8 @@ def _candidates(sentence: str) -> tuple[Candidate, ...]:
             continue
         before = sentence[:a]
         after = sentence[b:]
+        if len(parts) == 1 and _DEMONYM.match(text):
+            continue
         if re.match(rf"{_TITLES}\s", text) or (len(parts) >= 2 and not _ORG_WORDS.search(text)
                                                  and not _PLACE_WORDS.search(text) and _PERSON_CUE.match(after)):
             kind = "person"
