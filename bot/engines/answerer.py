@@ -606,16 +606,11 @@ class Answerer:
         order = np.argsort(-sc, kind="stable")[:k]
         return [replace(cands[i], score=float(sc[i])) for i in order], comps
 
-    # A short answer leads only when its kind is the one asked for (a number for "how many", a person
-    # for "who", a place for "where"; fit 0.8-1.0). A looser fit ("China" for "who confirmed ...") put a
-    # wrong first line above a right sentence; then the sentence leads alone.
-    SHORT_ANSWER_FIT = 0.8
-
     def lead(self, question: str, support: list[Support]) -> tuple[str, str | None]:
         """(the text a member reads first, the short answer or None): the phrase, then the sentence it is from."""
         top = support[0].text
         phrase = best_phrase(question, top, [s.text for s in support[1:]])
-        if phrase is None or phrase.fit < self.SHORT_ANSWER_FIT:
+        if phrase is None:
             return top, None
         return f"{phrase.text}\n{top}", phrase.text
 
