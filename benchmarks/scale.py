@@ -175,16 +175,63 @@ def _fresh(arts, n: int, tag: str, rng) -> list:
     return out
 
 
+class RssSampler:
+    """The highest RSS seen while it runs (sampled every 5 ms in a thread)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.max_mb = rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.max_mb = max(self.max_mb, rss_mb())
+            self._stop.wait(0.005)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.max_mb = max(self.max_mb, rss_mb())
+
+
 def _arrivals(app, h, arts, cache_dir: Path, rng) -> dict:
     import threading
 
     out = {}
-    for k in (10, 100):
-        batch = _fresh(arts, k, f"add{k}", rng)
+    app.index.wait_merged()
+    with RssSampler() as rss:
+        for k in (10, 100):
+            batch = _fresh(arts, k, f"add{k}", rng)
+            t = time.perf_counter()
+            assert len(app.add_articles(batch)) == k
+            out[f"add{k}_s"] = round(time.perf_counter() - t, 2)
+            out[f"add{k}_incremental"] = bool(app.index.last_build.get("incremental"))
+            app.index.wait_merged()
+    out["peak_add_mb"] = round(rss.max_mb)  # the highest RSS while adding (models loaded)
+    # /ask while the postings merge runs (forced after each of 8 small additions, the whole index each time)
+    lat, merge_s = [], []
+    for r in range(8):
+        assert len(app.add_articles(_fresh(arts, 2, f"merge{r}", rng))) == 2
+        ix = app.index
+        ix.wait_merged()
         t = time.perf_counter()
-        assert len(app.add_articles(batch)) == k
-        out[f"add{k}_s"] = round(time.perf_counter() - t, 2)
-    out["peak_add_mb"] = round(peak_mb())
+        ix.merge(wait=False, force=True)  # what a merge after many additions costs: all rows
+        while ix._merger is not None and ix._merger.is_alive():  # noqa: SLF001
+            a = arts[rng.randrange(len(arts))]
+            q = " ".join(a.sentences[0].split()[:10]) + "?"
+            t1 = time.perf_counter()
+            h.ask(q)
+            lat.append((time.perf_counter() - t1) * 1000)
+        merge_s.append(time.perf_counter() - t)
+    out["ask_during_merge_p95_ms"] = round(pct(lat, 0.95), 1) if lat else None
+    out["ask_during_merge_n"] = len(lat)
+    out["merge_s"] = round(pct(merge_s, 0.5), 2)
     # /ask while 100 articles are being added (the index rebuilt in the background, the old one answering)
     batch = _fresh(arts, 100, "during", rng)
     worker = threading.Thread(target=app.add_articles, args=(batch,))
@@ -318,8 +365,11 @@ def main(argv=None) -> int:
               f"after queries {r['rss_end_mb']}; a reload takes {r['reload_s']} s, peak with it {r['peak_reload_mb']})",
               flush=True)
         if args.arrivals:
-            print(f"         arrivals: +10 in {r['add10_s']} s, +100 in {r['add100_s']} s, peak {r['peak_add_mb']} MB; "
-                  f"/ask p95 while adding 100: {r['ask_during_add_p95_ms']} ms (n={r['ask_during_add_n']}); "
+            grown = "grown in place" if r["add10_incremental"] and r["add100_incremental"] else "REBUILT"
+            print(f"         arrivals ({grown}): +10 in {r['add10_s']} s, +100 in {r['add100_s']} s, highest RSS while "
+                  f"adding {r['peak_add_mb']} MB; /ask p95 while adding 100: {r['ask_during_add_p95_ms']} ms "
+                  f"(n={r['ask_during_add_n']}); while a postings merge runs ({r['merge_s']} s): "
+                  f"{r['ask_during_merge_p95_ms']} ms (n={r['ask_during_merge_n']}); "
                   f"a 10-article file listed after {r['landed_listed_s']} s, cited after {r['landed_cited_s']} s",
                   flush=True)
     return 0

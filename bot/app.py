@@ -146,6 +146,7 @@ class Precis:
         self.corpus = Corpus()
         self.scopes = Scopes()  # which guild may see which article
         self._from_files: set[str] = set()  # ids loaded from CORPUS_PATH: never retired by age
+        self._file_memo: dict = {}  # corpus file -> ((mtime, size), what it held) for reloads
         self._snap = self._snapshot_of(SentenceIndex(embedder, self.cache))
         self.last_load = LoadReport()
         self._answerers: dict[int, object] = {}
@@ -187,27 +188,31 @@ class Precis:
     def _rebuild(self, progress: bool) -> None:
         from .engines.answerer import Answerer
 
+        old = self._snap.index
         index = SentenceIndex(self.embedder, self.cache)
-        index.build(self.corpus.articles, progress=progress, previous=self._snap.index)
+        # A corpus that only grew is added to the old index (its rows shared, only the new ones built).
+        index.build(self.corpus.articles, progress=progress, previous=old)
         snap = self._snapshot_of(index)
-        # The /ask features (12 s for 400k sentences) are built here, by the
-        # loader, not in the first user's /ask after a reload.
-        answerer = Answerer(index, generator=None)
+        # The /ask features are built here, by the loader, not in the first
+        # user's /ask after a reload: for the new sentences only when it grew.
+        answerer = Answerer(index, generator=None, previous=self._answerers.get(id(old)))
         self._snap = snap
         self._answerers = {id(index): answerer}
-        _release_memory()
+        if not index.last_build.get("incremental"):
+            _release_memory()  # a build from scratch frees much; a grown one frees little (gc costs ~0.1 s)
 
     # ------------------------------------------------------------ corpus
     def load(self, path: Path | None = None, progress: bool = True) -> LoadReport:
         """(Re)load the corpus from CORPUS_PATH; new articles are added, the index rebuilt."""
         t = time.perf_counter()
         with split_cache(self.split_cache):  # a restart does not run the sentence splitter again
-            result = load_corpus(path or self.settings.corpus_path)
+            # files unchanged since the last load are not read again (a watched folder of many files)
+            result = load_corpus(path or self.settings.corpus_path, memo=self._file_memo)
             result.articles[:] = _arrived_with_file_times(result.articles)
             n_files = len(result.articles)
             fetched = self.settings.fetched_path  # what feeds and pasted links added before a restart
             if fetched.is_file():
-                more = load_corpus(fetched)
+                more = load_corpus(fetched, memo=self._file_memo)
                 result.articles.extend(more.articles)
                 result.issues.extend(more.issues)
         with self._lock:

@@ -209,8 +209,14 @@ def iter_corpus_files(path: Path) -> list[Path]:
     return []
 
 
-def load_corpus(path: Path | str) -> LoadResult:
-    """Load every corpus file under ``path`` (file or folder, recursively)."""
+def load_corpus(path: Path | str, memo: dict | None = None) -> LoadResult:
+    """Load every corpus file under ``path`` (file or folder, recursively).
+
+    ``memo`` (a dict the caller keeps between calls): a file whose size and
+    modification time are unchanged since the last call is not read again -
+    its articles and issues come from the memo (and its issues are not logged
+    again). A watched folder of many files then costs a reload only the files
+    that changed."""
     path = Path(path)
     if not path.exists():
         issue = LoadIssue(str(path), None, "corpus path does not exist")
@@ -219,10 +225,30 @@ def load_corpus(path: Path | str) -> LoadResult:
     files = iter_corpus_files(path)
     articles: list[Article] = []
     issues: list[LoadIssue] = []
+    fresh: list[LoadIssue] = []
+    seen: set[Path] = set()
     for f in files:
-        res = load_file(f)
+        key = None
+        if memo is not None:
+            try:
+                st = f.stat()
+                key = (st.st_mtime_ns, st.st_size)
+            except OSError:
+                key = None
+        hit = memo.get(f) if memo is not None and key is not None else None
+        if hit is not None and hit[0] == key:
+            res = hit[1]
+        else:
+            res = load_file(f)
+            fresh.extend(res.issues)
+            if memo is not None and key is not None:
+                memo[f] = (key, res)
+        seen.add(f)
         articles.extend(res.articles)
         issues.extend(res.issues)
-    for issue in issues:
+    if memo is not None:
+        for gone in [p for p in memo if p not in seen and (p == path or path in p.parents)]:
+            del memo[gone]
+    for issue in fresh:
         log.warning("skipped %s", issue)
     return LoadResult(articles, issues, len(files))

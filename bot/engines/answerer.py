@@ -63,6 +63,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import scipy.sparse as sp
 
+from ..index.postings import PostingsView
 from ..index.sentence_index import SentenceIndex
 from .answer_check import backing_sentence
 from .answer_phrase import best_phrase, question_kind, scored_candidates, words
@@ -200,14 +201,22 @@ def _zmax(x: np.ndarray) -> np.ndarray:
 class Retriever:
     """Hybrid sentence retrieval over a built :class:`SentenceIndex`; all features precomputed here."""
 
-    def __init__(self, index: SentenceIndex, weights: Weights | None = None) -> None:
-        """Precompute every per-sentence and per-article feature; call after ``index.build``."""
+    def __init__(self, index: SentenceIndex, weights: Weights | None = None, previous: Retriever | None = None
+                 ) -> None:
+        """Precompute every per-sentence feature; call after ``index.build``. ``previous``: the retriever of
+        the version ``index`` grew from - only the new sentences' features are computed."""
         self.index = index
         self.weights = weights or Weights()
-        self._build()
+        self._build(previous)
 
-    def _build(self) -> None:
+    def _build(self, previous: Retriever | None = None) -> None:
         ix = self.index
+        base = (
+            previous
+            if previous is not None and previous is not self and previous._texts is previous.index.texts
+            and ix.grew_from(previous.index)
+            else None
+        )
         self._texts = ix.texts  # the build this Retriever's features belong to
         n = len(ix)
         self.n = n
@@ -221,83 +230,43 @@ class Retriever:
             same = art[1:] == art[:-1]
             self._has_prev[1:] = same
             self._has_next[:-1] = same
-        vocab_n = len(ix.vocab)
-        import Stemmer  # PyStemmer, the index's stemmer
-
-        self._stemmer = Stemmer.Stemmer("english")
-        # Binary sentence x term presence, and its article aggregate (sentence frequency per article).
-        pres = ix.lex.copy().tocsr() if n else sp.csr_matrix((0, vocab_n), dtype=np.float32)
-        pres.data = np.ones_like(pres.data, dtype=np.float32)
-        self._pres = pres
-        to_article = sp.csr_matrix(
-            (np.ones(n, dtype=np.float32), (art, np.arange(n))), shape=(self.n_articles, n)
-        )
-        counts = (to_article @ pres).tocsr()
-        title_pres = ix.title_lex.copy().tocsr() if self.n_articles else sp.csr_matrix((0, vocab_n), dtype=np.float32)
-        title_pres.data = np.ones_like(title_pres.data, dtype=np.float32)
-        self._title_pres = title_pres
-        self._article_bm25 = self._bm25_matrix(counts).tocsc()
-        # Per-sentence features for answer-type cues.
-        self._fragment = np.array([not _SENTENCE_END.search(t) for t in ix.texts], dtype=bool)
-        self._has_date = np.array([bool(_DATE.search(t)) for t in ix.texts], dtype=bool)
-        num_terms: list[str] = []
-        cap_terms: list[str] = []
-        num_rows: list[int] = []
-        cap_rows: list[int] = []
-        has_num_word = np.zeros(n, dtype=bool)
-        for i, t in enumerate(ix.texts):
-            for w in _WORD.findall(t):
-                if _NUM.search(w):
-                    num_terms.append(w.replace(",", ""))
-                    num_rows.append(i)
-            for m in _CAP.finditer(t):
-                if m.start() == 0:
-                    continue  # sentence-initial capitals say nothing
-                cap_terms.append(m.group(0).lower())
-                cap_rows.append(i)
-            has_num_word[i] = bool(_NUMBER_WORDS.search(t))
-        self._num = self._term_matrix(num_rows, num_terms)
-        self._cap = self._term_matrix(cap_rows, cap_terms)
-        self._num_count = np.asarray(self._num.sum(axis=1)).ravel().astype(np.float32)
-        self._cap_count = np.asarray(self._cap.sum(axis=1)).ravel().astype(np.float32)
-        self._has_num_word = has_num_word
+        # Per-sentence answer-type cues, computed for the sentences the previous retriever did not have.
+        n0 = base.n if base is not None else 0
+        fresh = ix.texts[n0:]
+        fragment = np.array([not _SENTENCE_END.search(t) for t in fresh], dtype=bool)
+        has_date = np.array([bool(_DATE.search(t)) for t in fresh], dtype=bool)
+        has_num_word = np.array([bool(_NUMBER_WORDS.search(t)) for t in fresh], dtype=bool)
+        stems = ix.lexicon.stems
+        num_rows: list[list[int]] = []
+        cap_rows: list[list[int]] = []
+        for t in fresh:
+            nums = [w.replace(",", "") for w in _WORD.findall(t) if _NUM.search(w)]
+            caps = [m.group(0) for m in _CAP.finditer(t) if m.start() > 0]  # sentence-initial capitals say nothing
+            num_rows.append(sorted(set(ix.term_ids(stems(nums)))))
+            cap_rows.append(sorted(set(ix.term_ids(stems(caps)))))
+        cap0 = base._cap if base is not None else PostingsView.empty()
+        num0 = base._num if base is not None else PostingsView.empty()
+        # Sentence x term presence of its capitalised words / numbers (stemmed like the index).
+        self._cap = cap0.store.append(cap0, cap_rows)
+        self._num = num0.store.append(num0, num_rows)
+        cap_count = np.array([len(r) for r in cap_rows], dtype=np.float32)
+        num_count = np.array([len(r) for r in num_rows], dtype=np.float32)
+        if base is not None:
+            fragment = np.concatenate([base._fragment, fragment])
+            has_date = np.concatenate([base._has_date, has_date])
+            has_num_word = np.concatenate([base._has_num_word, has_num_word])
+            cap_count = np.concatenate([base._cap_count, cap_count])
+            num_count = np.concatenate([base._num_count, num_count])
+        else:
+            for p in (self._cap, self._num):
+                p.store.merge(p)
+        if base is not None and (self._cap.needs_merge() or self._num.needs_merge()):
+            self._cap.store.merge(self._cap)
+            self._num.store.merge(self._num)
+        self._fragment, self._has_date, self._has_num_word = fragment, has_date, has_num_word
+        self._cap_count, self._num_count = cap_count, num_count
         self._max_idf = float(np.log(n + 1) + 1.0) if n else 1.0
-        self._median_idf = float(np.median(ix.idf)) if ix.idf.size else 1.0
-
-    # ------------------------------------------------------------- building
-    def _term_matrix(self, rows: list[int], raw_terms: list[str]) -> sp.csc_matrix:
-        """Sentence x vocabulary presence for the given (row, raw word) pairs, stemmed like the index."""
-        vocab = self.index.vocab
-        ids = []
-        keep_rows = []
-        if raw_terms:
-            stems = self._stemmer.stemWords([w.lower() for w in raw_terms])
-            for r, s in zip(rows, stems):
-                j = vocab.get(s)
-                if j is not None:
-                    ids.append(j)
-                    keep_rows.append(r)
-        coords = (np.asarray(keep_rows, dtype=np.int64), np.asarray(ids, dtype=np.int64))
-        m = sp.csr_matrix((np.ones(len(ids), dtype=np.float32), coords), shape=(self.n, len(vocab)))
-        m.sum_duplicates()
-        m.data = np.ones_like(m.data)
-        return m.tocsc()
-
-    def _bm25_matrix(self, counts: sp.csr_matrix, k1: float = 1.2, b: float = 0.75) -> sp.csr_matrix:
-        """Article x term BM25 weights (tf = sentences of the article holding the term)."""
-        m = counts.astype(np.float32).tocsr()
-        n_docs = m.shape[0]
-        if n_docs == 0 or m.nnz == 0:
-            return m
-        df = np.bincount(m.indices, minlength=m.shape[1]).astype(np.float32)
-        idf = np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
-        length = np.asarray(m.sum(axis=1)).ravel()
-        avg = float(length.mean()) or 1.0
-        row_norm = k1 * (1.0 - b + b * length / avg)
-        rows = np.repeat(np.arange(n_docs), np.diff(m.indptr))
-        tf = m.data
-        m.data = (idf[m.indices] * tf * (k1 + 1.0) / (tf + row_norm[rows])).astype(np.float32)
-        return m
+        self._median_idf = ix.median_idf()
 
     # ------------------------------------------------------------- querying
     def query_words(self, question: str) -> list[str]:
@@ -326,7 +295,7 @@ class Retriever:
         qvec = ix.encode_query(question)
         dn = ix.dense_scores(qvec).astype(np.float32)
         if known:
-            art_bm = np.asarray(self._article_bm25[:, known].sum(axis=1)).ravel().astype(np.float32)
+            art_bm = ix.article_bm25(known)
             qlex = ix.query_lex(" ".join(words) or question)
             title_lex = np.asarray((ix.title_lex @ qlex.T).todense()).ravel().astype(np.float32)
         else:
@@ -334,16 +303,8 @@ class Retriever:
             title_lex = np.zeros(self.n_articles, np.float32)
         title_dn = (ix.title_emb @ qvec).astype(np.float32) if self.n_articles else np.zeros(0, np.float32)
         known_keys = list(dict.fromkeys(i for _, i in keys if i >= 0))
-        cap_q = (
-            np.asarray(self._cap[:, known_keys].sum(axis=1)).ravel().astype(np.float32)
-            if known_keys
-            else np.zeros(self.n, np.float32)
-        )
-        num_q = (
-            np.asarray(self._num[:, known_keys].sum(axis=1)).ravel().astype(np.float32)
-            if known_keys
-            else np.zeros(self.n, np.float32)
-        )
+        cap_q = self._cap.column_sum(known_keys, binary=True) if known_keys else np.zeros(self.n, np.float32)
+        num_q = self._num.column_sum(known_keys, binary=True) if known_keys else np.zeros(self.n, np.float32)
         return {
             "bm25": np.asarray(bm, dtype=np.float32),
             "dense": dn,
@@ -440,8 +401,8 @@ class Retriever:
             return 0.0
         lo = sentence - 1 if sentence > 0 and self._has_prev[sentence] else sentence
         hi = sentence + 1 if sentence < self.n - 1 and self._has_next[sentence] else sentence
-        window = set(self._pres[lo : hi + 1].indices.tolist())
-        window.update(self._title_pres[int(self._art[sentence])].indices.tolist())
+        window = set(self.index.row_terms(lo, hi + 1).tolist())
+        window.update(self.index.title_terms(int(self._art[sentence])).tolist())
         idf = self.index.idf
         total = got = 0.0
         for terms, unseen in ((content, self._median_idf), (keys, self._max_idf)):
@@ -456,7 +417,7 @@ class Retriever:
         """Idf-weighted share of the question's content terms in the one sentence (no neighbours, no title)."""
         if not content:
             return 0.0
-        have = set(self._pres[sentence].indices.tolist())
+        have = set(self.index.row_terms(sentence).tolist())
         idf = self.index.idf
         total = got = 0.0
         for _, t in content:
@@ -569,10 +530,12 @@ class Answerer:
         *,
         abstain_threshold: float | None = None,
         reader: ReaderWeights | None = None,
+        previous: Answerer | None = None,
     ) -> None:
+        """``previous``: the answerer of the index version ``index`` grew from (its features are reused)."""
         self.index = index
         self.generator = generator
-        self.retriever = Retriever(index)
+        self.retriever = Retriever(index, previous=previous.retriever if previous is not None else None)
         self.reader = Reader(self.retriever, reader or self.READER)
         self.abstain_threshold = self.DEFAULT_THRESHOLD if abstain_threshold is None else float(abstain_threshold)
 

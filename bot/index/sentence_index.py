@@ -3,12 +3,20 @@
 For every article sentence (and every title) it holds:
 
 * a dense embedding (the configured embedder, cached on disk by text);
-* a lexical vector: stemmed, stop-worded terms (bm25s' tokenizer with
-  PyStemmer), kept both as a BM25 index for search and as a TF-IDF matrix
-  for lexical similarity between sentences.
+* its stemmed, stop-worded terms (bm25s' stop words, PyStemmer) as raw term
+  counts, from which it scores BM25 and TF-IDF similarity.
 
-Everything is flat numpy/scipy arrays built once at load time: a query is a
-few matrix operations, never a Python loop over sentences.
+Built to grow: an index *version* is immutable for the requests reading it,
+and :meth:`SentenceIndex.build` given the previous version and a corpus that
+continues it only adds what is new - the new sentences' split, embeddings and
+postings (:mod:`bot.index.postings`), and the corpus-wide statistics (document
+frequencies, lengths) updated by the new rows alone. Those statistics are
+applied when a query is scored, not baked into stored weights, so a grown
+index scores exactly as one built from scratch over the same articles: BM25
+(bm25s' Lucene variant, k1=1.5, b=0.75; ``tests/test_index.py`` checks it
+against bm25s itself) and TF-IDF cosine (idf = ln((n+1)/(df+1)) + 1, rows
+L2-normalised) included. Anything else (a retired article, another order)
+builds from scratch.
 
 Sentence vectors are kept as float16 (half the memory: 300 MB, not 600 MB, for
 400k sentences; the embedder itself computes in bfloat16, so nothing is lost
@@ -22,7 +30,9 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -31,6 +41,7 @@ import scipy.sparse as sp
 
 from ..corpus.article import Article
 from .cache import EmbeddingCache, text_key
+from .postings import PostingsView, Rows
 
 log = logging.getLogger(__name__)
 
@@ -66,23 +77,27 @@ class Lexicon:
         self._memo: dict[str, str] = {}  # word -> its stem ("" for a stop word)
 
     def terms(self, texts: list[str]) -> list[list[str]]:
+        return [self.stems(_split(t.lower())) for t in texts]
+
+    def stems(self, words: list[str]) -> list[str]:
+        """Stems of already-split words (lower-cased first), stop words dropped."""
         memo, stop, stem = self._memo, self._stop, self._stem
-        out: list[list[str]] = []
-        for t in texts:
-            doc: list[str] = []
-            for w in _split(t.lower()):
-                s = memo.get(w)
-                if s is None:
-                    s = "" if w in stop else sys.intern(stem(w))
-                    if len(memo) < self.MEMO_LIMIT:
-                        memo[w] = s
-                if s:
-                    doc.append(s)
-            out.append(doc)
+        out: list[str] = []
+        for w in words:
+            w = w.lower()
+            s = memo.get(w)
+            if s is None:
+                s = "" if w in stop else sys.intern(stem(w))
+                if len(memo) < self.MEMO_LIMIT:
+                    memo[w] = s
+            if s:
+                out.append(s)
         return out
 
 
 EMB_DTYPE = np.float16
+
+BM25_K1, BM25_B = 1.5, 0.75  # bm25s' defaults (Lucene variant)
 
 
 @dataclass
@@ -96,27 +111,97 @@ class SearchHit:
 _NUMPY_ROWS = 20_000  # up to this many sentences, dense_scores needs no torch
 
 
+class VocabView(Mapping):
+    """An index version's vocabulary: the terms some sentence of it holds, with their column ids.
+
+    Term ids come from one dictionary that only grows and is shared by the
+    versions of a growing index; a version sees the ids below its width whose
+    sentence frequency is above zero (a term only a title or a later article
+    holds is unknown to it, as in an index built from scratch)."""
+
+    def __init__(self, ids: dict[str, int], width: int, df: np.ndarray) -> None:
+        self._ids, self.width, self._df = ids, width, df
+
+    def get(self, term, default=None):
+        i = self._ids.get(term)
+        if i is None or i >= self.width or self._df[i] <= 0:
+            return default
+        return i
+
+    def __getitem__(self, term) -> int:
+        i = self.get(term)
+        if i is None:
+            raise KeyError(term)
+        return i
+
+    def __contains__(self, term) -> bool:
+        return self.get(term) is not None
+
+    def __iter__(self):
+        return (t for t, i in list(self._ids.items()) if i < self.width and self._df[i] > 0)
+
+    def __len__(self) -> int:
+        return self.width  # the width of the version's term matrices
+
+
+class _LexRows:
+    """``index.lex[rows]``: TF-IDF rows (L2-normalised) with the version's current idf."""
+
+    def __init__(self, index: SentenceIndex) -> None:
+        self._ix = index
+
+    def __getitem__(self, rows) -> sp.csr_matrix:
+        ix = self._ix
+        return ix._tfidf(ix._sent.csr(ix.width, rows))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self._ix.texts), self._ix.width)
+
+
+class _Lineage:
+    """Identity shared by the versions of one growing index (a from-scratch build starts a new one)."""
+
+    rows = 0  # sentences of its newest version
+
+
 class SentenceIndex:
     def __init__(self, embedder: EmbedderLike, cache: EmbeddingCache | None = None) -> None:
         self.embedder = embedder
         self.cache = cache
         self.lexicon = Lexicon()
+        self.dim = int(embedder.dim)
+        self.last_build: dict[str, float] = {}
+        self._merger: threading.Thread | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        """An empty index (a build from scratch starts here)."""
         self.articles: list[Article] = []
         self.texts: list[str] = []
         self.sent_article = np.zeros(0, dtype=np.int32)
         self.sent_pos = np.zeros(0, dtype=np.int32)
         self.offsets = np.zeros(1, dtype=np.int64)
-        self.dim = int(embedder.dim)
-        self.emb = np.zeros((0, embedder.dim), dtype=EMB_DTYPE)
-        self._emb_buf: np.ndarray | None = None  # self.emb is its first rows (see _sentence_vectors)
-        self.title_emb = np.zeros((0, embedder.dim), dtype=np.float32)
-        self.lex = sp.csr_matrix((0, 0), dtype=np.float32)
-        self.title_lex = sp.csr_matrix((0, 0), dtype=np.float32)
-        self.article_terms = sp.csc_matrix((0, 0), dtype=bool)
-        self.vocab: dict[str, int] = {}
+        self._emb_rows = Rows((self.dim,), EMB_DTYPE)
+        self.emb = self._emb_rows.view(0)
+        self._title_rows = Rows((self.dim,), np.float32)
+        self.title_emb = self._title_rows.view(0)
+        self._ids: dict[str, int] = {}
+        self.width = 0
+        self._df = np.zeros(0, dtype=np.float64)  # sentences holding each term
         self.idf = np.zeros(0, dtype=np.float32)
-        self.bm25 = None
-        self.last_build: dict[str, float] = {}
+        self._sent = PostingsView.empty()  # sentence x term counts
+        self._title = PostingsView.empty()  # article title x term counts
+        self._body = PostingsView.empty()  # article x term: sentences of the article holding the term
+        self._sent_len_rows = Rows((), np.float32)
+        self._sent_len = self._sent_len_rows.view(0)  # terms per sentence (BM25 length)
+        self._tokens = 0.0
+        self._art_df = np.zeros(0, dtype=np.float64)
+        self._art_len_rows = Rows((), np.float32)
+        self._art_len = self._art_len_rows.view(0)
+        self._lineage = _Lineage()
+        self._title_lex: sp.csr_matrix | None = None
+
 
     # ----------------------------------------------------------------- build
     def embed(self, texts: list[str], progress: bool = False, dtype=np.float32) -> tuple[np.ndarray, int]:
@@ -137,124 +222,154 @@ class SentenceIndex:
                 out[rows_of[k]] = v
         return out, len(missing)
 
-    def _sentence_vectors(
-        self, texts: list[str], articles: list[Article], progress: bool, previous: SentenceIndex | None
-    ) -> tuple[np.ndarray, np.ndarray, int]:
-        """(vectors view, the buffer it views, newly embedded) for the build.
+    @property
+    def _emb_buf(self) -> np.ndarray:
+        """The buffer ``emb`` views (it has spare rows a next version writes into)."""
+        return self._emb_rows._buf
 
-        The corpus only ever grows, so a reload usually sees the previous
-        articles followed by new ones. Then the new index shares the previous
-        one's buffer: it writes only the new rows, past the end of what the old
-        index (still answering) can see, and a reload does not hold two copies
-        of the vectors. The buffer keeps ~10 % spare rows for that; when they run
-        out it is copied into a bigger one.
-        """
-        n = len(texts)
-        continues = (
+    def continues(self, previous: SentenceIndex | None, articles: list[Article]) -> bool:
+        """Whether ``articles`` are ``previous``'s articles followed by new ones (then it only grows)."""
+        return (
             previous is not None
             and previous.embedder is self.embedder
-            and previous._emb_buf is not None
             and 0 < len(previous.articles) <= len(articles)
             and all(a is b for a, b in zip(previous.articles, articles))
         )
-        base = len(previous.texts) if continues else 0
-        if continues and previous._emb_buf.shape[0] >= n:
-            buf = previous._emb_buf
-        else:
-            buf = np.empty((max(n + 1024, int(n * 1.1)), self.embedder.dim), dtype=EMB_DTYPE)
-            if base:
-                buf[:base] = previous.emb[:base]
-        fresh, new = self.embed(texts[base:], progress=progress, dtype=EMB_DTYPE)
-        buf[base:n] = fresh
-        return buf[:n], buf, new
+
+    def grew_from(self, other: SentenceIndex) -> bool:
+        """Whether this version holds ``other``'s rows as its first rows (it grew from it)."""
+        return other._lineage is self._lineage and len(other.texts) <= len(self.texts)
 
     def build(self, articles: list[Article], progress: bool = True, previous: SentenceIndex | None = None) -> None:
-        """Index ``articles``. ``previous``: the index being replaced (its vectors are reused when
-        ``articles`` starts with its articles)."""
+        """Index ``articles``. ``previous``: the version being replaced; when ``articles`` continue its
+        articles only the new ones are processed (its rows are shared, not copied)."""
         t0 = time.perf_counter()
+        articles = list(articles)
+        base = previous if self.continues(previous, articles) else None
+        if base is None:
+            self._reset()
+        else:
+            self._take(base)
+            if base._lineage.rows != len(base.texts):  # a version grew from base already: branch off
+                self._lineage = _Lineage()
+        new = articles[len(self.articles) :]
+        n0, a0 = len(self.texts), len(self.articles)
         texts: list[str] = []
         sent_article: list[int] = []
         sent_pos: list[int] = []
-        offsets = [0]
-        for a_i, art in enumerate(articles):
+        ends: list[int] = []
+        for a_i, art in enumerate(new, a0):
             texts.extend(art.sentences)
             sent_article.extend([a_i] * len(art.sentences))
             sent_pos.extend(range(len(art.sentences)))
-            offsets.append(len(texts))
-        titles = [a.title for a in articles]
-        emb, emb_buf, new_sent = self._sentence_vectors(texts, list(articles), progress, previous)
-        title_emb, new_title = self.embed(titles, progress=False)
+            ends.append(n0 + len(texts))
+        titles = [a.title for a in new]
+        vecs, new_sent = self.embed(texts, progress=progress, dtype=EMB_DTYPE)
+        emb_rows, emb = self._emb_rows.append(n0, vecs)
+        tvecs, new_title = self.embed(titles, progress=False)
+        title_rows, title_emb = self._title_rows.append(a0, tvecs)
         t1 = time.perf_counter()
 
-        terms = self.lexicon.terms(texts)
-        title_terms = self.lexicon.terms(titles)
-        vocab: dict[str, int] = {}
-        for doc in terms:
-            for w in doc:
-                vocab.setdefault(w, len(vocab))
-        lex_counts = self._counts(terms, vocab)
-        n = max(len(texts), 1)
-        df = np.bincount(lex_counts.indices, minlength=len(vocab)).astype(np.float32)
+        ids = self._ids
+        sent_ids = [[ids.setdefault(w, len(ids)) for w in doc] for doc in self.lexicon.terms(texts)]
+        title_ids = [[ids.setdefault(w, len(ids)) for w in doc] for doc in self.lexicon.terms(titles)]
+        width = len(ids)
+        sent = self._sent.store.append(self._sent, sent_ids)
+        title = self._title.store.append(self._title, title_ids)
+        # An article's body row: each term once per sentence holding it (its count = that number).
+        row_start = np.concatenate([[n0], ends[:-1]]).astype(np.int64) if ends else np.zeros(0, np.int64)
+        fresh_ptr = sent.indptr[n0:] - sent.indptr[n0]
+        fresh_idx = sent.indices[int(sent.indptr[n0]) :]
+        body_ids = [
+            fresh_idx[int(fresh_ptr[s - n0]) : int(fresh_ptr[e - n0])].tolist() for s, e in zip(row_start, ends)
+        ]
+        body = self._body.store.append(self._body, body_ids)
+        df = np.zeros(width, dtype=np.float64)
+        df[: self._df.size] = self._df
+        df += np.bincount(fresh_idx, minlength=width)
+        art_df = np.zeros(width, dtype=np.float64)
+        art_df[: self._art_df.size] = self._art_df
+        art_df += np.bincount(body.indices[int(body.indptr[a0]) :], minlength=width)
+        lengths = np.fromiter((len(d) for d in sent_ids), dtype=np.float32, count=len(sent_ids))
+        len_rows, sent_len = self._sent_len_rows.append(n0, lengths)
+        body_len = np.array([len(b) for b in body_ids], dtype=np.float32)
+        art_len_rows, art_len = self._art_len_rows.append(a0, body_len)
+        n = n0 + len(texts)
         idf = (np.log((n + 1) / (df + 1)) + 1.0).astype(np.float32)
 
-        import bm25s
-
-        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
-        bm25 = bm25s.BM25()
-        if texts:
-            bm25.index(terms, show_progress=False)
-
         # Swap in all at once, so readers never see a half-built index.
-        self.articles = list(articles)
-        self.texts = texts
-        self.sent_article = np.asarray(sent_article, dtype=np.int32)
-        self.sent_pos = np.asarray(sent_pos, dtype=np.int32)
-        self.offsets = np.asarray(offsets, dtype=np.int64)
-        self.emb = emb
-        self._emb_buf = emb_buf
-        self.title_emb = title_emb
-        self.vocab = vocab
-        self.idf = idf
-        self.lex = self._tfidf(lex_counts)
-        self.title_lex = self._tfidf(self._counts(title_terms, vocab))
-        self.bm25 = bm25 if texts else None
-        # Which terms each article contains (title or body): for "all words present" matching.
-        owner = sp.csr_matrix(
-            (np.ones(len(texts), dtype=np.float32), (self.sent_article, np.arange(len(texts)))),
-            shape=(len(articles), len(texts)),
-        )
-        self.article_terms = ((owner @ self.lex) + self.title_lex).astype(bool).tocsc()
+        self.articles = articles
+        self.texts = self.texts + texts
+        self.sent_article = np.concatenate([self.sent_article, np.asarray(sent_article, dtype=np.int32)])
+        self.sent_pos = np.concatenate([self.sent_pos, np.asarray(sent_pos, dtype=np.int32)])
+        self.offsets = np.concatenate([self.offsets, np.asarray(ends, dtype=np.int64)])
+        self._emb_rows, self.emb = emb_rows, emb
+        self._title_rows, self.title_emb = title_rows, title_emb
+        self.width, self._df, self.idf = width, df, idf
+        self._sent, self._title, self._body = sent, title, body
+        self._sent_len_rows, self._sent_len = len_rows, sent_len
+        self._tokens += float(lengths.sum())
+        self._art_df, self._art_len_rows, self._art_len = art_df, art_len_rows, art_len
+        self._title_lex = None
+        self._lineage.rows = n
+        if base is None:
+            self.merge(wait=True)  # a build from scratch: column reads get their CSC now
+        elif any(p.needs_merge() for p in (self._sent, self._body, self._title)):
+            self.merge(wait=False)  # in the background: results do not change, column reads get faster
         self.last_build = {
-            "sentences": float(len(texts)),
+            "sentences": float(n),
+            "added_sentences": float(len(texts)),
             "embedded": float(new_sent + new_title),
             "embed_s": t1 - t0,
             "total_s": time.perf_counter() - t0,
+            "incremental": float(base is not None),
         }
         log.info(
-            "indexed %d articles, %d sentences (%d newly embedded) in %.1fs",
+            "indexed %d articles, %d sentences (%d new, %d newly embedded%s) in %.2fs",
             len(articles),
+            n,
             len(texts),
             new_sent + new_title,
+            ", grown from the previous index" if base is not None else "",
             self.last_build["total_s"],
         )
 
-    @staticmethod
-    def _counts(docs: list[list[str]], vocab: dict[str, int]) -> sp.csr_matrix:
-        indptr = [0]
-        indices: list[int] = []
-        for doc in docs:
-            ids = [vocab[w] for w in doc if w in vocab]
-            indices.extend(ids)
-            indptr.append(len(indices))
-        data = np.ones(len(indices), dtype=np.float32)
-        m = sp.csr_matrix((data, np.asarray(indices, dtype=np.int32), np.asarray(indptr)), shape=(len(docs), len(vocab)))
-        m.sum_duplicates()
-        return m
+    def _take(self, base: SentenceIndex) -> None:
+        """Start from ``base``'s state (shared stores; this version appends past its rows)."""
+        for name in (
+            "lexicon", "articles", "texts", "sent_article", "sent_pos", "offsets", "_emb_rows", "emb",
+            "_title_rows", "title_emb", "_ids", "width", "_df", "idf", "_sent", "_title", "_body",
+            "_sent_len_rows", "_sent_len", "_tokens", "_art_df", "_art_len_rows", "_art_len", "_lineage",
+        ):
+            setattr(self, name, getattr(base, name))
+
+    def merge(self, wait: bool = True, force: bool = False) -> None:
+        """Give column reads one CSC over all rows (:class:`Postings`); ``wait=False`` runs it in a thread.
+        ``force``: even when the rows are merged already (benchmarks time it)."""
+        views = (self._sent, self._body, self._title)
+
+        def run() -> None:
+            t = time.perf_counter()
+            done = [v.store.merge(v, force) for v in views]
+            if any(done):
+                log.debug("index postings merged (%d sentences) in %.2fs", len(self.texts), time.perf_counter() - t)
+
+        if wait:
+            run()
+            return
+        self._merger = threading.Thread(target=run, name="precis-index-merge", daemon=True)
+        self._merger.start()
+
+    def wait_merged(self, timeout: float | None = None) -> None:
+        if self._merger is not None:
+            self._merger.join(timeout)
 
     def _tfidf(self, counts: sp.csr_matrix) -> sp.csr_matrix:
-        m = counts.copy()
+        m = counts.astype(np.float32, copy=True)
         m.data = (1.0 + np.log(m.data)).astype(np.float32)
-        m = m.multiply(self.idf[None, :]).tocsr() if self.idf.size else m
+        idf = self.idf[: m.shape[1]] * (self._df[: m.shape[1]] > 0)  # a term no sentence holds is unknown
+        m = m.multiply(idf[None, :]).tocsr() if idf.size else m
+        m.eliminate_zeros()
         norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
         norms[norms == 0] = 1.0
         return sp.diags(1.0 / norms).dot(m).astype(np.float32).tocsr()
@@ -263,34 +378,105 @@ class SentenceIndex:
     def __len__(self) -> int:
         return len(self.texts)
 
+    @property
+    def vocab(self) -> VocabView:
+        return VocabView(self._ids, self.width, self._df)
+
+    @property
+    def lex(self) -> _LexRows:
+        """``lex[rows]``: the TF-IDF rows of those sentences."""
+        return _LexRows(self)
+
+    @property
+    def title_lex(self) -> sp.csr_matrix:
+        """TF-IDF of every title (articles x terms), computed on first use for this version."""
+        m = self._title_lex
+        if m is None:
+            m = self._title_lex = self._tfidf(self._title.csr(self.width))
+        return m
+
     def rows(self, article_row: int) -> slice:
         return slice(int(self.offsets[article_row]), int(self.offsets[article_row + 1]))
+
+    def row_terms(self, lo: int, hi: int | None = None) -> np.ndarray:
+        """Term ids in sentences lo..hi-1 (hi defaults to lo + 1)."""
+        return self._sent.row_ids(lo, hi)
+
+    def title_terms(self, article_row: int) -> np.ndarray:
+        return self._title.row_ids(article_row)
 
     def query_terms(self, text: str) -> list[str]:
         return self.lexicon.terms([text])[0]
 
+    def term_ids(self, terms: list[str]) -> list[int]:
+        """Ids for stemmed terms, new ones registered (for features kept beside the index, e.g. the
+        answerer's names and numbers); a term no sentence holds stays unknown to :attr:`vocab`."""
+        ids = self._ids
+        return [ids.setdefault(t, len(ids)) for t in terms]
+
+    def _known(self, terms: list[str]) -> list[int]:
+        v = self.vocab
+        return [i for i in (v.get(t) for t in terms) if i is not None]
+
     def term_coverage(self, text: str) -> np.ndarray:
         """Per article: the share of the query's distinct terms it contains (title or body)."""
         terms = set(self.query_terms(text))
-        if not terms or not len(self.articles):
-            return np.zeros(len(self.articles), dtype=np.float32)
-        ids = [self.vocab[t] for t in terms if t in self.vocab]
+        n_art = len(self.articles)
+        if not terms or not n_art:
+            return np.zeros(n_art, dtype=np.float32)
+        ids = self._known(sorted(terms))
         if not ids:
-            return np.zeros(len(self.articles), dtype=np.float32)
-        hits = np.asarray(self.article_terms[:, ids].sum(axis=1)).ravel()
+            return np.zeros(n_art, dtype=np.float32)
+        r1, j1, _ = self._body.columns(ids)
+        r2, j2, _ = self._title.columns(ids)
+        pairs = np.unique(np.concatenate([r1, r2]) * len(ids) + np.concatenate([j1, j2]))
+        hits = np.bincount(pairs // len(ids), minlength=n_art)[:n_art]
         return (hits / len(terms)).astype(np.float32)
 
     def query_lex(self, text: str) -> sp.csr_matrix:
-        return self._tfidf(self._counts([self.query_terms(text)], self.vocab))
+        ids = self._known(self.query_terms(text))
+        m = sp.csr_matrix(
+            (np.ones(len(ids), np.float32), (np.zeros(len(ids), np.int64), np.asarray(ids, np.int64))),
+            shape=(1, self.width),
+        )
+        m.sum_duplicates()
+        return self._tfidf(m)
 
     def encode_query(self, text: str) -> np.ndarray:
         return self.embedder.encode([text])[0]
 
     def bm25_scores(self, text: str) -> np.ndarray:
-        terms = [t for t in self.query_terms(text) if t in self.vocab]
-        if self.bm25 is None or not terms:
-            return np.zeros(len(self.texts), dtype=np.float32)
-        return np.asarray(self.bm25.get_scores(terms), dtype=np.float32)
+        """BM25 of every sentence for ``text`` (bm25s' Lucene variant; a repeated query term counts again)."""
+        ids = self._known(self.query_terms(text))
+        n = len(self.texts)
+        if not ids or not n:
+            return np.zeros(n, dtype=np.float32)
+        uniq, mult = np.unique(np.asarray(ids, dtype=np.int64), return_counts=True)
+        rows, which, tf = self._sent.columns(uniq)
+        df = self._df[uniq]
+        idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
+        avg = self._tokens / n if self._tokens else 1.0
+        norm = BM25_K1 * (1.0 - BM25_B + BM25_B * self._sent_len[rows] / avg)
+        w = (mult * idf)[which] * tf / (tf + norm)
+        return np.bincount(rows, weights=w, minlength=n).astype(np.float32)
+
+    def article_bm25(self, ids: list[int], k1: float = 1.2, b: float = 0.75) -> np.ndarray:
+        """BM25 of every article over the distinct term ids (tf = the article's sentences holding the term)."""
+        n_art = len(self.articles)
+        if not ids or not n_art:
+            return np.zeros(n_art, dtype=np.float32)
+        uniq = np.asarray(list(dict.fromkeys(ids)), dtype=np.int64)
+        rows, which, tf = self._body.columns(uniq)
+        df = self._art_df[uniq]
+        idf = np.log(1.0 + (n_art - df + 0.5) / (df + 0.5))
+        avg = float(self._art_len.mean()) or 1.0
+        norm = k1 * (1.0 - b + b * self._art_len[rows] / avg)
+        w = idf[which] * tf * (k1 + 1.0) / (tf + norm)
+        return np.bincount(rows, weights=w, minlength=n_art).astype(np.float32)
+
+    def median_idf(self) -> float:
+        known = self.idf[self._df > 0]
+        return float(np.median(known)) if known.size else 1.0
 
     def vectors(self, rows) -> np.ndarray:
         """Sentence vectors for ``rows`` (a slice, indices or a mask) as float32."""
