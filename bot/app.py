@@ -147,6 +147,8 @@ class Precis:
         self.scopes = Scopes()  # which guild may see which article
         self._from_files: set[str] = set()  # ids loaded from CORPUS_PATH: never retired by age
         self._file_memo: dict = {}  # corpus file -> ((mtime, size), what it held) for reloads
+        self._arrival_rows = None  # (articles of a snapshot, their arrival times, may age out)
+        self.clock = time.time  # what "now" is for hiding overdue articles (tests set it)
         self._snap = self._snapshot_of(SentenceIndex(embedder, self.cache))
         self.last_load = LoadReport()
         self._answerers: dict[int, object] = {}
@@ -219,7 +221,7 @@ class Precis:
             self._from_files.update(a.id for a in result.articles[:n_files])
             before = self.corpus.duplicates
             added = self.corpus.add(result.articles)
-            retired = self._retire_locked(time.time())
+            retired = self._retire_locked(time.time(), batched=True)
             if added or retired or len(self.index.articles) != len(self.corpus):
                 self._rebuild(progress)
             report = LoadReport(
@@ -241,33 +243,44 @@ class Precis:
             added = self.corpus.add(articles)
             if added and on_added is not None:
                 on_added(added)
-            retired = self._retire_locked(time.time()) if added else []
+            retired = self._retire_locked(time.time(), batched=True) if added else []
             if added or retired:
                 self._rebuild(progress=False)
             return added
 
     # ------------------------------------------------------------ retention
-    def retire(self, now: float | None = None) -> list[Article]:
-        """Retire what retention says must go (the bot calls this now and then); the index is rebuilt
-        only when something went. Returns the retired articles."""
+    def retire(self, now: float | None = None, batched: bool = False) -> list[Article]:
+        """Retire what retention says must go (the bot calls this every minute, ``batched``); the index
+        is rebuilt only when something went. Returns the retired articles."""
         with self._lock:
-            gone = self._retire_locked(time.time() if now is None else now)
+            gone = self._retire_locked(time.time() if now is None else now, batched)
             if gone:
                 self._rebuild(progress=False)
             return gone
 
-    def _retire_locked(self, now: float) -> list[Article]:
+    def _retire_locked(self, now: float, batched: bool = False) -> list[Article]:
         """Feed and link articles older than MAX_ARTICLE_AGE_DAYS by arrival, then the oldest arrivals
-        past MAX_ARTICLES (CORPUS_PATH articles included, but never by age). Files are left alone."""
+        past MAX_ARTICLES (CORPUS_PATH articles included, but never by age). Files are left alone.
+
+        Retiring rebuilds the index (a grown index only grows), so it goes in batches: over the cap,
+        1 % of MAX_ARTICLES more than the excess goes; by age (``batched``), articles wait until
+        they are 1 % of the corpus or the oldest is an hour overdue - hidden from every answer,
+        list and digest meanwhile (:meth:`visible`)."""
         s = self.settings
         arts = self.corpus.articles
         old: list[str] = []
         if s.max_article_age_days > 0:
             cutoff = now - s.max_article_age_days * 86400.0
-            old = [a.id for a in arts if a.id not in self._from_files and (a.arrived or now) < cutoff]
+            overdue = [a for a in arts if a.id not in self._from_files and (a.arrived or now) < cutoff]
+            wait = (
+                batched and overdue and len(overdue) < max(1, len(arts) // 100)
+                and min(a.arrived or now for a in overdue) >= cutoff - 3600.0
+            )
+            old = [] if wait else [a.id for a in overdue]
         n_age = len(old)
         excess = len(arts) - len(old) - s.max_articles
         if excess > 0:
+            excess += s.max_articles // 100
             dropping = set(old)
             rest = sorted((a for a in arts if a.id not in dropping), key=lambda a: (a.arrived or 0.0, a.order))
             old += [a.id for a in rest[:excess]]
@@ -289,8 +302,27 @@ class Precis:
 
     # ------------------------------------------------------------ scoping
     def visible(self, snap: Snapshot, guild_id: int | None):
-        """Bool per article row of ``snap`` that ``guild_id`` may see (None: all of them)."""
-        return self.scopes.mask(snap.index.articles, guild_id)
+        """Bool per article row of ``snap`` that ``guild_id`` may see (None: all of them); an article past
+        MAX_ARTICLE_AGE_DAYS that waits for the next retirement batch is seen by no one."""
+        mask = self.scopes.mask(snap.index.articles, guild_id)
+        over = self._overdue(snap)
+        if over is None:
+            return mask
+        return ~over if mask is None else mask & ~over
+
+    def _overdue(self, snap: Snapshot, now: float | None = None) -> np.ndarray | None:
+        """Bool per article row: past its age, not yet retired (None when there is none)."""
+        age = self.settings.max_article_age_days
+        if age <= 0 or not snap.index.articles:
+            return None
+        arts = snap.index.articles
+        found = self._arrival_rows
+        if found is None or found[0] is not arts:
+            arrived = np.fromiter((a.arrived if a.arrived else np.inf for a in arts), dtype=np.float64, count=len(arts))
+            ages = np.fromiter((a.id not in self._from_files for a in arts), dtype=bool, count=len(arts))
+            found = self._arrival_rows = (arts, arrived, ages)
+        over = found[2] & (found[1] < (self.clock() if now is None else now) - age * 86400.0)
+        return over if over.any() else None
 
     def visible_rows(self, snap: Snapshot, guild_id: int | None) -> list[int]:
         mask = self.visible(snap, guild_id)

@@ -116,3 +116,22 @@ def test_a_bad_arrived_value_is_a_clear_load_issue(fast_app_factory, bad):
     path.write_text(json.dumps({"id": "x", "title": "T", "text": "Some text here.", "arrived": bad}) + "\n")
     report = app.load(progress=False)
     assert any('"arrived" must be a number' in str(i) for i in report.issues) and "x" not in app.corpus
+
+
+def test_batched_retirement_hides_an_overdue_article_at_once_and_retires_it_with_its_batch(fast_app_factory):
+    app = fast_app_factory(max_article_age_days=30)
+    now = time.time()
+    lisbon = fetched(0, now - 1 * DAY, guild=None)  # the Lisbon tram line story
+    filler = [Article.build(id=f"filler-{i}", title=f"Harbour news {i}", text=f"Story {i} about a quiet harbour town.",
+                            arrived=now, source="feed x") for i in range(250)]
+    app.add_articles([lisbon] + filler)
+    h = Handlers(app)
+    q = "How much did the new tram line in Lisbon cost?"
+    assert any(s.article_id == lisbon.id for s in h.ask(q).supporting)
+    later = now + 29 * DAY + 600  # Lisbon is 10 minutes past 30 days: 1 of ~254 articles, under 1 %
+    app.clock = lambda: later
+    assert app.retire(later, batched=True) == [] and lisbon.id in app.corpus  # it waits for its batch...
+    assert not any(s.article_id == lisbon.id for s in h.ask(q).supporting)  # ...and no one sees it meanwhile
+    assert lisbon.title not in [a.title for a in h.articles("Lisbon tram", per_page=25).articles]
+    gone = app.retire(later + 3600.0, batched=True)  # an hour overdue: it goes
+    assert [a.id for a in gone] == [lisbon.id] and lisbon.id not in app.corpus

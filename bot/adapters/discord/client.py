@@ -273,4 +273,4 @@ class PrecisBot(commands.Bot):
         """Poll the feeds that are due (each failure is recorded on its feed and logged), then retire
         what retention says is too old (cheap when nothing is)."""
         await self.sources.poll_due()
-        await self.pool.run_background(self.app.retire)
+        await self.pool.run_background(lambda: self.app.retire(batched=True))
