@@ -316,6 +316,14 @@ def test_abstractive_empty_generation_falls_back(index):
     assert a.lines[-1] == a.support[0].text and a.note
 
 
+@pytest.mark.parametrize("reply", ["1", "[1]", "Sentence 2."])
+def test_abstractive_sentence_number_is_not_an_answer(index, reply):
+    from bot.engines.answerer import SENTENCE_REF_NOTE
+
+    a = Answerer(index, FakeGenerator(reply)).answer(KAZAKH_Q, mode="abstractive")
+    assert a.note == SENTENCE_REF_NOTE and a.lines[-1] == a.support[0].text and reply not in a.note
+
+
 def test_abstractive_wrong_binding_falls_back(index):
     # Every name and number occurs in the sources (the invention guard passes), but 2,000 were allowed to
     # leave, not released: no one supporting sentence says it, so the extractive answer stands, with a note.

@@ -82,6 +82,8 @@ RELATION_NOTE = (
     "The generated answer did not match the first supporting sentence ({what}); showing that sentence instead."
 )
 EMPTY_GENERATION_NOTE = "The summary model gave no answer; showing the supporting sentence instead."
+SENTENCE_REF_NOTE = "The summary model only pointed at a sentence; showing that supporting sentence instead."
+_SENTENCE_REF = re.compile(r"(?:sentence\s*)?\[?(\d)\]?\.?", re.IGNORECASE)
 NO_ANSWER_NOTE = (
     "The summary model found no answer in the supporting sentences; showing the best supporting sentence instead."
 )
@@ -609,6 +611,11 @@ class Answerer:
             return replace(fallback, note=EMPTY_GENERATION_NOTE)
         if _DONT_KNOW.search(text):
             return replace(fallback, note=NO_ANSWER_NOTE)
+        ref = _SENTENCE_REF.fullmatch(text)
+        if ref and 1 <= int(ref.group(1)) <= len(support) and not re.search(
+            rf"(?<![\d.,]){ref.group(1)}(?!\d|[.,]\d)", support[0].text
+        ):
+            return replace(fallback, note=SENTENCE_REF_NOTE)  # "1": it named a sentence, not an answer
         invented = invented_terms(text, [s.text for s in support])
         if invented:
             what = ", ".join(f"“{t}”" for t in invented[:3])
