@@ -132,3 +132,15 @@ def test_a_nationality_word_is_not_a_name_candidate():
     texts = [c.text for c in candidates(sentence)]
     assert "Chinese" not in texts and "Kazakhs" not in texts
     assert "China" in texts and "Kazakh Foreign Ministry" in texts
+
+
+def test_who_did_it_is_the_subject_of_the_questions_verb_not_a_name_after_it():
+    from bot.engines.answer_phrase import best_phrase
+
+    q = "Who confirmed that ethnic Kazakhs were released?"
+    s = ("The Foreign Ministry press office, in an email response, confirmed Kazakh media reports in December "
+         "that China has agreed to let 2,000-plus ethnic Kazakhs leave.")
+    assert best_phrase(q, s).text == "Foreign Ministry"
+    # a verb the sentence does not have changes nothing; neither does "who is"
+    assert best_phrase("Who denied that ethnic Kazakhs were released?", s).text == "China"
+    assert best_phrase("Who is the prime minister?", "Prime Minister Shinzo Abe spoke in Tokyo.").text != "Tokyo"

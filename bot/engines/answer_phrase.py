@@ -305,6 +305,31 @@ def nearness(sentence: str, cand: Candidate, question_words: set[str], spans=Non
     return 1.0 / (1.0 + max(gap - 1, 0))
 
 
+_WHO_VERB = re.compile(r"(?i)^\s*who\s+([a-z][\w’']*)")
+_AUX = frozenset("is was are were be been has have had did does do will would can could may might must shall should".split())
+_CLAUSE_BREAK = re.compile(r"(?i)\b(?:that|which|who|whom|whose|and|but|after|before|when|while|because|as)\b|[;:]")
+
+
+def subject_of_question_verb(question: str, sentence: str, spans=None) -> tuple[int, int] | None:
+    """For "Who <verb> ...?": the sentence text span before that verb that can be its subject (same clause,
+    at most 8 words back), or None. "The Foreign Ministry press office, in an email response, confirmed"
+    answers "Who confirmed ...?" with what precedes "confirmed", not with a name after it."""
+    m = _WHO_VERB.match(question)
+    if not m or m.group(1).lower() in _AUX or m.group(1).lower() in _STOP:
+        return None
+    verb = m.group(1).lower()
+    spans = spans if spans is not None else _token_spans(sentence)
+    for i, (a, _, w) in enumerate(spans):
+        if w == verb or (len(verb) > 5 and w[:6] == verb[:6]):
+            lo = max(0, i - 8)
+            start = spans[lo][0]
+            brk = None
+            for bm in _CLAUSE_BREAK.finditer(sentence, start, a):
+                brk = bm.end()
+            return (brk if brk is not None else start, a)
+    return None
+
+
 @dataclass(frozen=True)
 class Phrase:
     text: str
@@ -322,6 +347,7 @@ def scored_candidates(question: str, sentence: str, kind: str | None = None) -> 
     qwords = set(words(question))
     out = []
     spans = _token_spans(sentence)
+    subject = subject_of_question_verb(question, sentence, spans) if kind in ("person", "name") else None
     for c in candidates(sentence):
         f = fit(kind, c.kind)
         if f <= 0 or not new_to_question(c.text, qwords):
@@ -331,6 +357,8 @@ def scored_candidates(question: str, sentence: str, kind: str | None = None) -> 
         if kind == "number" and c.kind == "number" and re.fullmatch(r"(?:in )?(?:19|20)\d\d", c.text):
             f *= 0.3  # a bare year is rarely the quantity asked for
         near = nearness(sentence, c, qwords, spans)
+        if subject is not None and subject[0] <= c.start and c.end <= subject[1]:
+            near = 1.0  # the subject of the question's verb
         out.append(Phrase(c.text, display_kind(c.kind), f * (1.0 + near), f, near))
     out.sort(key=lambda p: -p.score)
     return out
