@@ -7,10 +7,12 @@ the bot on an N-article corpus, each a new process with the bot's own settings
     python benchmarks/build_speed.py [--sentences 4000] [--rounds 3] [--articles 2000] [--data DIR]
         [--variants torch:float32,torch:int8] [--graph-dir DIR]
 
-The throughput table always has the bot's embedder twice: as this CPU runs it
-(``EMBED_PRECISION`` as set; bf16 where the CPU has it natively) and with bf16
-disabled (``EMBED_PRECISION=float32``: what a CPU without native bf16 gets),
-each with the path that ran (``onnx-float32``, ``torch-bfloat16``...).
+The throughput table always has the bot's embedder three times, each with the
+path that ran (``onnx-int8``, ``torch-bfloat16``...) and its cosine to float32:
+as this CPU runs it (``EMBED_PRECISION`` as set; bf16 where the CPU has it
+natively), with bf16 disabled (``NO_BF16=true``: the CPU treated as one without
+native bf16, so the row is what such a CPU runs by default - ONNX int8), and
+exact float32 (``EMBED_PRECISION=float32``: ONNX float32).
 
 Sentences and articles come from the shared development data (CNN/DailyMail,
 BBC, RealTime QA documents).
@@ -75,16 +77,17 @@ def _variant(spec: str) -> tuple[str, str]:
 
 def throughput(sentences: list[str], rounds: int, variants: list[str], graph_dir: Path) -> None:
     """Plain SentenceTransformer.encode (torch's default threads, batch 32) against the
-    Embedder as the bot builds it - on this CPU as it is, and with bf16 disabled
-    (EMBED_PRECISION=float32, what a CPU without native bf16 gets) - in alternating
-    rounds; the median rate of each, and each one's cosine to float32 (plain encode)."""
+    Embedder as the bot builds it - on this CPU as it is, with bf16 disabled (NO_BF16:
+    what a CPU without native bf16 runs by default) and in exact float32
+    (EMBED_PRECISION=float32) - in alternating rounds; the median rate of each, and
+    each one's cosine to float32 (plain encode)."""
     import numpy as np
     import torch
     from sentence_transformers import SentenceTransformer
 
     from bot.config import Settings
     from models.embedder import Embedder
-    from models.runtime import cpu_has_bf16
+    from models import runtime
 
     default_threads = torch.get_num_threads()
     settings = Settings(_env_file=None)
@@ -93,15 +96,22 @@ def throughput(sentences: list[str], rounds: int, variants: list[str], graph_dir
                                 device="cpu")
     torch.set_num_threads(settings.model_threads or default_threads)
 
-    def make(backend: str, precision: str):
+    native_bf16 = runtime.cpu_has_bf16()  # as the bot sees it (NO_BF16 in the environment counts)
+
+    def make(backend: str, precision: str, no_bf16: bool = False):
         t = time.perf_counter()
-        emb = Embedder("minilm", device="cpu", threads=threads, precision=precision, backend=backend,
-                       cache_dir=graph_dir)
+        runtime.disable_bf16(no_bf16 or settings.no_bf16)  # read when the Embedder picks its path
+        try:
+            emb = Embedder("minilm", device="cpu", threads=threads, precision=precision, backend=backend,
+                           cache_dir=graph_dir)
+        finally:
+            runtime.disable_bf16(False)
         return emb, time.perf_counter() - t
 
     ours = {
         "bot": make(settings.embed_backend, settings.embed_precision),
-        "no-bf16": make(settings.embed_backend, "float32"),
+        "no-bf16": make(settings.embed_backend, settings.embed_precision, no_bf16=True),
+        "float32": make(settings.embed_backend, "float32"),
     }
     for v in variants:
         ours[v] = make(*_variant(v))
@@ -125,26 +135,27 @@ def throughput(sentences: list[str], rounds: int, variants: list[str], graph_dir
             rates[k].append(_rate(emb.encode, sentences))
         loads.append(os.getloadavg()[0])
     base = float(np.median(rates["plain"]))
-    print(f"machine: {os.cpu_count()} cores, native bf16: {'yes' if cpu_has_bf16() else 'no'}; load average "
+    print(f"machine: {os.cpu_count()} cores, native bf16: {'yes' if native_bf16 else 'no'}; load average "
           f"{min(loads):.2f}-{max(loads):.2f} during the rounds; torch default threads {default_threads}; "
           f"bot: MODEL_THREADS={settings.model_threads}, EMBED_PRECISION={settings.embed_precision}, "
           f"EMBED_BACKEND={settings.embed_backend}")
     print(f"{len(sentences)} distinct sentences, {rounds} alternating rounds, median rate (min-max)\n")
-    print(f"{'embedder':<62}{'path':>16}{'sent/s':>9}{'range':>12}{'x plain':>9}{'cos mean':>10}{'cos min':>9}"
+    print(f"{'embedder':<72}{'path':>16}{'sent/s':>9}{'range':>12}{'x plain':>9}{'cos mean':>10}{'cos min':>9}"
           f"{'load s':>8}")
     lo, hi = min(rates["plain"]), max(rates["plain"])
-    print(f"{'SentenceTransformer.encode (batch 32, ' + str(default_threads) + ' threads)':<62}{'torch-float32':>16}"
+    print(f"{'SentenceTransformer.encode (batch 32, ' + str(default_threads) + ' threads)':<72}{'torch-float32':>16}"
           f"{base:9.1f}{f'{lo:.0f}-{hi:.0f}':>12}{1.0:9.2f}{1.0:10.4f}{1.0:9.4f}{'':>8}")
     for k, (emb, load_s) in ours.items():
         rate = float(np.median(rates[k]))
         cos = np.sum(emb.encode(sentences) * ref, axis=1)
-        who = {"bot": "the bot, this CPU as it is", "no-bf16": "the bot, bf16 disabled (EMBED_PRECISION=float32)"}
+        who = {"bot": "the bot, this CPU as it is", "no-bf16": "the bot, bf16 disabled (NO_BF16=true)",
+               "float32": "the bot, exact float32 (EMBED_PRECISION=float32)"}
         label = f"precis Embedder: {who.get(k, 'variant ' + k)}, {emb.workers}x{threads or default_threads} thr"
         lo, hi = min(rates[k]), max(rates[k])
-        print(f"{label:<62}{emb.path:>16}{rate:9.1f}{f'{lo:.0f}-{hi:.0f}':>12}{rate / base:9.2f}"
+        print(f"{label:<72}{emb.path:>16}{rate:9.1f}{f'{lo:.0f}-{hi:.0f}':>12}{rate / base:9.2f}"
               f"{cos.mean():10.4f}{cos.min():9.4f}{load_s:8.2f}")
-    print("\npath: runtime-numerics that ran; load s: Embedder() time (an ONNX graph is exported on the first "
-          "load only, then read from the cache)")
+    print("\npath: runtime-numerics that ran; load s: Embedder() time (an ONNX graph is exported, and quantised "
+          "for int8, on the first load only, then read from the cache); cos: to plain encode's float32 vectors")
 
 
 def restart_run(data_dir: Path, corpus: Path) -> dict:

@@ -128,6 +128,10 @@ class Precis:
         self.settings = settings
         self.started_at = time.time()
         self._lock = threading.RLock()
+        if settings.no_bf16:
+            from models.runtime import disable_bf16
+
+            disable_bf16()
         if embedder is None:
             from models.embedder import Embedder
 

@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     model_threads: int = 1
     embed_precision: str = "auto"
     embed_backend: str = "auto"
+    no_bf16: bool = False  # act as a CPU without native bf16 (what such a CPU runs), for measuring it
     summary_dtype: str = "auto"
     allow_downloads: bool = False
 

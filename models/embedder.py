@@ -10,23 +10,30 @@ Throughput on a small CPU box comes from three choices, measured in
 * batches bucketed by length, so short news sentences do not pay for the
   padding of long ones;
 * bfloat16 weights where the CPU has native bf16 matrix instructions
-  (AVX512-BF16 / AMX; checked at load, float32 elsewhere): same vectors to a
-  cosine of 0.9998 or better;
+  (AVX512-BF16 / AMX; checked at load; ONNX int8 elsewhere, below): same
+  vectors to a cosine of 0.9998 or better;
 * batches run side by side on ``workers`` threads, each with the intra-op
   threads torch was given (``MODEL_THREADS``, 1 by default): two single-thread
   matmuls keep two cores busier than one two-thread matmul on short inputs.
 
-``precision="int8"`` (dynamic int8 Linear layers) is faster still but moves the
-vectors too far (mean cosine ~0.94): kept as an option, with its own cache key.
-
 Two runtimes (``backend``): PyTorch, and ONNX Runtime (:mod:`models.onnx_embed`)
-for float32 on the CPU - a graph exported once and cached under
-``cache_dir`` and optimised by ONNX Runtime as it opens it; it needs neither bf16 nor
-transformers' modelling code at load. ``auto`` picks ONNX for CPU float32
-(a CPU without native bf16, or ``EMBED_PRECISION=float32``) when onnxruntime
-is installed and a cache folder is given, PyTorch otherwise (GPUs, bf16 CPUs,
-int8). ONNX float32 vectors match torch float32 to a cosine of 0.9999 or
-better, so both share one embedding cache.
+for the CPU - a graph exported once and cached under ``cache_dir``, optimised by
+ONNX Runtime as it opens it; it needs neither bf16 nor transformers' modelling
+code at load. What runs (:func:`pick_path`), on the CPU:
+
+* ``precision="auto"``: PyTorch bfloat16 where the CPU has native bf16; ONNX
+  int8 elsewhere (weight MatMuls quantised per channel, quantised once from the
+  float32 graph and cached under its own name; about twice float32's sentences
+  per CPU-second; mean cosine ~0.99 to float32, so its vectors get their own
+  embedding cache);
+* ``"float32"``: exact float32 (ONNX float32: cosine 0.9999 to torch float32,
+  same embedding cache);
+* ``"int8"``: ONNX int8; with ``backend="torch"``, PyTorch's dynamic int8 Linear
+  layers instead (mean cosine ~0.94: its own cache too).
+
+GPUs always run PyTorch; without onnxruntime or a cache folder, the CPU runs
+PyTorch float32 for ``auto``. ``NO_BF16`` (:func:`models.runtime.disable_bf16`)
+makes a bf16 CPU choose as one without bf16, to measure that path.
 """
 
 from __future__ import annotations
@@ -48,6 +55,8 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "onnx")
 _BACKEND_ALIASES = {"pytorch": "torch", "ort": "onnx", "onnxruntime": "onnx"}
+PRECISIONS = ("auto", "float32", "bfloat16", "float16", "int8")
+_PRECISION_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "qint8": "int8"}
 
 
 class Embedder:
@@ -66,18 +75,16 @@ class Embedder:
     ) -> None:
         self.spec = model if isinstance(model, ModelSpec) else resolve(model, "embedder")
         self.device = pick_device(device)
-        self.precision = _pick_precision(precision, self.device)
-        self.backend, why = pick_backend(backend, self.device, self.precision, precision, cache_dir)
-        log.info("embedder %s: %s backend (%s)", self.spec.name, self.backend, why)
+        self.backend, self.precision, why = pick_path(backend, precision, self.device, cache_dir)
+        log.info("embedder %s: %s-%s (%s)", self.spec.name, self.backend, self.precision, why)
         self._onnx = None
         if self.backend == "onnx":
             from .onnx_embed import OnnxEncoder
 
-            self.precision = "float32"
             try:
                 self._onnx = OnnxEncoder(
                     self.spec, Path(cache_dir) / "onnx", threads=threads or 1,
-                    max_length=max_length, allow_download=allow_download,
+                    max_length=max_length, allow_download=allow_download, precision=self.precision,
                 )
             except Exception as exc:  # noqa: BLE001 - export or runtime failure: the torch path still works
                 log.warning("ONNX embedder unavailable (%s: %s); using torch", exc.__class__.__name__, exc)
@@ -91,7 +98,6 @@ class Embedder:
         else:
             self._load_torch(threads, allow_download, max_length)
             threads_each = self._torch.get_num_threads()
-        self.quantized = self.precision == "int8"
         if workers is None:
             workers = max(1, min(4, (os.cpu_count() or 1) // max(1, threads_each)))
         self.workers = 1 if self.device != "cpu" else max(1, int(workers))
@@ -129,9 +135,19 @@ class Embedder:
         return f"{self.backend}-{self.precision}"
 
     @property
+    def quantized(self) -> bool:
+        return self.precision == "int8"
+
+    @property
     def name(self) -> str:
-        # int8 vectors differ slightly: they get their own embedding cache.
-        return self.spec.cache_key + ("-int8" if self.quantized else "")
+        """The embedding cache's key: vectors that differ (int8, each int8 recipe) get their own cache."""
+        if self.precision != "int8":
+            return self.spec.cache_key  # float32, bf16 and ONNX float32 agree to a cosine of 0.999
+        if self.backend == "onnx":
+            from .onnx_embed import QUANT_VERSION
+
+            return f"{self.spec.cache_key}-onnx-int8-q{QUANT_VERSION}"
+        return self.spec.cache_key + "-int8"
 
     def encode(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -184,14 +200,18 @@ class Embedder:
             return vec.cpu().numpy()
 
 
-def pick_backend(
-    backend: str, device: str, precision: str, asked_precision: str, cache_dir: str | Path | None
-) -> tuple[str, str]:
-    """``(torch|onnx, why)``. ``precision`` is the resolved one; ``asked_precision`` the setting.
+def pick_path(
+    backend: str, precision: str, device: str, cache_dir: str | Path | None
+) -> tuple[str, str, str]:
+    """``(backend, precision, why)``: which runtime and numerics the embedder uses.
 
-    ``auto``: ONNX Runtime for float32 on the CPU (measured ~2x plain
-    ``SentenceTransformer.encode`` there), PyTorch for everything else (bf16
-    CPUs, GPUs, int8). ``onnx`` is honoured on the CPU, in float32.
+    On the CPU with ``EMBED_PRECISION=auto``: PyTorch in bfloat16 where the CPU
+    multiplies bf16 natively, ONNX Runtime in int8 elsewhere. ``float32`` is
+    exact float32 (ONNX Runtime, or PyTorch with ``EMBED_BACKEND=torch``);
+    ``int8`` is ONNX int8 (PyTorch's dynamic int8 with ``EMBED_BACKEND=torch``:
+    vectors further off). GPUs always run PyTorch. Without onnxruntime or a
+    cache folder for the graph, the CPU falls back to PyTorch, float32 for
+    ``auto``.
     """
     from .onnx_embed import onnxruntime_available
 
@@ -199,34 +219,44 @@ def pick_backend(
     b = _BACKEND_ALIASES.get(b, b)
     if b not in BACKENDS:
         raise ModelUnavailable(f"unknown embedder backend {backend!r} ({', '.join(BACKENDS)})")
+    p = _norm_precision(precision)
     if b == "torch":
-        return "torch", "EMBED_BACKEND=torch"
+        return "torch", _pick_precision(p, device), "EMBED_BACKEND=torch"
     if device != "cpu":
         if b == "onnx":
             log.warning("the ONNX embedder runs on the CPU only; using torch on %s", device)
-        return "torch", f"device {device}"
-    if b == "auto" and precision != "float32":
-        return "torch", f"{precision} on this CPU"
+        return "torch", _pick_precision(p, device), f"device {device}"
+    if b == "auto" and p == "auto" and cpu_has_bf16():
+        return "torch", "bfloat16", "native bf16 on this CPU"
+    if b == "auto" and p in ("bfloat16", "float16"):
+        return "torch", _pick_precision(p, device), f"EMBED_PRECISION={p}"
+    fallback = _pick_precision(p, device)
     if cache_dir is None:
         if b == "onnx":
             log.warning("the ONNX embedder needs a cache folder for its graph; using torch")
-        return "torch", "no cache folder for an ONNX graph"
+        return "torch", fallback, "no cache folder for an ONNX graph"
     if not onnxruntime_available():
         log.warning("onnxruntime is not installed; the embedder uses torch (pip install onnxruntime)")
-        return "torch", "onnxruntime missing"
-    asked = (asked_precision or "auto").strip().lower()
-    if b == "onnx" and precision != "float32" and asked != "auto":
-        log.warning("the ONNX embedder runs float32; EMBED_PRECISION=%s is ignored", asked_precision)
-    return "onnx", "float32 on the CPU" if b == "auto" else "EMBED_BACKEND=onnx"
+        return "torch", fallback, "onnxruntime missing"
+    if p in ("bfloat16", "float16"):  # EMBED_BACKEND=onnx with a precision ONNX does not run
+        log.warning("the ONNX embedder runs float32 or int8; EMBED_PRECISION=%s is read as float32", p)
+        return "onnx", "float32", "EMBED_BACKEND=onnx"
+    if p == "auto":
+        return "onnx", "int8", "no native bf16 on this CPU" if b == "auto" else "EMBED_BACKEND=onnx"
+    return "onnx", p, f"EMBED_PRECISION={p} on the CPU"
+
+
+def _norm_precision(precision: str) -> str:
+    p = (precision or "auto").strip().lower()
+    p = _PRECISION_ALIASES.get(p, p)
+    if p not in PRECISIONS:
+        raise ModelUnavailable(f"unknown embedder precision {precision!r} ({', '.join(PRECISIONS)})")
+    return p
 
 
 def _pick_precision(precision: str, device: str) -> str:
-    """``auto``: bfloat16 on a CPU with native bf16 matmul, float16 on CUDA, else float32."""
-    p = (precision or "auto").strip().lower()
-    aliases = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "qint8": "int8"}
-    p = aliases.get(p, p)
-    if p not in {"auto", "float32", "bfloat16", "float16", "int8"}:
-        raise ModelUnavailable(f"unknown embedder precision {precision!r} (auto, float32, bfloat16, float16, int8)")
+    """The PyTorch path's precision. ``auto``: bfloat16 on a CPU with native bf16 matmul, float16 on CUDA, else float32."""
+    p = _norm_precision(precision)
     on_cpu = device == "cpu"
     if p == "auto":
         if not on_cpu:

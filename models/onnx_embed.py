@@ -1,4 +1,4 @@
-"""The embedder's ONNX Runtime path: fast float32 on CPUs without native bf16.
+"""The embedder's ONNX Runtime path: float32 and int8 on CPUs without native bf16.
 
 The bundled MiniLM (or any BERT-style sentence-transformers folder) is exported
 once with ``torch.onnx.export`` - mean pooling and L2 normalisation included in
@@ -16,6 +16,12 @@ onnxruntime versions, and :data:`EXPORT_VERSION` (bump it when the export code
 changes). It is written to a temporary name and renamed into place, so a
 crash leaves no half-written graph; a graph that will not load is moved aside
 and exported again.
+
+int8 (:func:`quantize`, :data:`QUANT_RECIPE`): the float32 graph is quantised
+once with ONNX Runtime's dynamic quantisation and cached beside it; its name
+carries the float32 graph's name, the recipe, :data:`QUANT_VERSION` and the
+onnxruntime version (the quantizer ships with it). A corrupt int8 graph is moved
+aside and both graphs are built again.
 """
 
 from __future__ import annotations
@@ -38,6 +44,13 @@ log = logging.getLogger(__name__)
 
 EXPORT_VERSION = "2"  # bump when export() changes (1: with ORT's transformer fusion, dropped)
 OPSET = 17
+# The int8 recipe (bump QUANT_VERSION when it changes: it names the graph and the int8 embedding cache):
+# ONNX Runtime's dynamic quantisation of the weight MatMuls only (Q/K/V, attention output, both FFN
+# layers: int8 weights per output channel, uint8 activations quantised per batch at run time).
+# Embeddings, LayerNorm, softmax and pooling stay float32.
+QUANT_VERSION = "1"
+QUANT_RECIPE = {"op_types_to_quantize": ["MatMul"], "per_channel": True, "reduce_range": False}
+PRECISIONS = ("float32", "int8")
 
 
 def onnxruntime_available() -> bool:
@@ -70,6 +83,39 @@ def graph_path(spec: ModelSpec, folder: Path) -> Path:
     ident += [f"torch {_version('torch')}", f"onnx {_version('onnx')}", f"ort {onnxruntime.__version__}"]
     digest = hashlib.sha1("\n".join(ident).encode("utf-8")).hexdigest()[:16]
     return Path(folder) / f"{spec.cache_key}-{digest}.onnx"
+
+
+def quantized_path(spec: ModelSpec, folder: Path) -> Path:
+    """Where the int8 graph of ``spec`` lives: keyed by its float32 graph, the recipe and the quantizer."""
+    import onnxruntime
+
+    src = graph_path(spec, folder)
+    ident = [src.name, QUANT_VERSION, json.dumps(QUANT_RECIPE, sort_keys=True), f"ort {onnxruntime.__version__}"]
+    digest = hashlib.sha1("\n".join(ident).encode("utf-8")).hexdigest()[:16]
+    return Path(folder) / f"{spec.cache_key}-int8-{digest}.onnx"
+
+
+def quantize(src: Path, dest: Path) -> dict:
+    """Write the int8 version of the float32 graph ``src`` to ``dest`` (atomically)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    t0 = time.perf_counter()
+    dest = Path(dest)
+    tmp = dest.with_name(f"{dest.name}.tmp-{os.getpid()}-{threading.get_ident()}.onnx")
+    try:
+        qlog = logging.getLogger()  # the quantizer logs a pre-processing hint on the root logger
+        level = qlog.level
+        qlog.setLevel(max(level, logging.ERROR))
+        try:
+            quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, **QUANT_RECIPE)
+        finally:
+            qlog.setLevel(level)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    seconds = time.perf_counter() - t0
+    log.info("quantised %s to int8 (%s) in %.1fs", src.name, dest.name, seconds)
+    return {"seconds": seconds}
 
 
 def _pooling(spec: ModelSpec) -> str:
@@ -150,6 +196,7 @@ class OnnxEncoder:
         threads: int = 1,
         max_length: int = 256,
         allow_download: bool = False,
+        precision: str = "float32",
     ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -166,8 +213,14 @@ class OnnxEncoder:
         self.tokenizer.enable_truncation(max_length=self.max_length)
         self.tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)  # to the batch's longest
         self.dim = int(cfg["hidden_size"])
-        self.path = graph_path(spec, cache_dir)
-        self.exported = False
+        if precision not in PRECISIONS:
+            raise ModelUnavailable(f"the ONNX embedder runs {' or '.join(PRECISIONS)}, not {precision!r}")
+        self.precision = precision
+        self._spec, self._allow_download = spec, allow_download
+        self.float_path = graph_path(spec, cache_dir)
+        self.path = quantized_path(spec, cache_dir) if precision == "int8" else self.float_path
+        self.exported = False  # the float32 graph was exported by this load
+        self.int8_built = False  # the int8 graph was written by this load
         self.rebuilt = False
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = max(1, int(threads))
@@ -177,20 +230,30 @@ class OnnxEncoder:
         self._ort = ort
         self._opts = opts
         if not self.path.is_file():
-            export(spec, self.path, allow_download=allow_download)
-            self.exported = True
+            self._build()
         try:
             self.session = self._session()
         except Exception as exc:  # noqa: BLE001 - ORT raises its own types for a bad file
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-            log.warning("cached ONNX graph %s will not load (%s); moved to %s and exporting again",
+            log.warning("cached ONNX graph %s will not load (%s); moved to %s and building it again",
                         self.path.name, str(exc).splitlines()[0][:200], aside.name)
             self.path.replace(aside)
-            export(spec, self.path, allow_download=allow_download)
-            self.exported = self.rebuilt = True
+            if self.precision == "int8":
+                self.float_path.unlink(missing_ok=True)  # the source may be what is torn: export it afresh
+            self._build()
+            self.rebuilt = True
             self.session = self._session()
         self._inputs = {i.name for i in self.session.get_inputs()}
         self._tok_lock = threading.Lock()
+
+    def _build(self) -> None:
+        """Export the float32 graph if it is missing, then quantise it when int8 is asked for."""
+        if not self.float_path.is_file():
+            export(self._spec, self.float_path, allow_download=self._allow_download)
+            self.exported = True
+        if self.precision == "int8":
+            quantize(self.float_path, self.path)
+            self.int8_built = True
 
     def _session(self):
         return self._ort.InferenceSession(str(self.path), self._opts, providers=["CPUExecutionProvider"])

@@ -64,11 +64,30 @@ def _cpu_flags() -> frozenset[str] | None:
     return None
 
 
+_bf16_disabled = False
+
+
+def disable_bf16(disabled: bool = True) -> None:
+    """Treat this CPU as one without native bf16 from now on (``NO_BF16``): every
+    ``auto`` choice then takes the path such a CPU gets (the ONNX int8 embedder,
+    a float32 generator). For measuring that path on a bf16 machine."""
+    global _bf16_disabled
+    _bf16_disabled = bool(disabled)
+
+
+def bf16_disabled() -> bool:
+    """Whether native bf16 is switched off: :func:`disable_bf16`, or ``NO_BF16`` set true in the environment."""
+    env = os.environ.get("NO_BF16", "").strip().lower()
+    return _bf16_disabled or env in ("1", "true", "yes", "on")
+
+
 def cpu_has_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 / AMX).
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 / AMX), and bf16 is not disabled.
 
     Read from the CPU flags on x86 Linux (no torch import); elsewhere as oneDNN sees it.
     """
+    if bf16_disabled():
+        return False
     flags = _cpu_flags()
     if flags is not None:
         return bool(flags & {"avx512_bf16", "amx_bf16"})
