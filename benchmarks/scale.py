@@ -258,7 +258,8 @@ def _arrivals(app, h, arts, cache_dir: Path, rng) -> dict:
     (folder / "landed.jsonl").write_text("\n".join(lines) + "\n")
     listed = cited = None
     target = landing[0]
-    question = " ".join(target.sentences[1].split()[:12]) + "?"
+    # its sentences are others' with a tag added ("… (landed 0)."): the tag makes the question its own
+    question = " ".join(target.sentences[1].split()[:12]) + " (landed 0)?"
     while time.perf_counter() - t0 < 300 and (listed is None or cited is None):
         if listed is None and target.title in {x.title for x in h.articles(target.title, per_page=25).articles}:
             listed = time.perf_counter() - t0

@@ -204,8 +204,9 @@ class Precis:
         answerer = Answerer(index, generator=None, previous=self._answerers.get(id(old)))
         self._snap = snap
         self._answerers = {id(index): answerer}
-        if not index.last_build.get("incremental"):
-            _release_memory()  # a build from scratch frees much; a grown one frees little (gc costs ~0.1 s)
+        b = index.last_build
+        if not b.get("incremental") or b.get("added_sentences", 0) > 0.1 * len(index):
+            _release_memory()  # a big build frees much scratch memory; a small addition little (gc costs ~0.1 s)
 
     # ------------------------------------------------------------ corpus
     def load(self, path: Path | None = None, progress: bool = True) -> LoadReport:
