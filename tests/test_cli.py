@@ -129,3 +129,19 @@ def test_ask_contract_in_process(tmp_path, app_factory):
     assert "invalid JSON" in rows[2]["error"]
     assert "question" in rows[3]["error"]
     assert "300" in rows[4]["error"]
+
+
+def test_a_small_summarize_job_takes_the_quick_starting_embedder(tmp_path):
+    from bot.__main__ import SMALL_JOB_BYTES, _small_job_embedder
+    from bot.config import Settings
+
+    small = tmp_path / "one.jsonl"
+    small.write_text('{"id": 1, "text": "One short article. It has two sentences."}\n')
+    big = tmp_path / "many.jsonl"
+    big.write_text("x" * (SMALL_JOB_BYTES + 1))
+    auto = Settings(_env_file=None)
+    s = _small_job_embedder(auto, small)
+    assert (s.embed_backend, s.embed_precision) == ("onnx", "float32")
+    assert _small_job_embedder(auto, big) is auto and _small_job_embedder(auto, "-") is auto
+    chosen = Settings(_env_file=None, embed_backend="torch")  # an explicit choice is kept
+    assert _small_job_embedder(chosen, small) is chosen
