@@ -114,9 +114,11 @@ def _arrived_with_file_times(articles: list[Article]) -> list[Article]:
     return out
 
 
-def _release_memory() -> None:
-    """Hand the build's freed scratch memory back to the OS (glibc keeps it otherwise)."""
-    gc.collect()
+def _release_memory(collect: bool = True) -> None:
+    """Hand the build's freed scratch memory back to the OS (glibc keeps it otherwise); ``collect``:
+    run the garbage collector first (~0.1-0.5 s on a large corpus; a small addition leaves little)."""
+    if collect:
+        gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to do
@@ -195,6 +197,7 @@ class Precis:
         from .engines.answerer import Answerer
 
         old = self._snap.index
+        _release_memory(collect=False)  # what queries freed goes back first: the addition's peak is lower
         index = SentenceIndex(self.embedder, self.cache)
         # A corpus that only grew is added to the old index (its rows shared, only the new ones built).
         index.build(self.corpus.articles, progress=progress, previous=old)
@@ -205,8 +208,8 @@ class Precis:
         self._snap = snap
         self._answerers = {id(index): answerer}
         b = index.last_build
-        if not b.get("incremental") or b.get("added_sentences", 0) > 0.1 * len(index):
-            _release_memory()  # a big build frees much scratch memory; a small addition little (gc costs ~0.1 s)
+        # a big build frees much scratch memory; a small addition little (the embedder's batches), so no gc
+        _release_memory(collect=not b.get("incremental") or b.get("added_sentences", 0) > 0.1 * len(index))
 
     # ------------------------------------------------------------ corpus
     def load(self, path: Path | None = None, progress: bool = True) -> LoadReport:

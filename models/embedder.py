@@ -59,6 +59,22 @@ PRECISIONS = ("auto", "float32", "bfloat16", "float16", "int8")
 _PRECISION_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "qint8": "int8"}
 
 
+BATCH_CHARS = 32 * 300  # a batch's texts times its longest text, in characters (~32 sentences of 75 tokens)
+
+
+def _batches(order: np.ndarray, lengths: list[int], batch_size: int, budget: int) -> list[np.ndarray]:
+    """Consecutive runs of ``order`` (longest first) of at most ``batch_size`` texts whose count times
+    their longest length stays within ``budget`` characters (one text always fits)."""
+    out: list[np.ndarray] = []
+    i, n = 0, len(order)
+    while i < n:
+        longest = max(1, lengths[int(order[i])])
+        size = max(1, min(batch_size, budget // longest))
+        out.append(order[i : i + size])
+        i += size
+    return out
+
+
 class Embedder:
     def __init__(
         self,
@@ -153,9 +169,11 @@ class Embedder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        # Sort by length so each batch pads to similar lengths.
-        order = np.argsort([len(t) for t in texts], kind="stable")[::-1]
-        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        # Sort by length so each batch pads to similar lengths; long texts go in smaller batches
+        # (attention scratch grows with batch x length^2: 32 texts of 256 tokens took ~100 MB a worker).
+        lengths = [len(t) for t in texts]
+        order = np.argsort(lengths, kind="stable")[::-1]
+        batches = _batches(order, lengths, batch_size, BATCH_CHARS)
         bar = None
         if progress:
             from tqdm import tqdm
