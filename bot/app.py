@@ -6,8 +6,6 @@ Discord — builds one :class:`Precis` and calls the same handlers on it.
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import logging
 import threading
 import time
@@ -25,6 +23,7 @@ from .corpus.store import Corpus
 from .engines.extractive import ExtractiveSummarizer
 from .index.cache import EmbeddingCache, SplitCache
 from .index.sentence_index import SentenceIndex
+from .memory import release as release_memory
 
 log = logging.getLogger(__name__)
 
@@ -114,17 +113,6 @@ def _arrived_with_file_times(articles: list[Article]) -> list[Article]:
     return out
 
 
-def _release_memory(collect: bool = True) -> None:
-    """Hand the build's freed scratch memory back to the OS (glibc keeps it otherwise); ``collect``:
-    run the garbage collector first (~0.1-0.5 s on a large corpus; a small addition leaves little)."""
-    if collect:
-        gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        pass
-
-
 class Precis:
     def __init__(self, settings: Settings, *, embedder=None, generator_factory=None) -> None:
         self.settings = settings
@@ -197,7 +185,7 @@ class Precis:
         from .engines.answerer import Answerer
 
         old = self._snap.index
-        _release_memory(collect=False)  # what queries freed goes back first: the addition's peak is lower
+        release_memory(collect=False)  # what queries freed goes back first: the addition's peak is lower
         index = SentenceIndex(self.embedder, self.cache)
         # A corpus that only grew is added to the old index (its rows shared, only the new ones built).
         index.build(self.corpus.articles, progress=progress, previous=old)
@@ -209,7 +197,7 @@ class Precis:
         self._answerers = {id(index): answerer}
         b = index.last_build
         # a big build frees much scratch memory; a small addition little (the embedder's batches), so no gc
-        _release_memory(collect=not b.get("incremental") or b.get("added_sentences", 0) > 0.1 * len(index))
+        release_memory(collect=not b.get("incremental") or b.get("added_sentences", 0) > 0.1 * len(index))
 
     # ------------------------------------------------------------ corpus
     def load(self, path: Path | None = None, progress: bool = True) -> LoadReport:

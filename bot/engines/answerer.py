@@ -303,7 +303,7 @@ class Retriever:
         else:
             art_bm = np.zeros(self.n_articles, np.float32)
             title_lex = np.zeros(self.n_articles, np.float32)
-        title_dn = (ix.title_emb @ qvec).astype(np.float32) if self.n_articles else np.zeros(0, np.float32)
+        title_dn = ix.title_scores(qvec) if self.n_articles else np.zeros(0, np.float32)
         known_keys = list(dict.fromkeys(i for _, i in keys if i >= 0))
         cap_q = self._cap.column_sum(known_keys, binary=True) if known_keys else np.zeros(self.n, np.float32)
         num_q = self._num.column_sum(known_keys, binary=True) if known_keys else np.zeros(self.n, np.float32)

@@ -121,7 +121,7 @@ def compose_digest(app, article_ids: list[str] | tuple[str, ...], *, max_stories
             s = index.rows(r)
             lead = index.vectors(slice(s.start, min(s.stop, s.start + LEAD_SENTENCES)))
             body = lead.mean(axis=0) if len(lead) else np.zeros(index.dim, dtype=np.float32)
-            vecs.append(_unit(index.title_emb[r]) + _unit(body))
+            vecs.append(_unit(index.title_emb[r].astype(np.float32)) + _unit(body))
         vectors = _unit(np.asarray(vecs, dtype=np.float32))
         groups = group_stories(vectors, threshold)
         # Bigger stories first, then the order they arrived in.
@@ -162,7 +162,7 @@ def _story(index, summarizer, members: list[int], centroid: np.ndarray) -> Story
         picked.append((rank[row], item.index, item))
     picked.sort(key=lambda t: t[:2])
     # The story's headline: the article closest to what the group has in common.
-    head = max(range(len(members)), key=lambda k: float(_unit(index.title_emb[members[k]]) @ centroid))
+    head = max(range(len(members)), key=lambda k: float(_unit(index.title_emb[members[k]].astype(np.float32)) @ centroid))
     return Story(arts[head].title, tuple(_story_article(a) for a in arts), tuple(t[2] for t in picked))
 
 

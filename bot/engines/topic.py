@@ -36,7 +36,7 @@ def match_articles(
     coverage = index.term_coverage(q)
     title_lex = np.asarray((index.title_lex @ index.query_lex(q).T).todense()).ravel()
     qvec = index.encode_query(q)
-    title_dense = index.title_emb @ qvec
+    title_dense = index.title_scores(qvec)
     bm = index.bm25_scores(q)
     body = np.maximum.reduceat(bm, index.offsets[:-1]) if len(bm) else np.zeros(n)
     body_dense = np.maximum.reduceat(index.dense_scores(qvec), index.offsets[:-1])

@@ -18,11 +18,11 @@ against bm25s itself) and TF-IDF cosine (idf = ln((n+1)/(df+1)) + 1, rows
 L2-normalised) included. Anything else (a retired article, another order)
 builds from scratch.
 
-Sentence vectors are kept as float16 (half the memory: 300 MB, not 600 MB, for
+Sentence and title vectors are kept as float16 (half the memory: 300 MB, not 600 MB, for
 400k sentences; the embedder itself computes in bfloat16, so nothing is lost
 that it had). Read them through :meth:`SentenceIndex.vectors` (float32 rows);
-:meth:`SentenceIndex.dense_scores` scores the whole corpus with one torch
-half-precision matrix-vector product.
+:meth:`SentenceIndex.dense_scores` (:meth:`SentenceIndex.title_scores`) scores the whole corpus
+with one torch half-precision matrix-vector product.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..corpus.article import Article
+from ..memory import scratch_returned
 from .cache import EmbeddingCache, text_key
 from .postings import PostingsView, Rows
 
@@ -184,7 +185,7 @@ class SentenceIndex:
         self.offsets = np.zeros(1, dtype=np.int64)
         self._emb_rows = Rows((self.dim,), EMB_DTYPE)
         self.emb = self._emb_rows.view(0)
-        self._title_rows = Rows((self.dim,), np.float32)
+        self._title_rows = Rows((self.dim,), EMB_DTYPE)
         self.title_emb = self._title_rows.view(0)
         self._ids: dict[str, int] = {}
         self.width = 0
@@ -213,9 +214,10 @@ class SentenceIndex:
         found = self.cache.fill(rows_of, out) if self.cache is not None else set()
         missing = [k for k in rows_of if k not in found]
         if missing:
-            vecs = self.embedder.encode(
-                [texts[rows_of[k][0]] for k in missing], progress=progress and len(missing) > 2000
-            )
+            with scratch_returned():  # the activations go back to the OS, not into the heap for good
+                vecs = self.embedder.encode(
+                    [texts[rows_of[k][0]] for k in missing], progress=progress and len(missing) > 2000
+                )
             if self.cache is not None:
                 self.cache.put_many(list(zip(missing, vecs)))
             for k, v in zip(missing, vecs):
@@ -266,7 +268,7 @@ class SentenceIndex:
         titles = [a.title for a in new]
         vecs, new_sent = self.embed(texts, progress=progress, dtype=EMB_DTYPE)
         emb_rows, emb = self._emb_rows.append(n0, vecs)
-        tvecs, new_title = self.embed(titles, progress=False)
+        tvecs, new_title = self.embed(titles, progress=False, dtype=EMB_DTYPE)
         title_rows, title_emb = self._title_rows.append(a0, tvecs)
         t1 = time.perf_counter()
 
@@ -484,15 +486,24 @@ class SentenceIndex:
 
     def dense_scores(self, qvec: np.ndarray) -> np.ndarray:
         """Cosine of ``qvec`` with every sentence (float32 array)."""
-        if not len(self.emb):
-            return np.zeros(0, dtype=np.float32)
-        if "torch" not in sys.modules and len(self.emb) <= _NUMPY_ROWS:
-            # A small corpus is scored by numpy (~1 ms): the ONNX embedder path never imports
-            # torch, and importing it for one matvec costs seconds of a first answer.
-            return np.asarray(self.emb, dtype=np.float32) @ np.asarray(qvec, dtype=np.float32)
-        import torch
+        return _matvec(self.emb, qvec)
 
-        with torch.inference_mode():
-            m = torch.from_numpy(self.emb)
-            q = torch.from_numpy(np.ascontiguousarray(qvec, dtype=self.emb.dtype))
-            return (m @ q).float().numpy()
+    def title_scores(self, qvec: np.ndarray) -> np.ndarray:
+        """Cosine of ``qvec`` with every article title (float32 array)."""
+        return _matvec(self.title_emb, qvec)
+
+
+def _matvec(m: np.ndarray, qvec: np.ndarray) -> np.ndarray:
+    """``m @ qvec`` as float32 for a float16 matrix: one torch half-precision product (numpy has no fast
+    float16 product); numpy for a small matrix when torch was never imported (the ONNX embedder path:
+    importing torch for one product costs seconds of a first answer)."""
+    if not len(m):
+        return np.zeros(0, dtype=np.float32)
+    if "torch" not in sys.modules and len(m) <= _NUMPY_ROWS:
+        return np.asarray(m, dtype=np.float32) @ np.asarray(qvec, dtype=np.float32)
+    import torch
+
+    with torch.inference_mode():
+        t = torch.from_numpy(m)
+        q = torch.from_numpy(np.ascontiguousarray(qvec, dtype=m.dtype))
+        return (t @ q).float().numpy()
