@@ -25,7 +25,9 @@ def _libc():
 
 
 def _mapped_after_malloc(libc, size: int) -> bool:
-    """Whether a malloc of ``size`` bytes got its own mapping (glibc counts those in hblks)."""
+    """Whether a malloc of ``size`` bytes got its own mapping (glibc counts those in hblks). The heap's
+    free top is trimmed first: the threshold decides only when the heap would have to grow."""
+    libc.malloc_trim(0)
     before = libc.mallinfo2().hblks
     p = libc.malloc(size)
     try:
