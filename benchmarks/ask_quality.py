@@ -53,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.corpus.article import Article  # noqa: E402
 from bot.engines.answerer import READER_FEATURES, Answerer, confidence_from, ReaderWeights, Retriever, _ranked, _z  # noqa: E402
+from bot.engines import timeframe  # noqa: E402
 from bot.index.cache import EmbeddingCache  # noqa: E402
 from bot.index.sentence_index import SentenceIndex  # noqa: E402
 
@@ -71,6 +72,7 @@ class Question:
     group: str  # month (RealTime QA) or page title (SQuAD)
     docs: list[str]  # article ids the question came with
     wrong: list[str] = field(default_factory=list)  # the multiple-choice options that are not an answer
+    asked: float | None = None  # when it was asked (epoch s; RealTime QA: the quiz's date); None = now
 
 
 # --------------------------------------------------------------------- data
@@ -94,7 +96,8 @@ def load_realtimeqa(path: Path, limit: int | None) -> tuple[list[Question], list
         gold = {str(a).strip().lower() for a in answers}
         wrong = [str(c) for c in obj.get("choices") or [] if str(c).strip() and str(c).strip().lower() not in gold]
         questions.append(
-            Question(str(obj["id"]), obj["question"], [str(a) for a in answers], obj["date"][:7], ids, wrong)
+            Question(str(obj["id"]), obj["question"], [str(a) for a in answers], obj["date"][:7], ids, wrong,
+                     asked=timeframe.published(obj["date"]))
         )
         if limit and len(questions) >= limit:
             break
@@ -222,7 +225,7 @@ def abstention_eval(
         else:
             continue
         t = time.perf_counter()
-        a = answerer.answer(q.text)
+        a = answerer.answer(q.text, now=q.asked)
         ms.append((time.perf_counter() - t) * 1000)
         if kind == "un":
             unans += 1
@@ -328,7 +331,8 @@ def collect(answerer: Answerer, questions: list[Question], bm25: bool = False) -
     out: dict[str, Cands] = {}
     for q in questions:
         pat = answer_pattern(q.answers)
-        cands, X, comps = answerer.candidates(q.text, 3)
+        visible, _ = answerer.in_time(q.text, None, q.asked)  # "this week": the week's articles only
+        cands, X, comps = answerer.candidates(q.text, 3, visible)
         y = np.array([bool(pat and pat.search(c.text)) for c in cands], dtype=bool)
         cov = X[:, READER_FEATURES.index("context")] if len(cands) else np.zeros(0)
         dense_max = float(np.clip(comps["dense"].max(), 0.0, 1.0)) if comps else 0.0
@@ -367,6 +371,23 @@ def confidence_of(d: Cands, w: ReaderWeights) -> tuple[float, np.ndarray]:
         return 0.0, np.zeros(0, dtype=np.int64)
     order = np.argsort(-(d.X @ w.vector()), kind="stable")
     return confidence_from(float(d.cov[order[0]]), d.dense_max), order
+
+
+def timed(q: Question) -> bool:
+    """Whether the question names its own time ("this week"): then only that span's articles answer it, and
+    it has its own abstention threshold (see bot.engines.timeframe)."""
+    return Answerer.timeframes and timeframe.window(q.text) is not None
+
+
+def choose_thresholds(pairs: list[tuple[bool, float, bool]], max_false: float) -> dict[bool, float]:
+    """(timed?, confidence, unanswerable?) per question -> a threshold for timed and one for other
+    questions, each by :func:`choose_threshold`."""
+    out = {}
+    for kind in (True, False):
+        cu = [c for k, c, u in pairs if k == kind and u]
+        ca = [c for k, c, u in pairs if k == kind and not u]
+        out[kind] = choose_threshold(cu, ca, max_false)
+    return out
 
 
 def choose_threshold(conf_un: list[float], conf_ans: list[float], max_false: float) -> float:
@@ -414,16 +435,16 @@ def lmo_eval(
     for m in months:
         w = fit_reader([full[q.id] for q in answerable if q.group != m])
         weights_by_month[m] = w
-        cu, ca = [], []
+        pairs = []
         for m2 in months:
             if m2 == m:
                 continue
             data, un, ans = reduced[m2]
-            cu += [confidence_of(data[i], w)[0] for i in un]
-            ca += [confidence_of(data[i], w)[0] for i in ans if by_id[i].group != m]
-        t = choose_threshold(cu, ca, max_false)
+            pairs += [(timed(by_id[i]), confidence_of(data[i], w)[0], True) for i in un]
+            pairs += [(timed(by_id[i]), confidence_of(data[i], w)[0], False) for i in ans if by_id[i].group != m]
+        ts = choose_thresholds(pairs, max_false)
         held = [q for q in answerable if q.group == m]
-        row = {"month": m, "n": len(held), "threshold": t, "weights": w}
+        row = {"month": m, "n": len(held), "threshold": ts[False], "timed_threshold": ts[True], "weights": w}
         counts = {f"{mode}_{v}": 0 for mode in ("ext", "short", "bm25") for v in ("correct", "wrong", "vague")}
         counts.update(ext_abstained=0, top1=0, top3=0, retr_top3=0, bm25_top3=0, with_short=0)
         for q in held:
@@ -435,7 +456,7 @@ def lmo_eval(
             counts["retr_top3"] += bool(d.y[:3].any())
             counts["bm25_top3"] += matcher.hit(pat, d.bm25_top[:3])
             counts["bm25_" + judge(index.texts[d.bm25_top[0]] if d.bm25_top else None, pat, wrong)] += 1
-            if conf < t:
+            if conf < ts[timed(q)]:
                 counts["ext_abstained"] += 1
                 continue
             support = [d.support[i] for i in order[:3]]
@@ -445,11 +466,14 @@ def lmo_eval(
             counts["with_short"] += short is not None
         data, un, ans = reduced[m]
         row["unanswerable"] = len(un)
-        row["abstain"] = sum(confidence_of(data[i], w)[0] < t for i in un)
+        row["abstain"] = sum(confidence_of(data[i], w)[0] < ts[timed(by_id[i])] for i in un)
         row["answerable_reduced"] = len(ans)
-        row["false_abstain"] = sum(confidence_of(data[i], w)[0] < t for i in ans)
+        row["false_abstain"] = sum(confidence_of(data[i], w)[0] < ts[timed(by_id[i])] for i in ans)
+        for kind, label in ((True, "timed"), (False, "plain")):
+            row[f"un_{label}"] = [bool(confidence_of(data[i], w)[0] < ts[kind]) for i in un if timed(by_id[i]) == kind]
+            row[f"ans_{label}"] = [bool(confidence_of(data[i], w)[0] < ts[kind]) for i in ans if timed(by_id[i]) == kind]
         if generator is not None:
-            ab = Answerer(index, generator, abstain_threshold=t, reader=w)
+            ab = Answerer(index, generator, abstain_threshold=ts[False], timed_threshold=ts[True], reader=w)
             sub = held[:abstractive_limit] if abstractive_limit else held
             for v in ("correct", "wrong", "vague", "abstained", "kept", "short_correct", "short_wrong",
                       "ext_correct", "ext_wrong", "ext_vague", "ext_abstained"):
@@ -459,13 +483,13 @@ def lmo_eval(
             for q in sub:
                 pat, wrong = answer_pattern(q.answers), answer_pattern(q.wrong)
                 t1 = time.perf_counter()
-                a = ab.answer(q.text, mode="abstractive")
+                a = ab.answer(q.text, mode="abstractive", now=q.asked)
                 ms.append((time.perf_counter() - t1) * 1000)
                 if a.abstained:  # the same confidence: the extractive answer abstains too
                     counts["abs_abstained"] += 1
                     counts["abs_ext_abstained"] += 1
                     continue
-                e = ab.answer(q.text)  # the extractive answer to the same question, for a like-for-like figure
+                e = ab.answer(q.text, now=q.asked)  # the extractive answer to the same question, for a like-for-like figure
                 counts["abs_ext_" + ("abstained" if e.abstained else judge(e.answer, pat, wrong))] += 1
                 counts["abs_" + judge(a.answer, pat, wrong)] += 1
                 if a.note is None:
@@ -475,16 +499,18 @@ def lmo_eval(
                         counts[f"abs_short_{j}"] += 1
         row.update(counts)
         per_month.append(row)
-        print(f"[lmo] {m}: {row['n']} answerable, threshold {t:.3f}, weights {w}", file=sys.stderr)
+        print(f"[lmo] {m}: {row['n']} answerable, thresholds {ts[False]:.3f} / timed {ts[True]:.3f}, weights {w}",
+              file=sys.stderr)
     # The shipped defaults: the same procedure on every month.
     w_all = fit_reader([full[q.id] for q in answerable])
-    cu, ca = [], []
+    pairs = []
     for m2 in months:
         data, un, ans = reduced[m2]
-        cu += [confidence_of(data[i], w_all)[0] for i in un]
-        ca += [confidence_of(data[i], w_all)[0] for i in ans]
-    t_all = choose_threshold(cu, ca, max_false)
-    return {"per_month": per_month, "answerable": len(answerable), "weights_all": w_all, "threshold_all": t_all,
+        pairs += [(timed(by_id[i]), confidence_of(data[i], w_all)[0], True) for i in un]
+        pairs += [(timed(by_id[i]), confidence_of(data[i], w_all)[0], False) for i in ans]
+    ts_all = choose_thresholds(pairs, max_false)
+    return {"per_month": per_month, "answerable": len(answerable), "weights_all": w_all,
+            "threshold_all": ts_all[False], "timed_threshold_all": ts_all[True],
             "max_false": max_false}
 
 
@@ -523,12 +549,20 @@ def print_lmo(res: dict) -> None:
           f"(retriever alone top-3 {mean('retr_top3'):.1f} %, plain BM25 top-3 {mean('bm25_top3'):.1f} %)")
     print(f"  abstention on unanswerable (month's docs set aside): {mean('abstain', 'unanswerable'):.1f} %; "
           f"false abstention on answerable: {mean('false_abstain', 'answerable_reduced'):.1f} %")
+    for label, what in (("timed", "questions naming their time (\"this week\")"), ("plain", "the others")):
+        un = [x for r in pm for x in r.get(f"un_{label}", [])]
+        an = [x for r in pm for x in r.get(f"ans_{label}", [])]
+        if un or an:
+            print(f"    {what}, pooled over the folds: abstention {100.0 * np.mean(un) if un else float('nan'):.1f} % "
+                  f"of {len(un)}; false abstention {100.0 * np.mean(an) if an else float('nan'):.1f} % of {len(an)}")
     print("  per month: " + "; ".join(
         f"{r['month']} n={r['n']} ext {100.0 * r['ext_correct'] / max(r['n'], 1):.0f}% "
         f"abst {100.0 * r['abstain'] / max(r['unanswerable'], 1):.0f}%/{r['unanswerable']} t={r['threshold']:.3f}"
+        f"/{r['timed_threshold']:.3f}"
         for r in pm))
     print(f"  fitted on all months (the shipped defaults): reader {res['weights_all']}, "
-          f"threshold {res['threshold_all']:.3f} (max false abstention {res['max_false']:.2f})")
+          f"threshold {res['threshold_all']:.3f}, for questions naming their time {res['timed_threshold_all']:.3f} "
+          f"(max false abstention {res['max_false']:.2f} each)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -556,7 +590,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="threshold rule: the highest that abstains on at most this share of answerable questions")
     ap.add_argument("--lmo-only", action="store_true", help="only the RealTime QA leave-months-out figures")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw results here")
+    ap.add_argument("--no-timeframe", action="store_true",
+                    help="ignore a question's own time words (\"this week\"): every article may answer it")
     args = ap.parse_args(argv)
+    Answerer.timeframes = not args.no_timeframe
+    print("time words (bot.engines.timeframe): " + ("on, measured from the quiz date" if Answerer.timeframes
+                                                     else "off"))
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
     from models.embedder import Embedder

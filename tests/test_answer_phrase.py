@@ -144,3 +144,16 @@ def test_who_did_it_is_the_subject_of_the_questions_verb_not_a_name_after_it():
     # a verb the sentence does not have changes nothing; neither does "who is"
     assert best_phrase("Who denied that ethnic Kazakhs were released?", s).text == "China"
     assert best_phrase("Who is the prime minister?", "Prime Minister Shinzo Abe spoke in Tokyo.").text != "Tokyo"
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Bringing the tension home was the news that comedian Ken Shimura had died.",  # "ten" in "tension"
+        "The halftime show drew crowds as officials reported deaths.",  # "half" in "halftime"
+        "Fortyish fans waited, and someone died in the crush.",  # "forty" in "Fortyish"
+    ],
+)
+def test_a_number_word_inside_another_word_is_no_answer(sentence):
+    p = best_phrase("How many people died?", sentence, [])
+    assert p is None or p.text.lower() not in {"ten", "half", "forty"}

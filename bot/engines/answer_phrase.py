@@ -47,7 +47,7 @@ _NUMWORD = (
 )
 _CURRENCY = r"(?:[$€£¥₹]|US\$|C\$|A\$|Rs\.?\s?)"
 _AMOUNT = (
-    rf"(?:{_CURRENCY}\s?)?(?:\d+(?:[.,]\d+)*|{_NUMWORD})(?:-plus)?(?:\s*(?:%|percent|per cent)|\s+{_SCALE})?"
+    rf"(?:{_CURRENCY}\s?)?(?:\d+(?:[.,]\d+)*|{_NUMWORD}\b)(?:-plus)?(?:\s*(?:%|percent|per cent)|\s+{_SCALE})?"
 )
 _NUMBER = re.compile(
     rf"(?i)(?<![\w$€£¥])(?:{_QUALIFIER})?{_AMOUNT}(?:\s*\((?:{_QUALIFIER})?{_AMOUNT}\))?",
@@ -118,7 +118,9 @@ _Q_PLACE = re.compile(
 )
 _Q_PERSON = re.compile(
     r"(?i)\bwho(?:m|se)?\b|"
-    r"\b(?:which|what) (?:person|people|man|woman|actor|actress|singer|rapper|musician|artist|player|golfer|"
+    # "which coach", "which head coach", "which NFL team's quarterback" (up to two words between, not verbs)
+    r"\b(?:which|what) (?:(?!(?:is|are|was|were|will|would|did|does|do|has|have|had|can|could|should|to)\b)"
+    r"[\w'’]+ ){0,2}(?:person|people|man|woman|actor|actress|singer|rapper|musician|artist|player|golfer|"
     r"athlete|star|celebrity|politician|senator|governor|president|leader|candidate|judge|justice|author|"
     r"writer|director|ceo|executive|founder|billionaire|coach|quarterback|pitcher|footballer|tennis player|"
     r"doctor|scientist|journalist|comedian|host|monarch|king|queen|prince|princess|minister|official|"

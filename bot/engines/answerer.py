@@ -45,7 +45,10 @@ Answers (:class:`Answerer`):
   invention guard; otherwise the extractive answer, with a note.
 
 Both abstain (:data:`ABSTAIN_MESSAGE`) when the confidence,
-``(coverage + best dense cosine) / 2``, is under 0.554 (fitted like the reader).
+``(coverage + best dense cosine) / 2``, is under 0.542, or 0.416 for a question
+that names its own time ("this week": only that span's articles may answer it,
+:mod:`bot.engines.timeframe`, so its best evidence is read from fewer articles);
+both fitted like the reader.
 Coverage is the
 idf-weighted share of the question's terms found in the best sentence, its
 neighbours and its article's title (names and numbers count double; unseen
@@ -57,6 +60,7 @@ to it in meaning.
 from __future__ import annotations
 
 import re
+import time
 import unicodedata
 from dataclasses import dataclass, replace
 
@@ -65,11 +69,13 @@ import scipy.sparse as sp
 
 from ..index.postings import PostingsView
 from ..index.sentence_index import SentenceIndex
+from . import timeframe
 from .answer_check import backing_sentence
 from .answer_phrase import best_phrase, question_kind, scored_candidates, words
 from .guard import unsupported
 
 ABSTAIN_MESSAGE = "I couldn't find that in the articles I have."
+TIME_ABSTAIN_MESSAGE = "I couldn't find that in the articles I have from {span}."
 MAX_QUESTION_CHARS = 300
 NO_GENERATOR_NOTE = (
     "Abstractive answers need the summary model, which is not loaded; showing the supporting sentence instead."
@@ -265,6 +271,11 @@ class Retriever:
         if base is not None and (self._cap.needs_merge() or self._num.needs_merge()):
             self._cap.store.merge(self._cap)
             self._num.store.merge(self._num)
+        # Each article's publication time (epoch s, NaN unknown): a question about "this week" reads only
+        # the articles of this week (bot.engines.timeframe).
+        a0 = base.n_articles if base is not None else 0
+        pub = np.array([timeframe.published(a.date) for a in ix.articles[a0:]], dtype=np.float64)
+        self._published = np.concatenate([base._published, pub]) if base is not None else pub
         self._fragment, self._has_date, self._has_num_word = fragment, has_date, has_num_word
         self._cap_count, self._num_count = cap_count, num_count
         self._max_idf = float(np.log(n + 1) + 1.0) if n else 1.0
@@ -518,11 +529,13 @@ class Answerer:
     )
     # Fitted by benchmarks/ask_quality.py on RealTime QA 2022 (all months; the
     # benchmark reports the leave-months-out figures of the same procedure).
-    DEFAULT_THRESHOLD = 0.554
+    DEFAULT_THRESHOLD = 0.542
+    TIMED_THRESHOLD = 0.416  # questions naming their time ("this week"), read against that span's articles
     READER = ReaderWeights(
-        retrieval=0.929, answer_type=2.177, nearness=0.46, coverage=1.577, lead=1.572, agreement=0.72, context=4.076
+        retrieval=0.921, answer_type=2.359, nearness=0.447, coverage=1.559, lead=1.538, agreement=0.825, context=3.505
     )
     CANDIDATES = 20  # retriever candidates the reader reranks
+    timeframes = True  # a question's "this week" narrows it to the week's articles (benchmarks switch it off)
     MAX_NEW_TOKENS = 24  # a short answer; keeps abstractive /ask near 2 s on 2 cores
 
     def __init__(
@@ -531,6 +544,7 @@ class Answerer:
         generator=None,
         *,
         abstain_threshold: float | None = None,
+        timed_threshold: float | None = None,
         reader: ReaderWeights | None = None,
         previous: Answerer | None = None,
     ) -> None:
@@ -540,6 +554,8 @@ class Answerer:
         self.retriever = Retriever(index, previous=previous.retriever if previous is not None else None)
         self.reader = Reader(self.retriever, reader or self.READER)
         self.abstain_threshold = self.DEFAULT_THRESHOLD if abstain_threshold is None else float(abstain_threshold)
+        # a question naming its time is read against that span's articles only: fewer, so lower confidences
+        self.timed_threshold = self.TIMED_THRESHOLD if timed_threshold is None else float(timed_threshold)
 
     def confidence(self, question: str, support: list[Support], components: dict[str, np.ndarray]) -> float:
         """(coverage + best dense cosine) / 2, in [0, 1].
@@ -579,16 +595,35 @@ class Answerer:
             return top, None
         return f"{phrase.text}\n{top}", phrase.text
 
-    def answer(self, question: str, *, mode: str = "extractive", k: int = 3, visible: np.ndarray | None = None) -> Answer:
+    def in_time(self, question: str, visible: np.ndarray | None = None, now: float | None = None
+                ) -> tuple[np.ndarray | None, float | None]:
+        """(``visible`` narrowed to the articles published in the span the question names, that span);
+        ``visible`` itself and None when it names none. ``now``: epoch seconds (default: the clock)."""
+        span = timeframe.window(question) if self.timeframes else None
+        if span is None:
+            return visible, None
+        now = time.time() if now is None else float(now)
+        pub = self.retriever._published
+        with np.errstate(invalid="ignore"):
+            ok = np.isnan(pub) | ((pub >= now - span) & (pub <= now + timeframe.FUTURE_SLACK))
+        return (ok if visible is None else ok & np.asarray(visible, dtype=bool)), span
+
+    def answer(self, question: str, *, mode: str = "extractive", k: int = 3, visible: np.ndarray | None = None,
+               now: float | None = None) -> Answer:
+        """``visible``: one bool per article row (the asking guild's scope; None = all); ``now``: epoch
+        seconds a question's "this week" counts back from (default: the clock)."""
         q = validate_question(question)
         if mode not in MODES:
             raise ValueError(f"unknown answer mode {mode!r}; expected one of {', '.join(MODES)}")
         if k < 1:
             raise ValueError("k must be at least 1")
+        visible, span = self.in_time(q, visible, now)
         support, components = self.rank(q, k, visible)
         conf = self.confidence(q, support, components)
-        if not support or conf < self.abstain_threshold:
-            return Answer(q, ABSTAIN_MESSAGE, True, (), conf)
+        threshold = self.abstain_threshold if span is None else self.timed_threshold
+        if not support or conf < threshold:
+            message = ABSTAIN_MESSAGE if span is None else TIME_ABSTAIN_MESSAGE.format(span=timeframe.describe(span))
+            return Answer(q, message, True, (), conf)
         text, short = self.lead(q, support)
         extractive = Answer(q, text, False, tuple(support), conf, short=short)
         if mode == "extractive":

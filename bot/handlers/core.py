@@ -279,9 +279,9 @@ class Handlers:
             answerer = copy.copy(answerer)
             answerer.generator = gen
             with self.app.generate_lock:
-                ans = answerer.answer(q, mode=mode, k=k, visible=visible)
+                ans = answerer.answer(q, mode=mode, k=k, visible=visible, now=self.app.clock())
         else:
-            ans = answerer.answer(q, mode=mode, k=k, visible=visible)
+            ans = answerer.answer(q, mode=mode, k=k, visible=visible, now=self.app.clock())
         articles = snap.index.articles
         support = tuple(
             SupportItem(

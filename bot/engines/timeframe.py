@@ -1,0 +1,73 @@
+"""A question about "this week" is answered from this week's articles, or not at all.
+
+News questions often carry their time: "Which coach was fired this week?",
+"What did the Fed decide on Wednesday?". The corpus also holds older articles
+on the same subjects (last season's firing, last year's rate decision) that
+match such a question word for word and answer it wrongly. So when a question
+names a time relative to now, only articles published in that span may answer
+it (:func:`window`); articles whose date is unknown stay in (nothing shows
+they are old). The spans are the words' plain meaning with a little slack for
+date-only stamps and time zones, chosen before measuring, not fitted:
+
+    today, tonight, this morning, yesterday ........ 3 days
+    this week(end), past week, a weekday ("on Monday") 9 days
+    last week(end) .................................. 16 days
+    this month ...................................... 35 days
+    last month ...................................... 65 days
+
+The longest span a question names wins. An article dated up to 2 days after
+"now" counts as in the span (clocks and time zones differ).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timezone
+from functools import lru_cache
+
+DAY = 86400.0
+FUTURE_SLACK = 2 * DAY
+
+_WEEKDAY = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
+# "Black Friday", "Super Tuesday", "Good Friday", "Cyber Monday", "Ash Wednesday" name days, not this week's
+_NAMED_DAY = r"(?<!black )(?<!super )(?<!good )(?<!cyber )(?<!ash )(?<!holy )"
+_SPANS: tuple[tuple[re.Pattern, float], ...] = (
+    (re.compile(r"\b(?:today|tonight|this (?:morning|afternoon|evening)|yesterday)\b", re.I), 3 * DAY),
+    (re.compile(r"\b(?:this|past) week(?:end)?\b", re.I), 9 * DAY),
+    (re.compile(rf"\b{_NAMED_DAY}{_WEEKDAY}\b", re.I), 9 * DAY),
+    (re.compile(r"\blast week(?:end)?\b", re.I), 16 * DAY),
+    (re.compile(r"\bthis month\b", re.I), 35 * DAY),
+    (re.compile(r"\blast month\b", re.I), 65 * DAY),
+)
+
+
+def window(question: str) -> float | None:
+    """The span (seconds before now) the question's own time words name, or None when it names none."""
+    spans = [span for pattern, span in _SPANS if pattern.search(question)]
+    return max(spans) if spans else None
+
+
+def describe(span: float) -> str:
+    """The span as a member reads it: "the last 9 days"."""
+    return f"the last {round(span / DAY)} days"
+
+
+@lru_cache(maxsize=65536)
+def published(date: str | None) -> float:
+    """An article's date string (ISO, "2022/06/10", "09 January 2019", RFC 822 from a feed...) as epoch
+    seconds (a date without a time zone is UTC); NaN when there is none or it does not parse."""
+    if not date or not date.strip():
+        return math.nan
+    from dateutil import parser
+
+    try:
+        when = parser.parse(date.strip(), default=datetime(2000, 1, 1))
+    except (ValueError, OverflowError, TypeError):
+        return math.nan
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    try:
+        return when.timestamp()
+    except (OverflowError, OSError, ValueError):
+        return math.nan

@@ -1,0 +1,120 @@
+"""A question's own time words ("this week") narrow it to the articles of that span."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+
+import pytest
+
+from bot.corpus.article import Article
+from bot.engines import timeframe
+from bot.engines.answerer import ABSTAIN_MESSAGE, Answerer
+from bot.index.cache import EmbeddingCache
+from bot.index.sentence_index import SentenceIndex
+
+DAY = 86400.0
+NOW = datetime(2024, 3, 15, 12, tzinfo=timezone.utc).timestamp()
+
+
+@pytest.mark.parametrize(
+    "question, days",
+    [
+        ("Which coach was fired this week?", 9),
+        ("What did the Fed decide on Wednesday?", 9),
+        ("Who won the race last weekend?", 16),
+        ("What happened yesterday in Paris?", 3),
+        ("How much did prices rise this month?", 35),
+        ("Who was fired this week, a month after last month's vote?", 65),  # the longest span wins
+        ("What did shoppers buy on Black Friday?", None),
+        ("Who won Super Tuesday?", None),
+        ("Who is the prime minister of Japan?", None),
+        ("Which weekly magazine closed?", None),
+    ],
+)
+def test_window(question, days):
+    got = timeframe.window(question)
+    assert (got is None) if days is None else got == days * DAY
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2022/06/10", datetime(2022, 6, 10, tzinfo=timezone.utc)),
+        ("09 January 2019", datetime(2019, 1, 9, tzinfo=timezone.utc)),
+        ("Tue, 10 Jun 2003 04:00:00 GMT", datetime(2003, 6, 10, 4, tzinfo=timezone.utc)),
+        ("2022-06-10T12:00:00+02:00", datetime(2022, 6, 10, 10, tzinfo=timezone.utc)),
+    ],
+)
+def test_published_parses_the_dates_articles_carry(text, expected):
+    assert timeframe.published(text) == expected.timestamp()
+
+
+@pytest.mark.parametrize("text", [None, "", "   ", "not a date at all", "Updated 5 min ago"])
+def test_published_is_nan_when_unknown(text):
+    assert math.isnan(timeframe.published(text))
+
+
+def _day(days_before: float) -> str:
+    return datetime.fromtimestamp(NOW - days_before * DAY, tz=timezone.utc).strftime("%Y-%m-%d")
+
+
+OLD = Article.build(id="old", title="Lions fire head coach Dan Miller", date=_day(200),
+                    text="The Lions fired head coach Dan Miller on Monday after a losing season.\n"
+                         "Miller had coached the team for three years.")
+NEW = Article.build(id="new", title="Bears fire head coach Tom Ortega", date=_day(2),
+                    text="The Bears fired head coach Tom Ortega on Monday, the team said.\n"
+                         "Ortega is the first coach fired this season.")
+UNDATED = Article.build(id="undated", title="Harbour ferry timetable changes",
+                        text="The harbour ferry will run every twenty minutes from April, the operator said.")
+
+
+@pytest.fixture(scope="module")
+def answerer(tmp_path_factory):
+    from models.embedder import Embedder
+
+    embedder = Embedder("minilm")
+    ix = SentenceIndex(embedder, EmbeddingCache(tmp_path_factory.mktemp("emb"), embedder.name, embedder.dim))
+    ix.build([OLD, NEW, UNDATED], progress=False)
+    return Answerer(ix)
+
+
+def _cited(answer) -> set[str]:
+    return {answer_article for answer_article in (s.article for s in answer.support)}
+
+
+@pytest.mark.slow
+def test_this_week_is_answered_from_this_weeks_article(answerer):
+    a = answerer.answer("Which head coach was fired this week?", now=NOW)
+    assert not a.abstained
+    assert {answerer.index.articles[r].id for r in _cited(a)} <= {"new", "undated"}
+    assert "Ortega" in a.answer.splitlines()[0]
+
+
+@pytest.mark.slow
+def test_without_time_words_every_article_may_answer(answerer):
+    a = answerer.answer("Which head coach did the Lions fire?", now=NOW)
+    assert not a.abstained and answerer.index.articles[a.support[0].article].id == "old"
+
+
+@pytest.mark.slow
+def test_nothing_in_the_span_abstains_and_says_which_span(answerer):
+    later = NOW + 60 * DAY  # both coaching articles are old by then
+    a = answerer.answer("Which head coach did the Lions fire this week?", now=later)
+    assert a.abstained and a.support == ()
+    assert a.answer == "I couldn't find that in the articles I have from the last 9 days."
+    assert a.answer != ABSTAIN_MESSAGE
+
+
+@pytest.mark.slow
+def test_an_undated_article_stays_in_the_span(answerer):
+    visible, span = answerer.in_time("What changes this week for the ferry?", now=NOW + 400 * DAY)
+    ids = [a.id for a, ok in zip(answerer.index.articles, visible) if ok]
+    assert span == 9 * DAY and ids == ["undated"]
+
+
+@pytest.mark.slow
+def test_the_span_narrows_the_guilds_scope_not_widens_it(answerer):
+    scope = [True, False, True]  # the guild cannot see "new"
+    visible, _ = answerer.in_time("Which head coach was fired this week?", scope, now=NOW)
+    assert list(visible) == [False, False, True]
