@@ -86,8 +86,8 @@ def main(argv=None) -> int:
     same_top = same_first = same_decision = 0
     max_bm = 0.0
     for q in questions:
-        a = ans_rebuilt.answer(q.text)
-        b = answerer.answer(q.text)
+        a = ans_rebuilt.answer(q.text, now=q.asked)
+        b = answerer.answer(q.text, now=q.asked)  # "this week": from the quiz date
         same_top += [s.text for s in a.support] == [s.text for s in b.support]
         same_first += a.answer == b.answer
         same_decision += a.abstained == b.abstained

@@ -532,7 +532,7 @@ class Answerer:
     DEFAULT_THRESHOLD = 0.542
     TIMED_THRESHOLD = 0.416  # questions naming their time ("this week"), read against that span's articles
     READER = ReaderWeights(
-        retrieval=0.921, answer_type=2.359, nearness=0.447, coverage=1.559, lead=1.538, agreement=0.825, context=3.505
+        retrieval=0.917, answer_type=2.373, nearness=0.433, coverage=1.564, lead=1.533, agreement=0.819, context=3.525
     )
     CANDIDATES = 20  # retriever candidates the reader reranks
     timeframes = True  # a question's "this week" narrows it to the week's articles (benchmarks switch it off)
