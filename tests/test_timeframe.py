@@ -118,3 +118,16 @@ def test_the_span_narrows_the_guilds_scope_not_widens_it(answerer):
     scope = [True, False, True]  # the guild cannot see "new"
     visible, _ = answerer.in_time("Which head coach was fired this week?", scope, now=NOW)
     assert list(visible) == [False, False, True]
+
+
+@pytest.mark.slow
+def test_the_span_follows_an_index_rebuilt_in_place(tmp_path):
+    from models.embedder import Embedder
+
+    embedder = Embedder("minilm")
+    ix = SentenceIndex(embedder, EmbeddingCache(tmp_path, embedder.name, embedder.dim))
+    ix.build([OLD], progress=False)
+    a = Answerer(ix)
+    ix.build([OLD, NEW, UNDATED], progress=False)  # in place: the answerer's arrays are one article long
+    visible, _ = a.in_time("Which head coach was fired this week?", now=NOW)
+    assert list(visible) == [False, True, True]

@@ -603,6 +603,8 @@ class Answerer:
         if span is None:
             return visible, None
         now = time.time() if now is None else float(now)
+        if self.index.texts is not self.retriever._texts:
+            self.retriever._build()  # the index was rebuilt in place since: its articles' dates too
         pub = self.retriever._published
         with np.errstate(invalid="ignore"):
             ok = np.isnan(pub) | ((pub >= now - span) & (pub <= now + timeframe.FUTURE_SLACK))
