@@ -447,6 +447,7 @@ def lmo_eval(
         row = {"month": m, "n": len(held), "threshold": ts[False], "timed_threshold": ts[True], "weights": w}
         counts = {f"{mode}_{v}": 0 for mode in ("ext", "short", "bm25") for v in ("correct", "wrong", "vague")}
         counts.update(ext_abstained=0, top1=0, top3=0, retr_top3=0, bm25_top3=0, with_short=0)
+        items = row["items"] = []  # per question, for reading the misses (--json)
         for q in held:
             d = full[q.id]
             pat, wrong = answer_pattern(q.answers), answer_pattern(q.wrong)
@@ -456,11 +457,16 @@ def lmo_eval(
             counts["retr_top3"] += bool(d.y[:3].any())
             counts["bm25_top3"] += matcher.hit(pat, d.bm25_top[:3])
             counts["bm25_" + judge(index.texts[d.bm25_top[0]] if d.bm25_top else None, pat, wrong)] += 1
+            item = {"id": q.id, "question": q.text, "gold": q.answers, "wrong": q.wrong, "confidence": round(conf, 4)}
+            items.append(item)
             if conf < ts[timed(q)]:
                 counts["ext_abstained"] += 1
+                item["judged"] = "abstained"
                 continue
             support = [d.support[i] for i in order[:3]]
             text, short = base.lead(q.text, support)
+            item.update(judged=judge(text, pat, wrong), answer=text, short=short,
+                        gold_in_top3=bool(d.y[order[:3]].any()), gold_in_candidates=bool(d.y.any()))
             counts["ext_" + judge(text, pat, wrong)] += 1
             counts["short_" + judge(short, pat, wrong)] += 1
             counts["with_short"] += short is not None

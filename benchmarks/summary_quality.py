@@ -234,11 +234,11 @@ def peak_rss_mb() -> float:
 def entity_counts(summary: list[str], article_text: str) -> tuple[int, int]:
     """(claims, claims found in the article): numbers by value, names word by word, exactly.
 
-    Claims are what bot.engines.guard extracts (numbers, capitalised names,
+    Claims are what bot.grounding.claims extracts (numbers, capitalised names,
     dates); unlike the guard, names must occur word for word here (no
     Kazakh~Kazakhstan prefix rule, no acronyms).
     """
-    from bot.engines.guard import _WORD, _name_token, _norm, _Support, extract
+    from bot.grounding.claims import _WORD, _name_token, _norm, _Support, extract
 
     article_text = _norm(article_text)
     sup = _Support([article_text])

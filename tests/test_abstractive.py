@@ -22,7 +22,7 @@ from bot.engines.abstractive import (
     GeneratedLine,
 )
 from bot.engines.extractive import ExtractiveSummarizer, SentenceInfo
-from bot.engines.guard import check, claims, unsupported
+from bot.grounding.claims import check, claims, unsupported
 from bot.engines.topic import topic_summary
 from bot.index.sentence_index import SentenceIndex
 from models.generator import Generator

@@ -1,11 +1,13 @@
-"""The short answer (bot.engines.answer_phrase) and the relation check for written answers
-(bot.engines.answer_check): plain rules, no model, no data files."""
+"""The short answer (bot.engines.answer_phrase) and the check a written answer passes
+(bot.grounding.relations, through bot.grounding.verifier.backing_sentence): plain rules, no model,
+no data files."""
 
 from __future__ import annotations
 
 import pytest
 
-from bot.engines.answer_check import backing_sentence, problems
+from bot.grounding.relations import problems
+from bot.grounding.verifier import backing_sentence
 from bot.engines.answer_phrase import best_phrase, candidates, question_kind, words
 
 KAZAKH = (
@@ -121,6 +123,17 @@ def test_relation_check_who_did_what():
 def test_backing_sentence_picks_the_one_that_says_it():
     sources = ["The tunnel cost 1.2 billion euros.", KAZAKH]
     assert backing_sentence("China detained 29 Kazakh citizens.", sources) == (1, [])
+
+
+def test_backing_sentence_rejects_a_dropped_or_added_modal():
+    # The relation check's copy test treats "may" and "will" as function words; the verifier's does not.
+    may = "Japan may ban travelers from the United States, officials said."
+    assert problems("Japan will ban travelers from the United States.", may) == []
+    row, found = backing_sentence("Japan will ban travelers from the United States.", [may])
+    assert row is None and any("modality" in f for f in found)
+    row, found = backing_sentence("Japan bans travelers from the United States.", [may])
+    assert row is None and any("modality dropped" in f for f in found)
+    assert backing_sentence("Japan may ban travelers from the United States.", [may]) == (0, [])
 
 
 

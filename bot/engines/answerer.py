@@ -40,8 +40,9 @@ Answers (:class:`Answerer`):
   the best sentence alone when the question asks for no phrase (yes/no, why).
 * ``abstractive`` - the generator writes a short answer from the supporting
   sentences only; it is kept only when the first supporting sentence backs it
-  relation by relation (:mod:`bot.engines.answer_check`: which number belongs
-  to which noun, who did what, negation) and it passes the summaries'
+  relation by relation (:func:`bot.grounding.verifier.backing_sentence`, the
+  summaries' verifier module: which number belongs to which noun, who did
+  what, negation, modality) and it passes the summaries'
   invention guard; otherwise the extractive answer, with a note.
 
 Both abstain (:data:`ABSTAIN_MESSAGE`) when the confidence,
@@ -70,9 +71,9 @@ import scipy.sparse as sp
 from ..index.postings import PostingsView
 from ..index.sentence_index import SentenceIndex
 from . import timeframe
-from .answer_check import backing_sentence
 from .answer_phrase import best_phrase, question_kind, scored_candidates, words
-from .guard import unsupported
+from ..grounding.claims import unsupported
+from ..grounding.verifier import backing_sentence
 
 ABSTAIN_MESSAGE = "I couldn't find that in the articles I have."
 TIME_ABSTAIN_MESSAGE = "I couldn't find that in the articles I have from {span}."
@@ -641,7 +642,7 @@ class Answerer:
 
     def _abstractive(self, q: str, support: list[Support], conf: float, fallback: Answer) -> Answer:
         """The model's short answer, kept only when ONE supporting sentence says it with the same bindings
-        (:func:`bot.engines.answer_check.backing_sentence`); otherwise the extractive answer with a note."""
+        (:func:`bot.grounding.verifier.backing_sentence`); otherwise the extractive answer with a note."""
         text = self.generator.generate(self.prompt(q, support), system=self.SYSTEM, max_new_tokens=self.MAX_NEW_TOKENS)
         text = _WS.sub(" ", text or "").strip()
         if not text:

@@ -41,6 +41,7 @@ import numpy as np
 
 from ..corpus.segment import split_sentences
 from . import claims as _claims
+from . import relations as _relations
 from .text import STOPWORDS, content, detokenize, stem, tokens
 
 WEIGHTS_PATH = Path(__file__).with_name("verifier_weights.json")
@@ -278,6 +279,24 @@ def _attribution_problems(s: _Sent, best: _Sent | None, cov_best: float) -> list
                 kind = "attribution dropped" if t in REPORTING else "speaker dropped"
                 return [f"{kind}: '{' '.join(source)} {t}'"]
     return []
+
+
+def backing_sentence(claim: str, sentences: list[str]) -> tuple[int | None, list[str]]:
+    """The check a written answer (``/ask`` abstractive) passes: the first of ``sentences`` that says all of
+    ``claim`` with the same bindings (:mod:`.relations`: every content word, number -> noun, who did what,
+    negation) and the same modality ("may ban" is not "will ban"), as ``(index, [])``; else
+    ``(None, problems against the closest sentence)``."""
+    best: list[str] | None = None
+    for i, text in enumerate(sentences):
+        found = _relations.problems(claim, text)
+        if not found:
+            c, sent = _Sent(detokenize(claim)), _Sent(detokenize(text))
+            found = _modality_problems(c, [sent]) + _negation_problems(c, [sent])
+        if not found:
+            return i, []
+        if best is None or len(found) < len(best):
+            best = found
+    return None, best or ["no supporting sentence"]
 
 
 # ------------------------------------------------------------------ the model
