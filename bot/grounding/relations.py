@@ -15,7 +15,9 @@ ethnic Kazakhs had been released" when the sources say 2,000 may *leave* and
 * negation: the claim and the sentence agree on "not / no / never".
 
 :func:`backing_sentence` returns the first supporting sentence that passes,
-or ``None`` with the problems found against the closest one.
+or ``None`` with the problems found against the closest one. The /ask
+answers use it through :func:`bot.grounding.verifier.backing_sentence`, which
+adds the verifier's modality check ("may ban" is not "will ban").
 """
 
 from __future__ import annotations
