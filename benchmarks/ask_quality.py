@@ -323,6 +323,7 @@ class Cands:
     y: np.ndarray  # candidate holds a gold answer
     cov: np.ndarray  # coverage around each candidate (the confidence's first half)
     dense_max: float
+    art: np.ndarray  # each candidate's article coverage (the confidence's third part)
     bm25_top: list[int]  # plain BM25's top-3 sentence rows
 
 
@@ -332,12 +333,18 @@ def collect(answerer: Answerer, questions: list[Question], bm25: bool = False) -
     for q in questions:
         pat = answer_pattern(q.answers)
         visible, _ = answerer.in_time(q.text, None, q.asked)  # "this week": the week's articles only
-        cands, X, comps = answerer.candidates(q.text, 3, visible)
+        cands, X, comps = answerer.candidates(q.text, 3, visible, q.asked)
         y = np.array([bool(pat and pat.search(c.text)) for c in cands], dtype=bool)
         cov = X[:, READER_FEATURES.index("context")] if len(cands) else np.zeros(0)
         dense_max = float(np.clip(comps["dense"].max(), 0.0, 1.0)) if comps else 0.0
+        terms = answerer.retriever.query_terms(q.text)
+        by_article: dict[int, float] = {}
+        for c in cands:
+            if c.article not in by_article:
+                by_article[c.article] = answerer.retriever.article_coverage(q.text, c.article, terms)
+        art = np.array([by_article[c.article] for c in cands], dtype=np.float64)
         top_b = [int(i) for i in _ranked(index.bm25_scores(q.text), 3)] if bm25 and len(index) else []
-        out[q.id] = Cands(cands, X, y, cov, dense_max, top_b)
+        out[q.id] = Cands(cands, X, y, cov, dense_max, art, top_b)
     return out
 
 
@@ -370,7 +377,7 @@ def confidence_of(d: Cands, w: ReaderWeights) -> tuple[float, np.ndarray]:
     if not d.support:
         return 0.0, np.zeros(0, dtype=np.int64)
     order = np.argsort(-(d.X @ w.vector()), kind="stable")
-    return confidence_from(float(d.cov[order[0]]), d.dense_max), order
+    return confidence_from(float(d.cov[order[0]]), d.dense_max, float(d.art[order[0]])), order
 
 
 def timed(q: Question) -> bool:
@@ -475,6 +482,10 @@ def lmo_eval(
         row["abstain"] = sum(confidence_of(data[i], w)[0] < ts[timed(by_id[i])] for i in un)
         row["answerable_reduced"] = len(ans)
         row["false_abstain"] = sum(confidence_of(data[i], w)[0] < ts[timed(by_id[i])] for i in ans)
+        row["unanswerable_items"] = [
+            {"id": i, "question": by_id[i].text, "confidence": round(confidence_of(data[i], w)[0], 4),
+             "threshold": ts[timed(by_id[i])], "top": data[i].support[confidence_of(data[i], w)[1][0]].text
+             if data[i].support else None} for i in sorted(un)]
         for kind, label in ((True, "timed"), (False, "plain")):
             row[f"un_{label}"] = [bool(confidence_of(data[i], w)[0] < ts[kind]) for i in un if timed(by_id[i]) == kind]
             row[f"ans_{label}"] = [bool(confidence_of(data[i], w)[0] < ts[kind]) for i in ans if timed(by_id[i]) == kind]

@@ -8,7 +8,15 @@ import pytest
 
 from bot.grounding.relations import problems
 from bot.grounding.verifier import backing_sentence
-from bot.engines.answer_phrase import best_phrase, candidates, question_kind, words
+from bot.engines.answer_phrase import (
+    best_phrase,
+    candidates,
+    counted_noun,
+    counts_the_same,
+    is_country,
+    question_kind,
+    words,
+)
 
 KAZAKH = (
     "Foreign Ministry officials said in November that China had detained 29 Kazakh citizens, "
@@ -170,3 +178,45 @@ def test_who_did_it_is_the_subject_of_the_questions_verb_not_a_name_after_it():
 def test_a_number_word_inside_another_word_is_no_answer(sentence):
     p = best_phrase("How many people died?", sentence, [])
     assert p is None or p.text.lower() not in {"ten", "half", "forty"}
+
+
+# ------------------------------------------------------------ what "how many" counts
+@pytest.mark.parametrize(
+    "question, noun",
+    [
+        ("How many Kazakh citizens had China detained?", "citizen"),
+        ("How many people died of the coronavirus in Japan?", "people"),
+        ("How many new coronavirus cases were reported in Tokyo?", "case"),  # "coronavirus" is not a plural
+        ("How much money did the film make?", "money"),
+        ("How much did the lockdown cost?", None),
+        ("How many did the police arrest?", None),
+    ],
+)
+def test_counted_noun(question, noun):
+    assert counted_noun(question) == noun
+
+
+def test_a_quantity_of_another_thing_is_not_the_count_asked_for():
+    s = "Tokyo reported 68 new coronavirus cases on Sunday, and 56 people have died in Japan."
+    assert best_phrase("How many people died of the coronavirus in Japan?", s).text == "56 people"
+    assert best_phrase("How many new cases did Tokyo report?", s).text == "68 new coronavirus cases"
+    # a quantity with no noun of its own is neither confirmed nor ruled out
+    q = "How many people died of the coronavirus in Japan?"
+    assert counts_the_same(q, counted_noun(q), "68 new coronavirus cases") < counts_the_same(q, "people", "56")
+    assert counts_the_same(q, "people", "56") < counts_the_same(q, "people", "56 deaths") == 1.0
+
+
+def test_a_death_toll_is_a_count_of_deaths():
+    s = ("The outbreak had infected nearly 1,900 people in Japan, with 56 deaths, as of Sunday afternoon.")
+    assert best_phrase("How many people died of the coronavirus in Japan?", s).text == "56 deaths"
+    assert best_phrase("How many people were killed?", "The blast killed 12 people and injured 40 others.").text \
+        == "12 people"
+    assert best_phrase("How many people were infected in Japan?", s).text == "nearly 1,900 people"
+
+
+def test_which_country_is_answered_by_a_country():
+    s = "The 7.0-magnitude quake hit northern Luzon, near Manila, the Philippines' capital, officials said."
+    assert best_phrase("Which country was shaken by a 7.0-magnitude earthquake this week?", s).text == "Philippines"
+    s2 = "China is allowing 2,000 ethnic Kazakhs to leave the country, the Kazakh Foreign Ministry said."
+    assert best_phrase("Which country is letting ethnic Kazakhs leave?", s2).text == "China"
+    assert is_country("Colombia’s") and is_country("the Netherlands") and not is_country("Tokyo")

@@ -242,6 +242,23 @@ def test_answers_questions_the_corpus_covers(answerer, q, needle):
     assert any(needle in s.text for s in a.support)
 
 
+def test_confidence_counts_what_the_answers_article_covers(answerer, index):
+    # The bakery article holds every word of the first question; of the second's, it lacks "Springfield"
+    # and "mayor", which another article holds: its article coverage is lower, and so is the confidence.
+    r = answerer.retriever
+    bakery = _row(index, "bakery")
+    full = r.article_coverage("Which bakery won the national sourdough award?", bakery)
+    part = r.article_coverage("Which Springfield bakery won the mayor's award?", bakery)
+    assert full == pytest.approx(1.0) and 0.0 < part < 0.8
+    assert r.article_coverage("Which bakery bakes the rye loaf?", _row(index, "Springfield")) == 0.0
+    q = "Which bakery won the national sourdough award?"
+    a = answerer.answer(q)
+    support, comps = answerer.rank(q)
+    cov = r.coverage(q, support[0].sentence)
+    dense = float(np.clip(comps["dense"].max(), 0.0, 1.0))
+    assert a.confidence == pytest.approx((cov + dense + r.article_coverage(q, support[0].article)) / 3)
+
+
 def test_threshold_override(index):
     assert Answerer(index, abstain_threshold=1.01).answer(KAZAKH_Q).abstained
     assert not Answerer(index, abstain_threshold=0.0).answer("Who won the 1998 World Cup?").abstained

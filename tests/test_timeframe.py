@@ -131,3 +131,17 @@ def test_the_span_follows_an_index_rebuilt_in_place(tmp_path):
     ix.build([OLD, NEW, UNDATED], progress=False)  # in place: the answerer's arrays are one article long
     visible, _ = a.in_time("Which head coach was fired this week?", now=NOW)
     assert list(visible) == [False, True, True]
+
+
+@pytest.mark.slow
+def test_the_reader_prefers_the_latest_report(answerer):
+    # No time words: both firings answer "which head coach was fired"; the newer report leads, and the
+    # same question asked 200 days earlier leads with the report of that time.
+    from bot.engines.answerer import READER_FEATURES
+
+    q = "Which head coach was fired on Monday?"
+    cands, X, _ = answerer.candidates(q, now=NOW)
+    rec = {answerer.index.articles[c.article].id: X[i, READER_FEATURES.index("recency")] for i, c in enumerate(cands)}
+    assert rec["new"] > 0.6 and rec["old"] < 1e-6 and rec["undated"] == 0.0
+    assert answerer.index.articles[answerer.answer(q, now=NOW).support[0].article].id == "new"
+    assert answerer.index.articles[answerer.answer(q, now=NOW - 198 * DAY).support[0].article].id == "old"

@@ -332,6 +332,100 @@ def subject_of_question_verb(question: str, sentence: str, spans=None) -> tuple[
     return None
 
 
+_Q_COUNTED = re.compile(r"(?i)\bhow (many|much)\s+((?:[\w'’-]+\s+){0,3}[\w'’-]+)")
+_IRREGULAR_PLURALS = frozenset("people children men women police staff cattle".split())
+# Words that count people: "how many people" is answered by "29 Kazakh citizens" or "12 workers".
+_PEOPLE = frozenset(
+    """people person individual resident citizen adult child kid men man women woman worker employee patient
+    victim passenger student soldier civilian migrant refugee voter member fan player officer staff
+    american""".split()
+)
+_DEATH_Q = re.compile(r"(?i)\b(?:die|died|dies|dead|death|deaths|killed|kill|killing|fatalit)")
+_DEATH = frozenset("death dead fatality killed died body".split())
+
+
+def counted_noun(question: str) -> str | None:
+    """The thing a "how many / how much" question counts, normalised: "citizen" in "How many Kazakh citizens
+    had China detained?", "money" in "How much money ...?"; None when it names none ("How much did it cost?")."""
+    m = _Q_COUNTED.search(question)
+    if not m:
+        return None
+    ws = m.group(2).split()
+    if m.group(1).lower() == "much":
+        w = ws[0].lower().strip("?")
+        return None if w in _AUX or w in _STOP or w in ("do", "does", "did") else _norm(w)
+    for w in ws:
+        lw = w.lower().strip("?")
+        if lw in _AUX or lw in _STOP or lw in ("do", "does", "did"):
+            return None
+        if lw in _IRREGULAR_PLURALS or (len(lw) > 3 and lw.endswith("s") and not lw.endswith(("ss", "us", "is"))):
+            return _norm(lw)
+    return None
+
+
+def counts_the_same(question: str, head: str | None, phrase: str, context: str = "") -> float:
+    """1.0 when the quantity's noun is the thing counted ("29 Kazakh citizens" for "how many citizens"),
+    0.5 when it counts something else ("68 new coronavirus cases" for "how many people died"), 0.85 when
+    the quantity names no noun ("62 percent", "¥5.1 trillion") or the question names no counted thing.
+    A question about deaths ("how many people died / were killed") takes only a count of deaths: "56
+    deaths", or a count whose ``context`` (the words just around it) says so ("killing 12 people");
+    "infected nearly 1,900 people" counts people, but not the dead."""
+    if head is None:
+        return 1.0
+    nouns = [w for w in words(re.sub(r"^[^A-Za-z]*(?:\d[\d.,]*\s*)+", "", phrase)) if w not in _STOP]
+    nouns = [w for w in nouns if not re.fullmatch(r"\d[\d.,]*|%|percent|cent|hundred|thousand|million|billion|"
+                                                   r"trillion|bn|m|k|plu", w)]
+    if _DEATH_Q.search(question):
+        if any(n in _DEATH or n.startswith("death") for n in nouns) or _DEATH_Q.search(context):
+            return 1.0
+        return 0.5 if nouns else 0.85
+    if not nouns:
+        return 0.85
+    if head in nouns:
+        return 1.0
+    if head in _PEOPLE and any(n in _PEOPLE for n in nouns):
+        return 1.0
+    return 0.5
+
+
+def _around(sentence: str, start: int, end: int, before: int = 2, after: int = 3) -> str:
+    """The few words just before and after a span of ``sentence``."""
+    left = re.findall(r"[\w'’-]+", sentence[:start])[-before:]
+    right = re.findall(r"[\w'’-]+", sentence[end:])[:after]
+    return " ".join(left + right)
+
+
+_Q_COUNTRY = re.compile(r"(?i)\b(?:which|what)\s+(?:\w+\s+)?(?:country|countries|nation|nations)\b")
+# Country names (words joined by "_"), for "which country": a city, a region or a leader is not one.
+_COUNTRIES = frozenset(
+    w.replace("_", " ").lower()
+    for w in """Afghanistan Albania Algeria Andorra Angola Argentina Armenia Australia Austria Azerbaijan Bahamas
+    Bahrain Bangladesh Barbados Belarus Belgium Belize Benin Bhutan Bolivia Bosnia Botswana Brazil Brunei
+    Bulgaria Burkina_Faso Burundi Cambodia Cameroon Canada Chad Chile China Colombia Comoros Congo Costa_Rica
+    Croatia Cuba Cyprus Czech_Republic Czechia Denmark Djibouti Dominica Dominican_Republic Ecuador Egypt
+    El_Salvador England Eritrea Estonia Eswatini Ethiopia Fiji Finland France Gabon Gambia Georgia Germany Ghana
+    Greece Grenada Guatemala Guinea Guyana Haiti Honduras Hungary Iceland India Indonesia Iran Iraq Ireland
+    Israel Italy Ivory_Coast Jamaica Japan Jordan Kazakhstan Kenya Kiribati Kosovo Kuwait Kyrgyzstan Laos
+    Latvia Lebanon Lesotho Liberia Libya Liechtenstein Lithuania Luxembourg Madagascar Malawi Malaysia Maldives
+    Mali Malta Mauritania Mauritius Mexico Micronesia Moldova Monaco Mongolia Montenegro Morocco Mozambique
+    Myanmar Namibia Nauru Nepal Netherlands New_Zealand Nicaragua Niger Nigeria North_Korea North_Macedonia
+    Norway Oman Pakistan Palau Palestine Panama Papua_New_Guinea Paraguay Peru Philippines Poland Portugal
+    Qatar Romania Russia Rwanda Samoa San_Marino Saudi_Arabia Scotland Senegal Serbia Seychelles Sierra_Leone
+    Singapore Slovakia Slovenia Somalia South_Africa South_Korea South_Sudan Spain Sri_Lanka Sudan Suriname
+    Sweden Switzerland Syria Taiwan Tajikistan Tanzania Thailand Togo Tonga Trinidad Tunisia Turkey
+    Turkmenistan Tuvalu Uganda Ukraine United_Arab_Emirates UAE United_Kingdom UK Britain Great_Britain
+    United_States US U.S. USA America Uruguay Uzbekistan Vanuatu Vatican Venezuela Vietnam Wales Yemen Zambia
+    Zimbabwe""".split()
+)
+
+
+def is_country(text: str) -> bool:
+    """Whether a candidate names a country ("Colombia’s", "the Netherlands", "North Korea")."""
+    t = re.sub(r"(?:['’]s|['’])$", "", text.strip()).lower()
+    return t.removeprefix("the ") in _COUNTRIES
+
+
+
 @dataclass(frozen=True)
 class Phrase:
     text: str
@@ -350,8 +444,14 @@ def scored_candidates(question: str, sentence: str, kind: str | None = None) -> 
     out = []
     spans = _token_spans(sentence)
     subject = subject_of_question_verb(question, sentence, spans) if kind in ("person", "name") else None
+    head = counted_noun(question) if kind == "number" else None
+    country = kind == "place" and _Q_COUNTRY.search(question) is not None
     for c in candidates(sentence):
         f = fit(kind, c.kind)
+        if head is not None and c.kind == "number":
+            f *= counts_the_same(question, head, c.text, _around(sentence, c.start, c.end))
+        if country and f > 0:
+            f = 1.0 if is_country(c.text) else f * 0.5  # "which country": Tokyo, Luzon, Kim Jong Un are not
         if f <= 0 or not new_to_question(c.text, qwords):
             continue
         if c.kind == "number" and not new_to_question(" ".join(re.findall(r"\d[\d.,]*", c.text)) or c.text, qwords):
