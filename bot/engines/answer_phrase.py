@@ -6,7 +6,10 @@ kinds (:func:`candidates`: quantities with their unit and noun, dates,
 capitalised names with their titles), and a candidate is kept only when it
 brings something the question does not already say. :func:`best_phrase`
 picks the candidate of the right kind nearest to the question's words in the
-sentence, preferring phrases that other retrieved sentences repeat.
+sentence, preferring phrases that other retrieved sentences repeat. A
+quantity must count what "how many X" asks about (:func:`counts_the_same`:
+"68 new cases" is no answer to "how many people died"), and "which country"
+wants a country name (:func:`is_country`), not a city or a leader.
 
 Kinds: ``number`` (how many / how much / what percentage / cost ...), ``date``
 (when / what year ...), ``place`` (where / which city, country ...), ``person``
@@ -423,7 +426,6 @@ def is_country(text: str) -> bool:
     """Whether a candidate names a country ("Colombia’s", "the Netherlands", "North Korea")."""
     t = re.sub(r"(?:['’]s|['’])$", "", text.strip()).lower()
     return t.removeprefix("the ") in _COUNTRIES
-
 
 
 @dataclass(frozen=True)
