@@ -126,11 +126,14 @@ def problems(claim: str, sentence: str) -> list[str]:
     return out
 
 
-def backing_sentence(claim: str, sentences: list[str]) -> tuple[int | None, list[str]]:
-    """(index of the first sentence that backs ``claim`` fully, []) or (None, problems against the closest)."""
+def backing_sentence(claim: str, sentences: list[str], also=None) -> tuple[int | None, list[str]]:
+    """(index of the first sentence that backs ``claim`` fully, []) or (None, problems against the closest).
+    ``also(claim, sentence) -> [problems]``: a further check, run on a sentence that passes these."""
     best: list[str] | None = None
     for i, s in enumerate(sentences):
         found = problems(claim, s)
+        if not found and also is not None:
+            found = also(claim, s)
         if not found:
             return i, []
         if best is None or len(found) < len(best):

@@ -286,17 +286,12 @@ def backing_sentence(claim: str, sentences: list[str]) -> tuple[int | None, list
     ``claim`` with the same bindings (:mod:`.relations`: every content word, number -> noun, who did what,
     negation) and the same modality ("may ban" is not "will ban"), as ``(index, [])``; else
     ``(None, problems against the closest sentence)``."""
-    best: list[str] | None = None
-    for i, text in enumerate(sentences):
-        found = _relations.problems(claim, text)
-        if not found:
-            c, sent = _Sent(detokenize(claim)), _Sent(detokenize(text))
-            found = _modality_problems(c, [sent]) + _negation_problems(c, [sent])
-        if not found:
-            return i, []
-        if best is None or len(found) < len(best):
-            best = found
-    return None, best or ["no supporting sentence"]
+    return _relations.backing_sentence(claim, sentences, also=_modality_or_negation)
+
+
+def _modality_or_negation(claim: str, sentence: str) -> list[str]:
+    c, s = _Sent(detokenize(claim)), _Sent(detokenize(sentence))
+    return _modality_problems(c, [s]) + _negation_problems(c, [s])
 
 
 # ------------------------------------------------------------------ the model
