@@ -471,7 +471,7 @@ def lmo_eval(
                 item["judged"] = "abstained"
                 continue
             support = [d.support[i] for i in order[:3]]
-            text, short = base.lead(q.text, support)
+            text, short, support = base.lead(q.text, support)
             item.update(judged=judge(text, pat, wrong), answer=text, short=short,
                         gold_in_top3=bool(d.y[order[:3]].any()), gold_in_candidates=bool(d.y.any()))
             counts["ext_" + judge(text, pat, wrong)] += 1

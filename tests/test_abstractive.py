@@ -7,6 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bot.corpus.article import Article
@@ -475,3 +476,43 @@ def test_a_rewrite_that_cuts_an_attribution_is_not_shown(sample_index) -> None:
     assert not kept.fell_back and len(kept.lines) == 1
     assert "the Asahi newspaper reported" in kept.lines[0].text
     assert kept.lines[0].support[0].text == ix.texts[g]
+
+
+# ------------------------------------------------------------ "He said" names the person
+def _pronoun_index(embedder, text: str) -> SentenceIndex:
+    ix = SentenceIndex(embedder, None)
+    ix.build([Article.build(title="Lockdown", text=text)], progress=False)
+    return ix
+
+
+def test_a_line_opening_he_names_the_person_from_the_sentence_before(embedder) -> None:
+    ix = _pronoun_index(embedder, (
+        "Tokyo may be locked down within days. "
+        "“The possibility of a lockdown is rising,” said Hideo Kumano, chief economist at Dai-ichi Life. "
+        "He estimated a lockdown of Tokyo for a month could shrink the economy by about 1 percent."
+    ))
+    src = SentenceInfo(0, 2, ix.texts[2], 1.0)
+    text, row = ab.resolve_pronoun("He estimated a lockdown could shrink the economy by 1 percent.", ix, src)
+    assert text == "Hideo Kumano estimated a lockdown could shrink the economy by 1 percent." and row == 1
+    text, _ = ab.resolve_pronoun("His estimate was 1 percent.", ix, src)
+    assert text == "Hideo Kumano's estimate was 1 percent."
+
+    # Through the engine: the line names him and lists the naming sentence among its support.
+    eng, _ = _engine(ix, lambda source, strict: source.split(" for a month")[0] + "." if source.startswith("He") else source)
+    res = eng._run([src], np.arange(0, 3), lambda: [src], "fallback", ())
+    assert [line.text for line in res.lines] == ["Hideo Kumano estimated a lockdown of Tokyo."]
+    assert {s.index for s in res.lines[0].support} >= {1, 2}
+    _assert_grounded(ix, res)
+
+
+@pytest.mark.parametrize(
+    "before",
+    [
+        "Officials met on Monday to discuss the plan.",  # names nobody
+        "“It is rising,” said Hideo Kumano, while Taro Aso, the finance minister, disagreed.",  # two people
+    ],
+)
+def test_he_is_left_alone_when_the_sentence_before_does_not_name_one_person(embedder, before) -> None:
+    ix = _pronoun_index(embedder, f"Tokyo may be locked down. {before} He estimated the cost at 1 percent.")
+    src = SentenceInfo(0, 2, ix.texts[2], 1.0)
+    assert ab.resolve_pronoun("He estimated the cost at 1 percent.", ix, src) == ("He estimated the cost at 1 percent.", None)

@@ -9,11 +9,13 @@ import pytest
 from bot.grounding.relations import problems
 from bot.grounding.verifier import backing_sentence
 from bot.engines.answer_phrase import (
+    antecedent,
     best_phrase,
     candidates,
     counted_noun,
     counts_the_same,
     is_country,
+    pronoun_subject,
     question_kind,
     words,
 )
@@ -220,3 +222,31 @@ def test_which_country_is_answered_by_a_country():
     s2 = "China is allowing 2,000 ethnic Kazakhs to leave the country, the Kazakh Foreign Ministry said."
     assert best_phrase("Which country is letting ethnic Kazakhs leave?", s2).text == "China"
     assert is_country("Colombia’s") and is_country("the Netherlands") and not is_country("Tokyo")
+
+
+SPEAKER = (
+    "“I think the possibility of a lockdown of the Tokyo metropolitan area is rising,” said Hideo Kumano, "
+    "chief economist at Dai-ichi Life Research Institute."
+)
+
+
+@pytest.mark.parametrize(
+    "q, expected",
+    [
+        ("Who estimated a month-long Tokyo lockdown's cost?", True),  # "he said, estimating"
+        ("Who said a lockdown would be like stopping blood flowing through the economy?", True),
+        ("What did Hideo Kumano estimate a Tokyo lockdown would cost?", False),  # not a who-question
+    ],
+)
+def test_pronoun_subject(q, expected):
+    assert pronoun_subject(q, KUMANO) is expected
+
+
+def test_pronoun_subject_needs_a_pronoun():
+    assert not pronoun_subject("Who confirmed the release?", "The Foreign Ministry press office confirmed the release.")
+
+
+def test_antecedent_is_the_person_named_before():
+    p = antecedent("Who estimated a month-long Tokyo lockdown's cost?", SPEAKER)
+    assert p is not None and p.text == "Hideo Kumano" and p.text in SPEAKER
+    assert antecedent("Who estimated the cost?", "The economy is on the cusp of recession.") is None

@@ -388,6 +388,15 @@ def test_the_first_line_is_the_answer(answerer, q, short, sentence):
     assert a.lines[1] == a.support[0].text
 
 
+def test_he_said_is_answered_with_the_person_named_before(answerer):
+    # The sentence that answers says "he said, estimating ..."; Hideo Kumano is named in the one before.
+    a = answerer.answer("Who estimated a month-long Tokyo lockdown's cost?")
+    assert not a.abstained and a.short == "Hideo Kumano"
+    assert "he said, estimating" in a.support[0].text and a.lines[1] == a.support[0].text
+    assert any(a.short in s.text for s in a.support[1:])  # still word for word from a supporting sentence
+    assert a.support[1].position == a.support[0].position - 1 and a.support[1].article == a.support[0].article
+
+
 def test_the_reader_prefers_the_sentence_that_answers(answerer):
     # The lead sentence says Japan will ban travelers from the US; a look-alike sentence about other
     # countries ranks first on resemblance alone.

@@ -21,6 +21,9 @@ Pipeline for one article (``AbstractiveSummarizer(row, n)``):
    speculation (the source is in the prompt), which is exactly greedy and ~3x
    faster on copy-heavy output. A generator without those internals (a
    remote or fake one) is prompted the same way without the constraint.
+   A line that then opens with "He"/"She"/"His" names the person instead
+   (:func:`resolve_pronoun`: the one person the sentence before names, word
+   for word from the article; that sentence joins the line's support).
 3. **Map** each generated sentence to the article sentences that support it:
    ``score = 0.5 * cosine(embeddings) + 0.5 * share of its content terms the
    sentence contains``, over the whole article (every matching article, for a
@@ -111,6 +114,7 @@ class AbstractiveConfig:
     duplicate_cosine: float = 0.9
     retries: int = 2  # regenerations per summary (deterministic: not time based)
     verify: bool = True  # the verifier (bot/grounding/verifier.py) must pass each sentence against its support
+    resolve_pronouns: bool = True  # a line opening "He"/"She" names the person instead (see resolve_pronoun)
 
 
 # --------------------------------------------------------------------------- copy constraint
@@ -520,6 +524,66 @@ def _words(text: str) -> int:
     return len(re.findall(r"\w+", text))
 
 
+# --------------------------------------------------------------------------- pronouns
+_OPENING_PRONOUN = re.compile(r"^(He|She|His|Her)\b(?!['’])\s*")
+_BACK = 2  # sentences looked back for the person a pronoun stands for
+
+
+_SAID_BEFORE = re.compile(r"(?i)\b(?:said|says|told|added|according to)\s*$")
+
+
+def _person(c, sentence: str, article: str = "") -> bool:
+    """A name the finder calls a person; or capitalised words ("person?") right after "said" ("said Hideo
+    Kumano"), or whose last word the article also uses alone ("Jonjo O'Neill" ... "O'Neill said"): people
+    are named by surname, places and bodies ("Rugby Park") are not."""
+    if c.kind == "person":
+        return True
+    if c.kind != "person?":
+        return False
+    if _SAID_BEFORE.search(sentence[: c.start]):
+        return True
+    first, last = c.text.split()[0], c.text.split()[-1]
+    return re.search(rf"(?<!{re.escape(first)} )\b{re.escape(last)}\b(?!\s+[A-Z])", article.replace(c.text, "")) is not None
+
+
+def resolve_pronoun(text: str, index: SentenceIndex, source: SentenceInfo) -> tuple[str, int | None]:
+    """A summary line cut out of its article that opens with "He"/"She" ("He said the club ...") tells a
+    reader nothing about who; name the person instead, taken word for word from the article: the one
+    person named in the nearest of the two sentences before the source sentence, in the fullest form the
+    article used before ("Locke" -> "Gary Locke"). "His"/"Her" become "<name>'s"; "Her" only before a
+    noun phrase is ambiguous, so it is left alone. Nothing changes when that sentence names no person
+    or more than one (no guessing). Returns (text, global row of the sentence that names the person)."""
+    from .answer_phrase import candidates  # the same name finder as /ask's short answers
+
+    m = _OPENING_PRONOUN.match(text)
+    if not m or m.group(1) == "Her" or source.index == 0:
+        return text, None
+    base = int(index.offsets[source.article])
+    article = " ".join(index.texts[base : int(index.offsets[source.article + 1])])
+    for back in range(1, _BACK + 1):
+        pos = source.index - back
+        if pos < 0:
+            break
+        row = base + pos
+        people = {c.text for c in candidates(index.texts[row]) if _person(c, index.texts[row], article)}
+        if not people:
+            continue
+        surnames = {p.split()[-1] for p in people}
+        if len(surnames) != 1:
+            return text, None  # two people: "he" is ambiguous
+        surname = surnames.pop()
+        name = max(people, key=len)
+        for earlier in range(base, row):  # the fullest form used before: "Gary Locke" for "Locke"
+            for c in candidates(index.texts[earlier]):
+                if _person(c, index.texts[earlier], article) and c.text.split()[-1] == surname and len(c.text) > len(name):
+                    name = c.text
+        rest = text[m.end():]
+        if m.group(1) == "His":
+            return f"{name}’s {rest}" if "’" in text else f"{name}'s {rest}", row
+        return f"{name} {rest}", row
+    return text, None
+
+
 # --------------------------------------------------------------------------- summarizer
 
 
@@ -530,6 +594,7 @@ class _Candidate:
     support: tuple[SentenceInfo, ...] = ()
     problem: str | None = None
     emb: np.ndarray | None = None  # the generated sentence's embedding
+    named_in: int | None = None  # global row of the sentence that names whom a resolved "He"/"She" stands for
 
 
 class AbstractiveSummarizer:
@@ -790,7 +855,8 @@ class AbstractiveSummarizer:
         for sent in parts[:2]:
             t = _tidy(sent)
             if t:
-                out.append(_Candidate(source, t))
+                t, row = resolve_pronoun(t, self.index, source) if self.config.resolve_pronouns else (t, None)
+                out.append(_Candidate(source, t, named_in=row))
         if not out:
             out.append(_Candidate(source, (output or "").strip(), problem="the model returned nothing usable"))
         return out
@@ -831,6 +897,11 @@ class AbstractiveSummarizer:
                         missing = unsupported(cd.text, [ix.texts[int(rows[s])] for s in support])
                         if not missing:
                             break
+            if cd.named_in is not None:  # the sentence that names the resolved "He"/"She" supports the name
+                hit = np.flatnonzero(rows == cd.named_in)
+                if hit.size and int(hit[0]) not in support:
+                    support.append(int(hit[0]))
+                    missing = unsupported(cd.text, [ix.texts[int(rows[j])] for j in support])
             cd.support = tuple(info(j) for j in support)
             problems = []
             if _words(cd.text) < c.min_words:

@@ -312,6 +312,7 @@ def nearness(sentence: str, cand: Candidate, question_words: set[str], spans=Non
 
 _WHO_VERB = re.compile(r"(?i)^\s*who\s+([a-z][\w’']*)")
 _AUX = frozenset("is was are were be been has have had did does do will would can could may might must shall should".split())
+_SAID = frozenset("said says told tells".split())  # stop words elsewhere, but "Who said ...?" has a subject
 _CLAUSE_BREAK = re.compile(r"(?i)\b(?:that|which|who|whom|whose|and|but|after|before|when|while|because|as)\b|[;:]")
 
 
@@ -320,7 +321,7 @@ def subject_of_question_verb(question: str, sentence: str, spans=None) -> tuple[
     at most 8 words back), or None. "The Foreign Ministry press office, in an email response, confirmed"
     answers "Who confirmed ...?" with what precedes "confirmed", not with a name after it."""
     m = _WHO_VERB.match(question)
-    if not m or m.group(1).lower() in _AUX or m.group(1).lower() in _STOP:
+    if not m or m.group(1).lower() in _AUX or (m.group(1).lower() in _STOP and m.group(1).lower() not in _SAID):
         return None
     verb = m.group(1).lower()
     spans = spans if spans is not None else _token_spans(sentence)
@@ -333,6 +334,30 @@ def subject_of_question_verb(question: str, sentence: str, spans=None) -> tuple[
                 brk = bm.end()
             return (brk if brk is not None else start, a)
     return None
+
+
+_SUBJECT_PRONOUN = re.compile(r"(?i)\b(?:he|she)\b")
+
+
+def pronoun_subject(question: str, sentence: str) -> bool:
+    """For "Who <verb> ...?": True when the subject of that verb in ``sentence`` is "he" or "she"
+    ("..., he said, estimating a lockdown ... could shrink ..."): the answer is the person named before."""
+    if question_kind(question) not in ("person", "name"):
+        return False
+    span = subject_of_question_verb(question, sentence)
+    return span is not None and _SUBJECT_PRONOUN.search(sentence, span[0], span[1]) is not None
+
+
+def antecedent(question: str, previous: str) -> Phrase | None:
+    """The person "he"/"she" most likely stands for: the last person named in the sentence before
+    (a speaker: "..., said Hideo Kumano, chief economist"), word for word; None when it names none."""
+    qwords = set(words(question))
+    people = [c for c in candidates(previous) if c.kind in ("person", "person?") and new_to_question(c.text, qwords)]
+    if not people:
+        return None
+    c = people[-1]
+    f = fit("person", c.kind)
+    return Phrase(c.text, display_kind(c.kind), f, f, 0.0)
 
 
 _Q_COUNTED = re.compile(r"(?i)\bhow (many|much)\s+((?:[\w'’-]+\s+){0,3}[\w'’-]+)")

@@ -72,7 +72,7 @@ import scipy.sparse as sp
 from ..index.postings import PostingsView
 from ..index.sentence_index import SentenceIndex
 from . import timeframe
-from .answer_phrase import best_phrase, question_kind, scored_candidates, words
+from .answer_phrase import antecedent, best_phrase, pronoun_subject, question_kind, scored_candidates, words
 from ..grounding.claims import unsupported
 from ..grounding.verifier import backing_sentence
 
@@ -626,13 +626,24 @@ class Answerer:
         order = np.argsort(-sc, kind="stable")[:k]
         return [replace(cands[i], score=float(sc[i])) for i in order], comps
 
-    def lead(self, question: str, support: list[Support]) -> tuple[str, str | None]:
-        """(the text a member reads first, the short answer or None): the phrase, then the sentence it is from."""
+    def lead(self, question: str, support: list[Support]) -> tuple[str, str | None, list[Support]]:
+        """(the text a member reads first, the short answer or None, the support): the phrase, then the
+        sentence it is from. When a who-question's verb has "he"/"she" for subject in support [1]
+        ("..., he said, estimating ..."), the answer is the person the sentence before names; that
+        sentence then joins the support as [2], so the phrase is still word for word from a support."""
         top = support[0].text
+        first = support[0]
+        if first.position > 0 and pronoun_subject(question, top):
+            row = first.sentence - 1
+            person = antecedent(question, self.index.texts[row])
+            if person is not None:
+                before = Support(first.article, first.position - 1, row, self.index.texts[row], first.score)
+                rest = [s for s in support[1:] if s.sentence != row]
+                return f"{person.text}\n{top}", person.text, [first, before, *rest][: max(len(support), 2)]
         phrase = best_phrase(question, top, [s.text for s in support[1:]])
         if phrase is None:
-            return top, None
-        return f"{phrase.text}\n{top}", phrase.text
+            return top, None, support
+        return f"{phrase.text}\n{top}", phrase.text, support
 
     def in_time(self, question: str, visible: np.ndarray | None = None, now: float | None = None
                 ) -> tuple[np.ndarray | None, float | None]:
@@ -665,7 +676,7 @@ class Answerer:
         if not support or conf < threshold:
             message = ABSTAIN_MESSAGE if span is None else TIME_ABSTAIN_MESSAGE.format(span=timeframe.describe(span))
             return Answer(q, message, True, (), conf)
-        text, short = self.lead(q, support)
+        text, short, support = self.lead(q, support)
         extractive = Answer(q, text, False, tuple(support), conf, short=short)
         if mode == "extractive":
             return extractive

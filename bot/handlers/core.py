@@ -292,8 +292,9 @@ class Handlers:
         )
         if ans.abstained:
             lines = (Line(ans.answer),)
-        elif ans.short:  # the answer phrase first, then the sentence it is from (support [1]) and the rest
-            lines = (Line(ans.short, support[:1]), Line(ans.lines[-1], support))
+        elif ans.short:  # the answer phrase first, cited to the sentence it is from, then support [1] and the rest
+            source = next((s for s in support if ans.short in s.text), support[0])
+            lines = (Line(ans.short, (source,)), Line(ans.lines[-1], support))
         else:
             lines = (Line(ans.answer, support),)
         return Reply(
