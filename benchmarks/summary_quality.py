@@ -493,6 +493,8 @@ def run_verify(args, embedder) -> None:
                "note": "fitted by benchmarks/summary_quality.py --verify --fit on SummEval dev (800 summaries)"}
         if lm is not None:
             out["lm"] = fitted["precis verifier, + SmolLM2"]
+        elif WEIGHTS_PATH.is_file() and "lm" in (old := json.loads(WEIGHTS_PATH.read_text())):
+            out["lm"] = old["lm"]  # not refitted without --verify-lm: kept as it was
         WEIGHTS_PATH.write_text(json.dumps(out, indent=1) + "\n")
         print(f"weights fitted on the whole file written to {WEIGHTS_PATH}")
 

@@ -32,7 +32,7 @@ from bot.grounding.text import detokenize  # noqa: E402
 from bot.grounding.verifier import FEATURES, Article, Verifier  # noqa: E402
 
 LM_FEATURES = ["lm_gain", "lm_cond", "lm_worst"]
-LEXICAL = ["bigram_article", "trigram_article"]  # the shipped lexical model's features
+LEXICAL = ["bigram_article"]  # the shipped lexical model's feature (adding trigrams scored lower, cross-validated)
 LM_SHIPPED = ["lm_gain", "lm_cond"]  # ... and what the shipped model adds with SmolLM2
 ROUNDS = 3
 C = 1.0  # logistic regression's inverse regularisation (sklearn default; not tuned)

@@ -192,3 +192,17 @@ def test_likelihood_scorer_with_the_bundled_model(tmp_path_factory, article):
     assert "lm_gain" in v.features
     verdict = v(article, ["Japan will send 500 troops to the region next month, the Asahi newspaper reported."])
     assert "lm_gain" in verdict.sentences[0].features and 0.0 <= verdict.score <= 1.0
+
+
+@pytest.mark.parametrize(
+    "support, summary, flagged",
+    [
+        ("Henderson said his side could catch City.", "His side can catch City.", False),  # retold in the present
+        ("Abe said Japan would ban travelers.", "Japan will ban travelers.", False),  # reported speech
+        ("Japan would ban travelers if cases rose.", "Japan will ban travelers.", True),  # a condition made a fact
+        ("Japan may ban travelers.", "Japan will ban travelers.", True),
+    ],
+)
+def test_modal_retold_in_the_present_is_not_a_change(support, summary, flagged):
+    problems = Verifier().sentence(support, summary).problems
+    assert any(p.startswith("modality") for p in problems) is flagged

@@ -251,12 +251,18 @@ def _negation_problems(s: _Sent, support: list[_Sent]) -> list[str]:
     return []
 
 
+# A summary retells reported speech in the present: "he said they could catch City" -> "they can catch City".
+_PRESENT = {"could": "can", "would": "will", "might": "may"}
+
+
 def _modality_problems(s: _Sent, support: list[_Sent]) -> list[str]:
     s_mod = {t for t in s.toks if t in MODALS}
     sup_mod = [(sp, i) for sp in support for i, t in enumerate(sp.toks) if t in MODALS]
     for sp, i in sup_mod:
         if sp.toks[i] in s_mod:
             continue
+        if _PRESENT.get(sp.toks[i], "") in s.toks and (sp.toks[i] != "would" or ATTRIBUTION & set(sp.toks[:i])):
+            continue  # "would" -> "will" only in reported speech ("said it would"), not in "would ban if"
         nxt = _next_content(sp, i)
         if nxt and nxt in s.cset:
             return [f"modality dropped: '{sp.toks[i]} ... {nxt}'"]
