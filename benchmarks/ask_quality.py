@@ -325,6 +325,7 @@ class Cands:
     dense_max: float
     art: np.ndarray  # each candidate's article coverage (the confidence's third part)
     bm25_top: list[int]  # plain BM25's top-3 sentence rows
+    fresh: np.ndarray  # each candidate's article freshness (Answerer.freshness, at the quiz date)
 
 
 def collect(answerer: Answerer, questions: list[Question], bm25: bool = False) -> dict[str, Cands]:
@@ -344,7 +345,8 @@ def collect(answerer: Answerer, questions: list[Question], bm25: bool = False) -
                 by_article[c.article] = answerer.retriever.article_coverage(q.text, c.article, terms)
         art = np.array([by_article[c.article] for c in cands], dtype=np.float64)
         top_b = [int(i) for i in _ranked(index.bm25_scores(q.text), 3)] if bm25 and len(index) else []
-        out[q.id] = Cands(cands, X, y, cov, dense_max, art, top_b)
+        fresh = np.array([answerer.freshness(c.article, q.asked) for c in cands], dtype=np.float64)
+        out[q.id] = Cands(cands, X, y, cov, dense_max, art, top_b, fresh)
     return out
 
 
@@ -377,7 +379,8 @@ def confidence_of(d: Cands, w: ReaderWeights) -> tuple[float, np.ndarray]:
     if not d.support:
         return 0.0, np.zeros(0, dtype=np.int64)
     order = np.argsort(-(d.X @ w.vector()), kind="stable")
-    return confidence_from(float(d.cov[order[0]]), d.dense_max, float(d.art[order[0]])), order
+    return confidence_from(float(d.cov[order[0]]), d.dense_max, float(d.art[order[0]]),
+                           float(d.fresh[order[0]])), order
 
 
 def timed(q: Question) -> bool:
@@ -607,10 +610,17 @@ def main(argv: list[str] | None = None) -> int:
                     help="threshold rule: the highest that abstains on at most this share of answerable questions")
     ap.add_argument("--lmo-only", action="store_true", help="only the RealTime QA leave-months-out figures")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw results here")
+    ap.add_argument("--age-weight", type=float, default=None,
+                    help="the abstention confidence's AGE_WEIGHT (default: the shipped one)")
     ap.add_argument("--no-timeframe", action="store_true",
                     help="ignore a question's own time words (\"this week\"): every article may answer it")
     args = ap.parse_args(argv)
     Answerer.timeframes = not args.no_timeframe
+    import bot.engines.answerer as answerer_module
+
+    if args.age_weight is not None:
+        answerer_module.AGE_WEIGHT = args.age_weight
+    print(f"abstention: freshness weight (AGE_WEIGHT) {answerer_module.AGE_WEIGHT}")
     print("time words (bot.engines.timeframe): " + ("on, measured from the quiz date" if Answerer.timeframes
                                                      else "off"))
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)

@@ -16,6 +16,7 @@ from bot.corpus.article import Article
 from bot.corpus.loader import load_corpus
 from bot.engines.answerer import (
     ABSTAIN_MESSAGE,
+    AGE_WEIGHT,
     NO_GENERATOR_NOTE,
     Answer,
     Answerer,
@@ -23,6 +24,7 @@ from bot.engines.answerer import (
     Retriever,
     Support,
     Weights,
+    confidence_from,
     invented_terms,
     validate_question,
 )
@@ -256,7 +258,33 @@ def test_confidence_counts_what_the_answers_article_covers(answerer, index):
     support, comps = answerer.rank(q)
     cov = r.coverage(q, support[0].sentence)
     dense = float(np.clip(comps["dense"].max(), 0.0, 1.0))
-    assert a.confidence == pytest.approx((cov + dense + r.article_coverage(q, support[0].article)) / 3)
+    fresh = answerer.freshness(support[0].article)
+    assert a.confidence == pytest.approx(
+        (cov + dense + r.article_coverage(q, support[0].article)) / 3 - AGE_WEIGHT * (1 - fresh)
+    )
+
+
+def test_freshness_counts_from_the_corpus_present(embedder, tmp_path):
+    day = 86400.0
+    arts = [
+        Article.build(title="Old", text="The council approved the harbour budget on Monday.", date="2022-03-01"),
+        Article.build(title="New", text="The council approved the school budget on Friday.", date="2022-03-08"),
+        Article.build(title="Undated", text="The council approved the park budget."),
+    ]
+    ix = SentenceIndex(embedder, None)
+    ix.build(arts, progress=False)
+    a = Answerer(ix)
+    newest = a.retriever.published[1]
+    assert a.freshness(1, newest) == pytest.approx(1.0)
+    assert a.freshness(0, newest) == pytest.approx(np.exp(-1.0))  # 7 days older: a factor e
+    assert a.freshness(2, newest) == 1.0  # undated: nothing shows it is old
+    # Asked long after the corpus stopped growing: the present is its newest article, not the clock.
+    assert a.freshness(0, newest + 400 * day) == pytest.approx(np.exp(-1.0))
+    # Asked before the newest article: days count from the question.
+    assert a.freshness(1, newest - 7 * day) == pytest.approx(np.exp(-1.0))
+    # An old answer's confidence is lower by at most AGE_WEIGHT.
+    assert confidence_from(0.8, 0.8, 0.8, 0.0) == pytest.approx(0.8 - AGE_WEIGHT)
+    assert confidence_from(0.8, 0.8, 0.8) == pytest.approx(0.8)
 
 
 def test_threshold_override(index):
