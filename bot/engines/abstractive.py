@@ -529,23 +529,6 @@ _OPENING_PRONOUN = re.compile(r"^(He|She|His|Her)\b(?!['’])\s*")
 _BACK = 2  # sentences looked back for the person a pronoun stands for
 
 
-_SAID_BEFORE = re.compile(r"(?i)\b(?:said|says|told|added|according to)\s*$")
-
-
-def _person(c, sentence: str, article: str = "") -> bool:
-    """A name the finder calls a person; or capitalised words ("person?") right after "said" ("said Hideo
-    Kumano"), or whose last word the article also uses alone ("Jonjo O'Neill" ... "O'Neill said"): people
-    are named by surname, places and bodies ("Rugby Park") are not."""
-    if c.kind == "person":
-        return True
-    if c.kind != "person?":
-        return False
-    if _SAID_BEFORE.search(sentence[: c.start]):
-        return True
-    first, last = c.text.split()[0], c.text.split()[-1]
-    return re.search(rf"(?<!{re.escape(first)} )\b{re.escape(last)}\b(?!\s+[A-Z])", article.replace(c.text, "")) is not None
-
-
 def resolve_pronoun(text: str, index: SentenceIndex, source: SentenceInfo) -> tuple[str, int | None]:
     """A summary line cut out of its article that opens with "He"/"She" ("He said the club ...") tells a
     reader nothing about who; name the person instead, taken word for word from the article: the one
@@ -553,7 +536,7 @@ def resolve_pronoun(text: str, index: SentenceIndex, source: SentenceInfo) -> tu
     article used before ("Locke" -> "Gary Locke"). "His"/"Her" become "<name>'s"; "Her" only before a
     noun phrase is ambiguous, so it is left alone. Nothing changes when that sentence names no person
     or more than one (no guessing). Returns (text, global row of the sentence that names the person)."""
-    from .answer_phrase import candidates  # the same name finder as /ask's short answers
+    from .answer_phrase import named_people  # the same person finder as /ask's "he said" answers
 
     m = _OPENING_PRONOUN.match(text)
     if not m or m.group(1) == "Her" or source.index == 0:
@@ -565,7 +548,7 @@ def resolve_pronoun(text: str, index: SentenceIndex, source: SentenceInfo) -> tu
         if pos < 0:
             break
         row = base + pos
-        people = {c.text for c in candidates(index.texts[row]) if _person(c, index.texts[row], article)}
+        people = {c.text for c in named_people(index.texts[row], article)}
         if not people:
             continue
         surnames = {p.split()[-1] for p in people}
@@ -574,8 +557,8 @@ def resolve_pronoun(text: str, index: SentenceIndex, source: SentenceInfo) -> tu
         surname = surnames.pop()
         name = max(people, key=len)
         for earlier in range(base, row):  # the fullest form used before: "Gary Locke" for "Locke"
-            for c in candidates(index.texts[earlier]):
-                if _person(c, index.texts[earlier], article) and c.text.split()[-1] == surname and len(c.text) > len(name):
+            for c in named_people(index.texts[earlier], article):
+                if c.text.split()[-1] == surname and len(c.text) > len(name):
                     name = c.text
         rest = text[m.end():]
         if m.group(1) == "His":

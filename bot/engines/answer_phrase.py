@@ -348,14 +348,33 @@ def pronoun_subject(question: str, sentence: str) -> bool:
     return span is not None and _SUBJECT_PRONOUN.search(sentence, span[0], span[1]) is not None
 
 
-def antecedent(question: str, previous: str) -> Phrase | None:
-    """The person "he"/"she" most likely stands for: the last person named in the sentence before
-    (a speaker: "..., said Hideo Kumano, chief economist"), word for word; None when it names none."""
+_SAID_BEFORE = re.compile(r"(?i)\b(?:said|says|told|added|according to)\s*$")
+
+
+def named_people(sentence: str, article: str = "") -> list[Candidate]:
+    """The people ``sentence`` names, in order: candidates the finder calls a person; or capitalised words
+    ("person?") right after "said" ("said Hideo Kumano"), or whose last word ``article`` also uses alone
+    ("Jonjo O'Neill" ... "O'Neill said"): people are named by surname, places and bodies ("Rugby Park")
+    are not. What "he"/"she" may stand for, for /ask and for the summaries alike."""
+    out = []
+    for c in candidates(sentence):
+        if c.kind == "person" or (c.kind == "person?" and (
+            _SAID_BEFORE.search(sentence[: c.start])
+            or re.search(rf"(?<!{re.escape(c.text.split()[0])} )\b{re.escape(c.text.split()[-1])}\b(?!\s+[A-Z])",
+                         article.replace(c.text, ""))
+        )):
+            out.append(c)
+    return out
+
+
+def antecedent(question: str, previous: str, article: str = "") -> Phrase | None:
+    """The person "he"/"she" stands for: the one person the sentence before names (a speaker: "..., said
+    Hideo Kumano, chief economist"), word for word; None when it names none, or two (no guessing)."""
     qwords = set(words(question))
-    people = [c for c in candidates(previous) if c.kind in ("person", "person?") and new_to_question(c.text, qwords)]
-    if not people:
+    people = [c for c in named_people(previous, article) if new_to_question(c.text, qwords)]
+    if len({c.text.split()[-1] for c in people}) != 1:
         return None
-    c = people[-1]
+    c = max(people, key=lambda c: len(c.text))
     f = fit("person", c.kind)
     return Phrase(c.text, display_kind(c.kind), f, f, 0.0)
 

@@ -660,7 +660,8 @@ class Answerer:
         first = support[0]
         if first.position > 0 and pronoun_subject(question, top):
             row = first.sentence - 1
-            person = antecedent(question, self.index.texts[row])
+            rows = self.index.rows(first.article)
+            person = antecedent(question, self.index.texts[row], " ".join(self.index.texts[rows.start : rows.stop]))
             if person is not None:
                 before = Support(first.article, first.position - 1, row, self.index.texts[row], first.score)
                 rest = [s for s in support[1:] if s.sentence != row]
