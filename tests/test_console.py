@@ -7,6 +7,7 @@ import io
 import pytest
 
 from bot.adapters.console import Command, UsageError, handle_line, parse_command, run_console
+from bot.corpus.article import Article
 from bot.handlers.core import Handlers
 
 
@@ -94,3 +95,33 @@ def test_empty_corpus_is_a_clear_message(app_factory, tmp_path):
     app = app_factory(corpus_path=empty)
     out = handle_line(Handlers(app), "/summary article:anything")
     assert out.startswith("Error: The corpus is empty")
+
+
+def test_supporting_sentences_print_their_articles_link(sample_app):
+    from tests.fakes.web import story
+
+    title, paras = story(0)
+    url = "https://news.example.com/lisbon/tram_line.html?from=rss"
+    sample_app.add_articles([Article.build(title=title, text="\n".join(paras), date="01 December 2026", url=url)])
+    h = Handlers(sample_app)
+    out = handle_line(h, "/ask question:When did Lisbon open its new tram line?")
+    support = out.split("Supporting sentences:")[1].splitlines()
+    at = support.index(f"       <{url}>")  # under the "— title, date (sentence n, score …)" line of its sentence
+    assert support[at - 1].startswith(f"     — {title}, 01 December 2026 (sentence ")
+    out = handle_line(h, "/summary article:Lisbon length:2")
+    assert out.count(f"       <{url}>") == 2
+    assert "<" not in handle_line(h, "/summary article:Kazakhs").split("Supporting sentences:")[1]  # no url: no line
+
+
+def test_a_hostile_url_is_printed_encoded_or_not_at_all():
+    from bot.handlers.reply import Line, Reply, SupportItem
+    from bot.render.text import render_text
+
+    def printed(url):
+        s = SupportItem("a1", "Title", None, 0, "A sentence.", 1.0, url)
+        return render_text(Reply(kind="answer", title="Q?", lines=(Line("A sentence.", (s,)),))).splitlines()[-1]
+
+    assert printed("https://e.com/a b") == "     — Title (sentence 1, score 1.00)"
+    assert printed("https://e.com/\x1b]8;;x\x07") == "     — Title (sentence 1, score 1.00)"  # no terminal escapes
+    assert printed("javascript:alert(1)") == "     — Title (sentence 1, score 1.00)"
+    assert printed("https://e.com/<x>(y)") == "       <https://e.com/%3Cx%3E%28y%29>"

@@ -11,6 +11,7 @@ from tests.fakes import discord_payloads as P
 from tests.fakes.discord_fixtures import fake_discord  # noqa: F401  (fixture)
 from tests.fakes.discord_server import FakeDiscord, running_client
 from tests.fakes.web import rss
+from tests.test_discord_bot import assert_within_limits
 from tests.test_sources import feed_items, fetcher, serve_story, site, story  # noqa: F401  (site: fixture)
 
 EPHEMERAL = P.MESSAGE_FLAG_EPHEMERAL
@@ -101,7 +102,9 @@ async def test_summary_of_a_pasted_link_and_of_a_messages_first_link(fake_discor
         [msg] = await fake.wait_for_response(rec, timeout=30)
         main, support = msg["embeds"]
         assert main["title"].startswith(title) and len(support["fields"]) == 2
-        assert all(f["value"] in " ".join(paras) for f in support["fields"]), support["fields"]
+        link = f" [source]({url})"  # each supporting sentence links to the page it is from
+        assert all(f["value"].endswith(link) and f["value"].removesuffix(link) in " ".join(paras)
+                   for f in support["fields"]), support["fields"]
         [art] = [a for a in bot.app.corpus if a.url == url]
         assert art.guild_id == fake.guild_id
 
@@ -121,3 +124,32 @@ async def test_summary_of_a_pasted_link_and_of_a_messages_first_link(fake_discor
         rec = await fake.send_command("summary", [url_option(site.url("/gone.html"))])
         [msg] = await fake.wait_for_response(rec, timeout=20)
         assert msg["content"] == "I could not use that link: HTTP 404: not found"
+
+
+async def test_ask_answered_from_a_feed_article_links_each_supporting_sentence(fake_discord, feed_app, site):
+    fake = fake_discord
+    site.static("/feed.xml", rss(feed_items(site, [0, 1, 2])), "application/rss+xml")
+    lisbon_url = site.url("/news/0.html")  # story 0: "Lisbon opens its new tram line after 2 years of work"
+    async with start(fake, feed_app) as bot:
+        rec = await fake.send_command("feed", [url_option(site.url("/feed.xml"))], subcommand="add",
+                                      permissions=P.MODERATOR_PERMISSIONS)
+        [msg] = await fake.wait_for_response(rec, timeout=30)
+        assert msg["embeds"][0]["title"] == "Feed added"
+        by_title = {a.title: a for a in bot.app.corpus if a.guild_id == fake.guild_id}
+        assert by_title[story(0)[0]].url == lisbon_url
+
+        rec = await fake.send_command("ask", [{"name": "question", "type": P.OPT_STRING,
+                                               "value": "When did Lisbon open its new tram line?"}])
+        [msg] = await fake.wait_for_response(rec, timeout=30)
+        body = fake.requests_to(f"/webhooks/{fake.application_id}/*", "POST")[-1].json
+        assert body.get("allowed_mentions") == {"parse": []}
+        answer, support = msg["embeds"]
+        assert answer["title"] == "Q: When did Lisbon open its new tram line?" and support["title"] == "Supporting sentences"
+        fields = support["fields"]
+        assert fields and fields[0]["name"].startswith(f"1. {story(0)[0]}")
+        assert fields[0]["value"].endswith(f" [source]({lisbon_url})"), fields[0]
+        assert "Lisbon opened its new tram line" in fields[0]["value"]
+        for f in fields:  # every supporting sentence carries its own article's link, whole
+            title = next(t for t in by_title if f["name"].split(". ", 1)[1].startswith(t))
+            assert f["value"].endswith(f" [source]({by_title[title].url})") and len(f["value"]) <= 1024
+        assert_within_limits(body)

@@ -45,6 +45,7 @@ class DigestSentence:
     index: int  # sentence position within its article
     text: str
     score: float
+    url: str | None = None  # its article's link, shown with the sentence
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ def _story(index, summarizer, members: list[int], centroid: np.ndarray) -> Story
         g = int(sent_rows[c])
         row = int(index.sent_article[g])
         a = index.articles[row]
-        item = DigestSentence(a.id, a.title, a.date, int(index.sent_pos[g]), index.texts[g], round(float(score[c]), 4))
+        item = DigestSentence(a.id, a.title, a.date, int(index.sent_pos[g]), index.texts[g], round(float(score[c]), 4), a.url)
         picked.append((rank[row], item.index, item))
     picked.sort(key=lambda t: t[:2])
     # The story's headline: the article closest to what the group has in common.

@@ -16,6 +16,7 @@ class SupportItem:
     index: int  # sentence index within the article
     text: str
     score: float
+    url: str | None = None  # the article's link (feeds, pasted links); untrusted: renderers check it
 
 
 @dataclass(frozen=True)

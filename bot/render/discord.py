@@ -10,8 +10,10 @@ of embed text per message — by splitting long text at sentence boundaries
 
 Layout of a summary or answer: the first embed holds the summary (or
 answer); then "Supporting sentences", numbered, one field each, named with the
-article's title and date. Only the first few are shown; all of them are in
-``support_pages`` (what the "show all" button pages through).
+article's title and date, its value the sentence followed by a ``[source](url)``
+link to the article where it has one (feeds and pasted links). Only the first few
+are shown; all of them are in ``support_pages`` (what the "show all" button pages
+through).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 from ..engines.digest import Digest, Story
 from ..handlers.reply import Reply, SupportItem
+from .links import safe_url
 
 MAX_CONTENT = 2000
 MAX_TITLE = 256
@@ -35,6 +38,7 @@ MAX_TOTAL = 6000
 
 SUPPORT_SHOWN = 5  # supporting sentences in the first message; the rest behind the button
 SUPPORT_PER_PAGE = 5
+SOURCE_TEXT = "source"  # the text of the link to a supporting sentence's article
 
 COLOR_SUMMARY = 0x2B6CB0
 COLOR_ANSWER = 0x2F855A
@@ -157,8 +161,9 @@ def _text_embeds(title: str, text: str, color: int, footer: str | None = None, u
         e: dict[str, Any] = {"type": "rich", "description": part, "color": color}
         if i == 0 and title:
             e["title"] = truncate(title, MAX_TITLE)
-            if url and re.match(r"^https?://\S+$", url):
-                e["url"] = url
+            link = safe_url(url)
+            if link:
+                e["url"] = link
         embeds.append(e)
     if footer:
         embeds[-1]["footer"] = {"text": truncate(footer, MAX_FOOTER)}
@@ -173,11 +178,33 @@ def support_label(n: int, s: SupportItem | Any) -> str:
     return f"{n}. {s.title}{date}"
 
 
+def source_link(url: str | None) -> str:
+    """``[source](url)``: a masked link to the article, or "" when the URL is not a safe
+    http(s) link (see :func:`bot.render.links.safe_url`: nothing in it can close the link,
+    and the link text is fixed, so a feed cannot put markdown or mentions there)."""
+    url = safe_url(url)
+    return f"[{SOURCE_TEXT}]({url})" if url else ""
+
+
 def support_fields(n: int, s: SupportItem | Any, value_limit: int = MAX_FIELD_VALUE) -> list[dict[str, Any]]:
     """One supporting sentence as field(s): named with its number, article title and date;
-    a sentence longer than a field value continues in the next field."""
-    text = s.text if value_limit >= MAX_FIELD_VALUE else truncate(s.text, value_limit)
-    chunks = split_text(text, MAX_FIELD_VALUE) or ["\u200b"]
+    a sentence longer than a field value continues in the next field. When its article
+    has a link, the (last) value ends with `` [source](url)``: the URL is never cut, the
+    sentence makes room instead (it continues in the next field, or, at a shrunk
+    ``value_limit``, is shortened; there the link is left out rather than leave the
+    sentence less than half of the value)."""
+    link = source_link(getattr(s, "url", None))
+    suffix = f" {link}" if link else ""
+    if value_limit < MAX_FIELD_VALUE:
+        if suffix and value_limit - len(suffix) < value_limit // 2:
+            suffix = ""
+        text = truncate(s.text, value_limit - len(suffix))
+    else:
+        text = s.text
+    chunks = split_text(text, MAX_FIELD_VALUE - len(suffix))
+    if suffix and chunks:
+        chunks[-1] += suffix
+    chunks = chunks or [link or "\u200b"]
     label = support_label(n, s)
     return [_field(label if i == 0 else f"{n}. (continued)", chunk) for i, chunk in enumerate(chunks)]
 
@@ -331,8 +358,8 @@ def _story_embed(story: Story, value_limit: int) -> dict[str, Any]:
         "description": truncate(desc, min(MAX_DESCRIPTION, max(200, value_limit * 3))),
         "color": COLOR_DIGEST,
     }
-    url = story.articles[0].url if story.articles else None
-    if url and re.match(r"^https?://\S+$", url):
+    url = safe_url(story.articles[0].url) if story.articles else None
+    if url:
         embed["url"] = url
     if fields:
         embed["fields"] = fields[:MAX_FIELDS]

@@ -5,6 +5,9 @@ from __future__ import annotations
 import textwrap
 
 from ..handlers.reply import Reply
+from .links import safe_url
+
+CONSOLE_MAX_URL = 2048  # the console has no message limits; longer is not a news link
 
 
 def _wrap(text: str, indent: str = "", width: int = 100) -> str:
@@ -51,4 +54,7 @@ def render_text(reply: Reply, width: int = 100) -> str:
             date = f", {s.date}" if s.date else ""
             out.append(_wrap(f"{n}. {s.text}", "  ", width))
             out.append(f"     — {s.title}{date} (sentence {s.index + 1}, score {s.score:.2f})")
+            url = safe_url(getattr(s, "url", None), max_len=CONSOLE_MAX_URL)
+            if url:  # the article's link, percent-encoded: nothing in it can move the terminal's cursor
+                out.append(f"       <{url}>")
     return "\n".join(out)
