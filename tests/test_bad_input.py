@@ -82,18 +82,52 @@ def test_batch_cli_one_line_out_per_line_in(tmp_path_factory, settings_factory, 
     from bot.app import Precis
 
     rows = [r.replace("\n", " ").replace("\r", " ") for r in rows]
-    rows = [r for r in rows if r.strip() and r.strip() != "\x1c"]
     folder = tmp_path_factory.mktemp("cli")
     f = folder / "in.jsonl"
     f.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    expected = len([ln for ln in f.read_text(encoding="utf-8").splitlines() if ln.strip()])
+    # JSON Lines: records end at "\n" only (U+0085, U+2028 inside a record are not line ends)
+    expected = len([ln for ln in f.read_text(encoding="utf-8").split("\n") if ln.strip()])
     out = io.StringIO()
     app = Precis(settings_factory(data_dir=folder / "data"), embedder=embedder)
     assert summarize(app, f, "extractive", 3, out) == 0
-    lines = [json.loads(x) for x in out.getvalue().splitlines()]
+    lines = [json.loads(x) for x in out.getvalue().splitlines()]  # any splitter: nothing raw to break on
     assert len(lines) == expected
     for line in lines:
         assert ("error" in line and line["error"]) or (line["summary"] and len(line["support"]) == len(line["summary"]))
+
+
+def test_batch_output_records_with_unicode_line_breaks_read_back_whole(tmp_path, settings_factory, embedder):
+    """A record holding U+0085, U+2028 and U+2029 (ids, titles and text do) is one line to str.splitlines too."""
+    from bot.adapters.cli import summarize
+    from bot.app import Precis
+
+    odd = "a\u0085b\u2028c\u2029d"
+    f = tmp_path / "in.jsonl"
+    rows = [{"id": odd, "title": odd, "text": f"The council met on Monday. It approved the {odd} plan."},
+            {"id": "second", "text": "Rain fell in the north. Rivers rose overnight."}]
+    f.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    out = io.StringIO()
+    assert summarize(Precis(settings_factory(data_dir=tmp_path / "data"), embedder=embedder), f, "extractive", 3,
+                     out) == 0
+    raw = out.getvalue()
+    assert "\u2028" not in raw and "\u0085" not in raw and "\u2029" not in raw
+    records = [json.loads(x) for x in raw.splitlines()]
+    assert [r["id"] for r in records] == [odd, "second"]
+    assert any("plan" in s for s in records[0]["summary"])  # the text (its breaks made spaces) summarised
+
+
+def test_corpus_jsonl_keeps_a_record_holding_unicode_line_breaks(tmp_path):
+    from bot.corpus.loader import load_corpus
+    from bot.jsonl import dumps_line
+
+    odd = "Shares rose\u2028in Tokyo\u0085and Seoul."
+    f = tmp_path / "fetched.jsonl"
+    f.write_text(dumps_line({"title": "Markets", "text": odd}) + "\n" + json.dumps(
+        {"title": "Raw", "text": "One line\u2028of text written raw by another tool."}, ensure_ascii=False) + "\n",
+        encoding="utf-8")
+    result = load_corpus(f)
+    assert not result.issues
+    assert [a.title for a in result.articles] == ["Markets", "Raw"]
 
 
 @pytest.mark.parametrize("question", ["", "   ", "\n\t", "x" * 301])

@@ -131,6 +131,37 @@ def test_ask_contract_in_process(tmp_path, app_factory):
     assert "300" in rows[4]["error"]
 
 
+def test_ask_honours_asked_at(tmp_path, app_factory):
+    """A question replayed before an article's date never cites it; after, it may."""
+    from bot.adapters.cli import ask
+
+    app = app_factory()
+    kazakh = next(a for a in app.snapshot.index.articles if "Kazakh" in a.title)
+    assert kazakh.date == "09 January 2019"
+    q = "How many ethnic Kazakhs is China allowing to leave?"
+    f = _lines(tmp_path, [
+        {"id": "before", "question": q, "asked_at": "2019-01-08"},
+        {"id": "before-tz", "question": q, "asked_at": "2019-01-09T08:00:00+09:00"},  # 23:00 UTC the day before
+        {"id": "after", "question": q, "asked_at": "2019-01-09T12:00:00Z"},
+        {"id": "now", "question": q},
+        {"id": "bad", "question": q, "asked_at": "last Tuesday"},
+        {"id": "bad-type", "question": q, "asked_at": 20190109},
+    ])
+    out = io.StringIO()
+    assert ask(app, f, "extractive", 3, out) == 0
+    rows = {r["id"]: r for r in map(json.loads, out.getvalue().splitlines())}
+    for rid in ("before", "before-tz"):
+        assert all(s["article_id"] != kazakh.id for s in rows[rid]["support"]), rows[rid]
+        assert "2,000" not in rows[rid]["answer"]
+    assert rows["before"]["asked_at"] == "2019-01-08T00:00:00+00:00"
+    for rid in ("after", "now"):
+        assert rows[rid]["abstained"] is False and rows[rid]["support"][0]["article_id"] == kazakh.id
+        assert "2,000" in rows[rid]["answer"]
+    assert "asked_at" not in rows["now"]
+    assert "ISO 8601" in rows["bad"]["error"] and "line 5" in rows["bad"]["error"]
+    assert "ISO 8601" in rows["bad-type"]["error"]
+
+
 def test_a_small_summarize_job_takes_the_quick_starting_embedder(tmp_path):
     from bot.__main__ import SMALL_JOB_BYTES, _small_job_embedder
     from bot.config import Settings

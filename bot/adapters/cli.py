@@ -2,11 +2,17 @@
 
     python -m bot summarize --input FILE.jsonl [--mode extractive] [--sentences N] --json
     python -m bot ask --corpus PATH --questions FILE.jsonl [--mode extractive] [--k 3] [--guild ID] --json
+
+``ask`` lines are ``{"id", "question"}`` with an optional ``"asked_at"`` (ISO 8601: ``2022-06-10``,
+``2022-06-10T09:30:00Z``; no time zone = UTC; a date alone = that day's start): the question is answered as
+the bot would have answered it then - only articles published by then count (undated ones always do) and
+"this week", "recently" count back from it. Without it, now.
     python -m bot fetch [--url URL ...] [--feed URL ...] [--data-dir DIR] --json
     python -m bot verify --input FILE.jsonl [--threshold T] [--model-score] --json
 
 One output line per input line, in the same order. A bad input line gives
-``{"id", "error"}`` and the run goes on.
+``{"id", "error"}`` and the run goes on. Output lines are JSON Lines that survive any line splitter:
+U+0085, U+2028 and U+2029 (which ``str.splitlines`` and JavaScript split on) are written escaped.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
@@ -21,6 +28,7 @@ from ..app import Precis
 from ..corpus.article import Article
 from ..handlers.core import Handlers
 from ..handlers.reply import Reply
+from ..jsonl import dumps_line, split_records
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +38,28 @@ def _read_lines(path: Path) -> list[tuple[int, str]]:
         text = sys.stdin.read()
     else:
         text = path.read_text(encoding="utf-8-sig", errors="replace")
-    return [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    return [(n, line) for n, line in enumerate(split_records(text), 1) if line.strip()]
 
 
 def _emit(out: TextIO, obj: dict) -> None:
-    out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    out.write(dumps_line(obj) + "\n")
     out.flush()
+
+
+def parse_asked_at(value) -> float:
+    """An ISO 8601 date or date-time as epoch seconds (no time zone: UTC; a date alone: 00:00 that day);
+    ValueError with a message for the user otherwise."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError('"asked_at" must be an ISO 8601 date or time, e.g. "2022-06-10" or "2022-06-10T09:30:00Z"')
+    text = value.strip()
+    try:
+        when = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "zZ" else text)
+    except ValueError:
+        raise ValueError(f'"asked_at" {text[:40]!r} is not an ISO 8601 date or time (e.g. 2022-06-10T09:30:00Z)'
+                         ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp()
 
 
 def _summary_line(item_id, reply: Reply) -> dict:
@@ -122,10 +146,16 @@ def ask(app: Precis, questions_path: Path, mode: str, k: int, out: TextIO = sys.
         question = None if obj is None else obj.get("question")
         if error is None and not isinstance(question, str):
             error = f'line {n}: missing "question" (a string)'
+        asked_at = None
+        if error is None and obj.get("asked_at") is not None:
+            try:
+                asked_at = parse_asked_at(obj["asked_at"])
+            except ValueError as exc:
+                error = f"line {n}: {exc}"
         if error is not None:
             _emit(out, {"id": item_id, "error": error})
             continue
-        reply = handlers.ask(question, mode=mode, k=k, guild_id=guild_id)
+        reply = handlers.ask(question, mode=mode, k=k, guild_id=guild_id, asked_at=asked_at)
         if not reply.ok:
             _emit(out, {"id": item_id, "error": reply.text})
             continue
@@ -135,6 +165,8 @@ def ask(app: Precis, questions_path: Path, mode: str, k: int, out: TextIO = sys.
         answer = "\n".join(line.text for line in reply.lines)  # the short answer (if any), then its sentence
         record = {"id": item_id, "answer": answer, "short_answer": reply.meta.get("short_answer"),
                   "abstained": reply.abstained, "support": support}
+        if asked_at is not None:
+            record["asked_at"] = datetime.fromtimestamp(asked_at, timezone.utc).isoformat()
         if reply.notes:
             record["notes"] = list(reply.notes)
         _emit(out, record)

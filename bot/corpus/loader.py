@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..jsonl import split_records
 from .article import Article
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,7 @@ def load_file(path: Path) -> LoadResult:
 
     articles: list[Article] = []
     if path.suffix.lower() in JSONL_SUFFIXES:
-        for n, line in enumerate(text.splitlines(), 1):
+        for n, line in enumerate(split_records(text), 1):
             if not line.strip():
                 continue
             try:

@@ -48,7 +48,7 @@ class Handlers:
     @staticmethod
     def _support(snap: Snapshot, info: SentenceInfo) -> SupportItem:
         art = snap.index.articles[info.article]
-        return SupportItem(art.id, art.title, art.date, info.index, info.text, round(info.score, 4))
+        return SupportItem(art.id, art.title, art.date, info.index, info.text, round(info.score, 4), art.url)
 
     def _check_common(self, mode: str, length: int | None) -> tuple[str, int] | Reply:
         mode = (mode or "extractive").strip().lower()
@@ -256,7 +256,10 @@ class Handlers:
                 if not cur or cur in f.label.lower() or cur in f.url.lower()][:25]
 
     # ---------------------------------------------------------------- /ask
-    def ask(self, question: str | None, mode: str = "extractive", k: int = 3, guild_id: int | None = None) -> Reply:
+    def ask(self, question: str | None, mode: str = "extractive", k: int = 3, guild_id: int | None = None,
+            asked_at: float | None = None) -> Reply:
+        """``asked_at`` (epoch s): answer as the bot would have then - articles published later are hidden
+        and "this week" counts back from it (the batch CLI's replay); None: now (the app's clock)."""
         from ..engines.answerer import QuestionError, validate_question
 
         t = time.perf_counter()
@@ -279,14 +282,14 @@ class Handlers:
             answerer = copy.copy(answerer)
             answerer.generator = gen
             with self.app.generate_lock:
-                ans = answerer.answer(q, mode=mode, k=k, visible=visible, now=self.app.clock())
+                ans = answerer.answer(q, mode=mode, k=k, visible=visible, now=self.app.clock(), asked_at=asked_at)
         else:
-            ans = answerer.answer(q, mode=mode, k=k, visible=visible, now=self.app.clock())
+            ans = answerer.answer(q, mode=mode, k=k, visible=visible, now=self.app.clock(), asked_at=asked_at)
         articles = snap.index.articles
         support = tuple(
             SupportItem(
                 articles[s.article].id, articles[s.article].title, articles[s.article].date,
-                s.position, s.text, round(s.score, 4),
+                s.position, s.text, round(s.score, 4), articles[s.article].url,
             )
             for s in ans.support
         )
@@ -304,6 +307,7 @@ class Handlers:
             notes=(ans.note,) if ans.note else (),
             abstained=ans.abstained,
             meta={"mode": mode, "confidence": round(ans.confidence, 3), "short_answer": ans.short,
+                  **({"asked_at": asked_at} if asked_at is not None else {}),
                   "elapsed_ms": round((time.perf_counter() - t) * 1000, 1)},
         )
 

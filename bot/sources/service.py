@@ -22,7 +22,6 @@ the bot, the console and the batch CLI all use it.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 import time
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..corpus.article import Article
+from ..jsonl import dumps_line
 from ..store import GLOBAL_GUILD, Feed, Store
 from .extract import MIN_WORDS, Extracted, extract_article, word_count
 from .feeds import (
@@ -420,7 +420,7 @@ class Sources:
                    "arrived": a.arrived}
             if a.guild_id:
                 rec["guild_id"] = a.guild_id
-            lines.append(json.dumps(rec, ensure_ascii=False) + "\n")
+            lines.append(dumps_line(rec) + "\n")
         try:
             with self._write_lock:
                 path.parent.mkdir(parents=True, exist_ok=True)
