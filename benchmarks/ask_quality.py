@@ -1,30 +1,37 @@
-"""Question-answering quality: answer-in-top-3 retrieval, abstention, latency.
+"""/ask quality the way members use it: live questions and an archive, leave-months-out on RealTime QA.
 
-Systems, all over the same sentence index (same sentences, same run):
-  bm25     the index's bm25s scores for the question as typed
-  dense    MiniLM cosine between the question and each sentence
-  z-sum    both z-normalised over the corpus and added
-  precis   bot.engines.answerer.Retriever (fusion + neighbours + title/article + cues)
+RealTime QA 2022 (default ../shared/data/realtimeqa/realtimeqa_2022.jsonl): news quiz questions with the
+articles that hold their answers; the corpus is every question's articles, deduplicated by URL. Every
+question is asked through the real Answerer with ``asked_at`` (the batch CLI's replay): only articles
+published by then are read, and "this week" counts back from it. Two shapes of use:
 
-Data (defaults point at ../shared/data):
-  RealTime QA 2022   corpus = every question's docs, deduplicated by URL; every
-                     question searches the whole corpus
-  SQuAD v1.1 (part)  corpus = all paragraphs (one article each, titled by the
-                     Wikipedia page)
+  live      every question asked at its quiz date against the whole file's articles (those published
+            later are invisible then); counted where an article published by then holds its answer
+  archive   the questions that do not name their time, asked at the end of the period against all articles
 
-Metrics:
-  top-3        among questions whose answer string occurs in some corpus
-               sentence, the share with an answer string in a top-3 sentence
-               (case-insensitive, whole-word match)
-  abstain      questions set aside with their docs (RealTime QA: some months;
-               SQuAD: some pages), kept where their answer strings occur
-               nowhere in the remaining corpus; share the answerer abstains on
-  false abst.  share of answerable questions (answer in the remaining corpus)
-               the answerer abstains on, same reduced corpus
-  p50/p95 ms   wall time per question (question embedding included)
+and two constructions of questions the corpus cannot answer:
 
-    python benchmarks/ask_quality.py [--realtimeqa FILE] [--squad DIR] [--limit N]
-        [--cache-dir DIR] [--holdout-months 2022/08,2022/11] [--threshold T] [--threads N]
+  (a)       a month's questions, asked at their quiz date, with that month's articles removed
+  (b)       one half of the period's questions against the other half's articles only: the later half's
+            questions asked at their quiz date (the corpus holds only older news), the earlier half's
+            untimed questions asked at the end of the period (it holds only later news)
+
+Leave-months-out: each month is held out in turn; the reader's weights and the two abstention thresholds
+are fitted on the other months' live and archive questions (the highest threshold that abstains on at most
+--max-false of them); every figure is the held-out month's, mean over the months. Reported per protocol:
+first line correct / wrong / vague / abstained (the answer as the CLI gives it: the short answer and its
+sentence; and the first line alone), top-1 / top-3 support hits, plain BM25's top-1 sentence and top-3
+(among the articles published by then), false abstention, p50/p95 latency; abstention on (a) and (b). Then
+the shipped configuration (the same fit on all months) in each protocol, which is in-sample.
+
+A match is the gold answer string, whole words, case-insensitive; "wrong" is another multiple-choice
+option; "vague" is neither.
+
+    python benchmarks/ask_quality.py [--realtimeqa FILE] [--cache-dir DIR] [--json OUT] [--abstractive]
+        [--abstractive-limit N] [--max-false 0.07] [--squad DIR]
+
+--squad DIR adds retrieval (answer in top 3: BM25, dense, z-sum, precis) and abstention on SQuAD v1.1
+paragraphs (every 4th page set aside), which is not news and has no dates.
 
 OMP_WAIT_POLICY defaults to PASSIVE here (set it in the environment to
 override): on a shared 2-core box, OpenMP threads that spin while waiting made
@@ -59,8 +66,6 @@ from bot.index.sentence_index import SentenceIndex  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 SYSTEMS = ("bm25", "dense", "z-sum", "precis")
-# Months tuned on while developing were 2022/07 and 2022/10; report on others.
-DEFAULT_HOLDOUT_MONTHS = ("2022/08", "2022/11")
 DEFAULT_SQUAD_HOLDOUT = 4  # every 4th Wikipedia page (sorted by title) is set aside
 
 
@@ -314,39 +319,80 @@ def print_report(results: list[dict]) -> None:
 
 
 # ------------------------------------------------------- leave-months-out
+# Two shapes of use, both replayed with the bot's own ``asked_at`` (Answerer.answer): only articles
+# published by then are read, and "this week" counts back from it.
+#   live     every question asked at its quiz date against the whole file's articles
+#   archive  the questions that do not name their time, asked at the end of the period against all articles
+# Unanswerable, two constructions:
+#   (a)      a month's questions, asked at their quiz date, with that month's articles removed
+#   (b)      one half of the period's questions against the other half's articles only: the later half's
+#            questions asked at their quiz date of the earlier half's articles (live), the earlier half's
+#            untimed questions asked at the end of the period of the later half's articles (archive)
+# Each fold holds one month out: the reader's weights and the abstention thresholds are fitted on the other
+# months' live and archive questions; every figure is the held-out month's, through the real Answerer.
+DAY = 86400.0
+
+
 @dataclass
 class Cands:
-    """One question's reader candidates on one index: what every fold needs, computed once."""
+    """One question's reader candidates in one protocol: what every fold's fit needs, computed once."""
 
     support: list  # the retriever's candidates (Support)
     X: np.ndarray  # reader features
     y: np.ndarray  # candidate holds a gold answer
-    cov: np.ndarray  # coverage around each candidate (the confidence's first half)
-    dense_max: float
+    cov: np.ndarray  # coverage around each candidate (the confidence's first part)
+    dense: np.ndarray  # each candidate's window cosine (the confidence's second part)
     art: np.ndarray  # each candidate's article coverage (the confidence's third part)
-    bm25_top: list[int]  # plain BM25's top-3 sentence rows
-    fresh: np.ndarray  # each candidate's article freshness (Answerer.freshness, at the quiz date)
+    bm25_top: list[int]  # plain BM25's top-3 sentence rows among the articles published by then
+    timed: bool  # the question names its time (its own threshold)
 
 
-def collect(answerer: Answerer, questions: list[Question], bm25: bool = False) -> dict[str, Cands]:
+class Visible:
+    """Answer strings among the articles an index shows at a given time."""
+
+    def __init__(self, answerer: Answerer) -> None:
+        ix = answerer.index
+        self.answerer = answerer
+        self.texts = []
+        for a in range(len(ix.articles)):
+            rows = ix.rows(a)
+            self.texts.append("\n".join(ix.texts[i].replace("\n", " ") for i in range(rows.start, rows.stop)))
+        self.joined = "\n".join(self.texts)
+
+    def mask(self, asked_at: float) -> np.ndarray:
+        return self.answerer.in_time("", None, None, asked_at=asked_at)[0]
+
+    def has(self, pat: re.Pattern | None, asked_at: float) -> bool:
+        if not pat or not pat.search(self.joined):
+            return False
+        return any(pat.search(self.texts[a]) for a in np.flatnonzero(self.mask(asked_at)))
+
+
+def collect(answerer: Answerer, questions: list[Question], asked: dict[str, float], bm25: bool = False
+            ) -> dict[str, Cands]:
     index = answerer.index
     out: dict[str, Cands] = {}
     for q in questions:
+        t = asked[q.id]
         pat = answer_pattern(q.answers)
-        visible, _ = answerer.in_time(q.text, None, q.asked)  # "this week": the week's articles only
-        cands, X, comps = answerer.candidates(q.text, 3, visible, q.asked)
+        visible, span = answerer.in_time(q.text, None, None, asked_at=t)
+        cands, X, comps = answerer.candidates(q.text, 3, visible, t)
         y = np.array([bool(pat and pat.search(c.text)) for c in cands], dtype=bool)
         cov = X[:, READER_FEATURES.index("context")] if len(cands) else np.zeros(0)
-        dense_max = float(np.clip(comps["dense"].max(), 0.0, 1.0)) if comps else 0.0
+        dense = np.array([answerer.retriever.window_dense(comps["dense"], c.sentence) for c in cands],
+                         dtype=np.float64)
         terms = answerer.retriever.query_terms(q.text)
         by_article: dict[int, float] = {}
         for c in cands:
             if c.article not in by_article:
                 by_article[c.article] = answerer.retriever.article_coverage(q.text, c.article, terms)
         art = np.array([by_article[c.article] for c in cands], dtype=np.float64)
-        top_b = [int(i) for i in _ranked(index.bm25_scores(q.text), 3)] if bm25 and len(index) else []
-        fresh = np.array([answerer.freshness(c.article, q.asked) for c in cands], dtype=np.float64)
-        out[q.id] = Cands(cands, X, y, cov, dense_max, art, top_b, fresh)
+        top_b: list[int] = []
+        if bm25 and len(index):
+            bm = np.asarray(index.bm25_scores(q.text), dtype=np.float64)
+            seen = answerer.in_time("", None, None, asked_at=t)[0][index.sent_article]
+            top_b = [int(i) for i in _ranked(np.where(seen, bm, -np.inf), 3) if seen[i]]
+        out[q.id] = Cands(cands, X, y, cov, dense, art, top_b, span is not None)
     return out
 
 
@@ -376,28 +422,17 @@ def fit_reader(data: list[Cands], l2: float = 0.1) -> ReaderWeights:
 
 
 def confidence_of(d: Cands, w: ReaderWeights) -> tuple[float, np.ndarray]:
+    """The confidence the Answerer computes for this question under reader weights ``w`` (no model call)."""
     if not d.support:
         return 0.0, np.zeros(0, dtype=np.int64)
     order = np.argsort(-(d.X @ w.vector()), kind="stable")
-    return confidence_from(float(d.cov[order[0]]), d.dense_max, float(d.art[order[0]]),
-                           float(d.fresh[order[0]])), order
+    return confidence_from(float(d.cov[order[0]]), float(d.dense[order[0]]), float(d.art[order[0]])), order
 
 
-def timed(q: Question) -> bool:
-    """Whether the question names its own time ("this week"): then only that span's articles answer it, and
-    it has its own abstention threshold (see bot.engines.timeframe)."""
-    return Answerer.timeframes and timeframe.window(q.text) is not None
-
-
-def choose_thresholds(pairs: list[tuple[bool, float, bool]], max_false: float) -> dict[bool, float]:
-    """(timed?, confidence, unanswerable?) per question -> a threshold for timed and one for other
-    questions, each by :func:`choose_threshold`."""
-    out = {}
-    for kind in (True, False):
-        cu = [c for k, c, u in pairs if k == kind and u]
-        ca = [c for k, c, u in pairs if k == kind and not u]
-        out[kind] = choose_threshold(cu, ca, max_false)
-    return out
+def choose_thresholds(pairs: list[tuple[bool, float]], max_false: float) -> dict[bool, float]:
+    """(timed?, confidence) of answerable questions -> a threshold for timed and one for other questions,
+    each the highest that abstains on at most ``max_false`` of them (:func:`choose_threshold`)."""
+    return {kind: choose_threshold([], [c for k, c in pairs if k == kind], max_false) for kind in (True, False)}
 
 
 def choose_threshold(conf_un: list[float], conf_ans: list[float], max_false: float) -> float:
@@ -417,212 +452,289 @@ def judge(text: str | None, pat, wrong) -> str:
     return "vague"
 
 
-def lmo_eval(
-    questions: list[Question], articles: list[Article], embedder, cache_dir: Path, generator=None,
-    max_false: float = 0.07, abstractive_limit: int | None = None,
-) -> dict:
-    """Every figure per held-out month (fit on the other months), then the mean over months."""
-    index = build_index(articles, embedder, cache_dir, "RealTime QA 2022 (leave-months-out)")
-    matcher = Matcher(index)
-    base = Answerer(index)
-    months = sorted({q.group for q in questions})
-    answerable = [q for q in questions if matcher.in_corpus(answer_pattern(q.answers))]
-    t0 = time.perf_counter()
-    full = collect(base, answerable, bm25=True)
-    print(f"[lmo] candidates for {len(answerable)} questions in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
-    reduced: dict[str, tuple[dict[str, Cands], set[str], set[str]]] = {}
-    for m in months:
-        rarts = reduced_corpus(questions, articles, {m})
-        rindex = build_index(rarts, embedder, cache_dir, f"without {m}")
-        rmatch = Matcher(rindex)
-        un = {q.id for q in questions if q.group == m and not rmatch.in_corpus(answer_pattern(q.answers))}
-        ans = {q.id for q in questions if q.group != m and rmatch.in_corpus(answer_pattern(q.answers))}
-        keep = [q for q in questions if q.id in un or q.id in ans]
-        reduced[m] = (collect(Answerer(rindex), keep), un, ans)
+@dataclass
+class Setup:
+    """Every index, question set and candidate list of the protocols (built once, shared by the folds)."""
+
+    months: list[str]
+    by_id: dict[str, Question]
+    end: float  # the end of the period: when the archive is asked
+    full: Answerer
+    live: dict[str, Cands]  # answerable at the quiz date
+    archive: dict[str, Cands]  # untimed, answerable at the end
+    a_answerer: dict[str, Answerer]  # month -> the index without that month's articles
+    a_un: dict[str, list[str]]  # month -> its questions that index cannot answer at their quiz date
+    b_answerer: dict[str, Answerer]  # "old" (the first half's articles), "new" (the second half's)
+    b_un: dict[str, tuple[str, str]]  # question id -> (which half index, "live" or "archive")
+    halves: tuple[list[str], list[str]]
+
+
+def build_setup(questions: list[Question], articles: list[Article], embedder, cache_dir: Path) -> Setup:
     by_id = {q.id: q for q in questions}
-    per_month: list[dict] = []
-    weights_by_month: dict[str, ReaderWeights] = {}
+    months = sorted({q.group for q in questions})
+    t0 = time.perf_counter()
+    full = Answerer(build_index(articles, embedder, cache_dir, "RealTime QA 2022, all articles"))
+    pub = full.retriever.published
+    end = max(max(q.asked for q in questions if q.asked is not None), float(np.nanmax(pub)))
+    vis = Visible(full)
+    live_q = [q for q in questions if vis.has(answer_pattern(q.answers), q.asked)]
+    arch_q = [q for q in questions if timeframe.window(q.text) is None and vis.has(answer_pattern(q.answers), end)]
+    live = collect(full, live_q, {q.id: q.asked for q in live_q}, bm25=True)
+    archive = collect(full, arch_q, {q.id: end for q in arch_q}, bm25=True)
+    print(f"[setup] live {len(live)} / archive {len(archive)} answerable questions, candidates in "
+          f"{time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    a_answerer, a_un = {}, {}
     for m in months:
-        w = fit_reader([full[q.id] for q in answerable if q.group != m])
-        weights_by_month[m] = w
-        pairs = []
-        for m2 in months:
-            if m2 == m:
+        ans = Answerer(build_index(reduced_corpus(questions, articles, {m}), embedder, cache_dir, f"without {m}"))
+        v = Visible(ans)
+        a_answerer[m] = ans
+        a_un[m] = [q.id for q in questions if q.group == m and not v.has(answer_pattern(q.answers), q.asked)]
+    first = months[: (len(months) + 1) // 2]
+    second = months[len(first):]
+    b_answerer, b_un = {}, {}
+    for name, keep_months in (("old", first), ("new", second)):
+        aside = set(months) - set(keep_months)
+        ans = Answerer(build_index(reduced_corpus(questions, articles, aside), embedder, cache_dir,
+                                   f"{name} half's articles only ({', '.join(keep_months)})"))
+        b_answerer[name] = ans
+        v = Visible(ans)
+        for q in questions:
+            if name == "old" and q.group in second and not v.has(answer_pattern(q.answers), q.asked):
+                b_un[q.id] = ("old", "live")
+            if (name == "new" and q.group in first and timeframe.window(q.text) is None
+                    and not v.has(answer_pattern(q.answers), end)):
+                b_un[q.id] = ("new", "archive")
+    return Setup(months, by_id, end, full, live, archive, a_answerer, a_un, b_answerer, b_un, (first, second))
+
+
+def configure(ans: Answerer, w: ReaderWeights, ts: dict[bool, float]) -> Answerer:
+    ans.reader.weights = w
+    ans.abstain_threshold, ans.timed_threshold = ts[False], ts[True]
+    return ans
+
+
+def evaluate(st: Setup, months: set[str], w: ReaderWeights, ts: dict[bool, float], generator=None,
+             abstractive_limit: int | None = None) -> dict:
+    """The real Answerer, configured with ``w`` and ``ts``, on the questions of ``months`` in every protocol."""
+    out: dict = {}
+    index = st.full.index
+    for proto, cands in (("live", st.live), ("archive", st.archive)):
+        ans = configure(st.full, w, ts)
+        c = {k: 0 for k in ("n", "correct", "wrong", "vague", "abstained", "first_correct", "first_wrong",
+                            "first_vague", "top1", "top3", "bm25_correct", "bm25_wrong", "bm25_vague", "bm25_top3",
+                            "with_short")}
+        ms: list[float] = []
+        items = []
+        for qid, d in cands.items():
+            q = st.by_id[qid]
+            if q.group not in months:
                 continue
-            data, un, ans = reduced[m2]
-            pairs += [(timed(by_id[i]), confidence_of(data[i], w)[0], True) for i in un]
-            pairs += [(timed(by_id[i]), confidence_of(data[i], w)[0], False) for i in ans if by_id[i].group != m]
-        ts = choose_thresholds(pairs, max_false)
-        held = [q for q in answerable if q.group == m]
-        row = {"month": m, "n": len(held), "threshold": ts[False], "timed_threshold": ts[True], "weights": w}
-        counts = {f"{mode}_{v}": 0 for mode in ("ext", "short", "bm25") for v in ("correct", "wrong", "vague")}
-        counts.update(ext_abstained=0, top1=0, top3=0, retr_top3=0, bm25_top3=0, with_short=0)
-        items = row["items"] = []  # per question, for reading the misses (--json)
-        for q in held:
-            d = full[q.id]
             pat, wrong = answer_pattern(q.answers), answer_pattern(q.wrong)
-            conf, order = confidence_of(d, w)
-            counts["top1"] += bool(d.y[order[:1]].any())
-            counts["top3"] += bool(d.y[order[:3]].any())
-            counts["retr_top3"] += bool(d.y[:3].any())
-            counts["bm25_top3"] += matcher.hit(pat, d.bm25_top[:3])
-            counts["bm25_" + judge(index.texts[d.bm25_top[0]] if d.bm25_top else None, pat, wrong)] += 1
-            item = {"id": q.id, "question": q.text, "gold": q.answers, "wrong": q.wrong, "confidence": round(conf, 4)}
+            when = q.asked if proto == "live" else st.end
+            t = time.perf_counter()
+            a = ans.answer(q.text, asked_at=when)
+            ms.append((time.perf_counter() - t) * 1000)
+            c["n"] += 1
+            c["bm25_top3"] += any(pat.search(index.texts[r]) for r in d.bm25_top[:3]) if pat else 0
+            c["bm25_" + judge(index.texts[d.bm25_top[0]] if d.bm25_top else None, pat, wrong)] += 1
+            item = {"id": qid, "question": q.text, "gold": q.answers, "confidence": round(a.confidence, 4)}
             items.append(item)
-            if conf < ts[timed(q)]:
-                counts["ext_abstained"] += 1
+            if a.abstained:
+                c["abstained"] += 1
                 item["judged"] = "abstained"
                 continue
-            support = [d.support[i] for i in order[:3]]
-            text, short, support = base.lead(q.text, support)
-            item.update(judged=judge(text, pat, wrong), answer=text, short=short,
-                        gold_in_top3=bool(d.y[order[:3]].any()), gold_in_candidates=bool(d.y.any()))
-            counts["ext_" + judge(text, pat, wrong)] += 1
-            counts["short_" + judge(short, pat, wrong)] += 1
-            counts["with_short"] += short is not None
-        data, un, ans = reduced[m]
-        row["unanswerable"] = len(un)
-        row["abstain"] = sum(confidence_of(data[i], w)[0] < ts[timed(by_id[i])] for i in un)
-        row["answerable_reduced"] = len(ans)
-        row["false_abstain"] = sum(confidence_of(data[i], w)[0] < ts[timed(by_id[i])] for i in ans)
-        row["unanswerable_items"] = [
-            {"id": i, "question": by_id[i].text, "confidence": round(confidence_of(data[i], w)[0], 4),
-             "threshold": ts[timed(by_id[i])], "top": data[i].support[confidence_of(data[i], w)[1][0]].text
-             if data[i].support else None} for i in sorted(un)]
-        for kind, label in ((True, "timed"), (False, "plain")):
-            row[f"un_{label}"] = [bool(confidence_of(data[i], w)[0] < ts[kind]) for i in un if timed(by_id[i]) == kind]
-            row[f"ans_{label}"] = [bool(confidence_of(data[i], w)[0] < ts[kind]) for i in ans if timed(by_id[i]) == kind]
-        if generator is not None:
-            ab = Answerer(index, generator, abstain_threshold=ts[False], timed_threshold=ts[True], reader=w)
-            sub = held[:abstractive_limit] if abstractive_limit else held
-            for v in ("correct", "wrong", "vague", "abstained", "kept", "short_correct", "short_wrong",
-                      "ext_correct", "ext_wrong", "ext_vague", "ext_abstained"):
-                counts[f"abs_{v}"] = 0
-            ms = row.setdefault("abs_ms", [])
-            row["abs_n"] = len(sub)
-            for q in sub:
-                pat, wrong = answer_pattern(q.answers), answer_pattern(q.wrong)
-                t1 = time.perf_counter()
-                a = ab.answer(q.text, mode="abstractive", now=q.asked)
-                ms.append((time.perf_counter() - t1) * 1000)
-                if a.abstained:  # the same confidence: the extractive answer abstains too
-                    counts["abs_abstained"] += 1
-                    counts["abs_ext_abstained"] += 1
-                    continue
-                e = ab.answer(q.text, now=q.asked)  # the extractive answer to the same question, for a like-for-like figure
-                counts["abs_ext_" + ("abstained" if e.abstained else judge(e.answer, pat, wrong))] += 1
-                counts["abs_" + judge(a.answer, pat, wrong)] += 1
-                if a.note is None:
-                    counts["abs_kept"] += 1
-                    j = judge(a.short, pat, wrong)
-                    if j != "vague":
-                        counts[f"abs_short_{j}"] += 1
-        row.update(counts)
-        per_month.append(row)
-        print(f"[lmo] {m}: {row['n']} answerable, thresholds {ts[False]:.3f} / timed {ts[True]:.3f}, weights {w}",
-              file=sys.stderr)
-    # The shipped defaults: the same procedure on every month.
-    w_all = fit_reader([full[q.id] for q in answerable])
-    pairs = []
-    for m2 in months:
-        data, un, ans = reduced[m2]
-        pairs += [(timed(by_id[i]), confidence_of(data[i], w_all)[0], True) for i in un]
-        pairs += [(timed(by_id[i]), confidence_of(data[i], w_all)[0], False) for i in ans]
-    ts_all = choose_thresholds(pairs, max_false)
-    return {"per_month": per_month, "answerable": len(answerable), "weights_all": w_all,
-            "threshold_all": ts_all[False], "timed_threshold_all": ts_all[True],
-            "max_false": max_false}
+            hits = [bool(pat and pat.search(s.text)) for s in a.support]
+            c["top1"] += any(hits[:1])
+            c["top3"] += any(hits[:3])
+            j, first = judge(a.answer, pat, wrong), judge(a.lines[0], pat, wrong)
+            c[j] += 1
+            c["first_" + first] += 1
+            c["with_short"] += a.short is not None
+            item.update(judged=j, first=first, answer=a.answer)
+        c["ms"] = ms
+        out[proto] = c
+        out[proto + "_items"] = items
+    # unanswerable
+    for key, rows in (("a", [(i, st.a_answerer[st.by_id[i].group], st.by_id[i].asked)
+                              for m in months for i in st.a_un.get(m, [])]),
+                      ("b", [(i, st.b_answerer[h], st.by_id[i].asked if shape == "live" else st.end)
+                             for i, (h, shape) in st.b_un.items() if st.by_id[i].group in months])):
+        n = abst = 0
+        items = []
+        for qid, ans, when in rows:
+            a = configure(ans, w, ts).answer(st.by_id[qid].text, asked_at=when)
+            n += 1
+            abst += a.abstained
+            items.append({"id": qid, "question": st.by_id[qid].text, "abstained": a.abstained,
+                          "confidence": round(a.confidence, 4), "answer": None if a.abstained else a.answer})
+        out[f"un_{key}"] = {"n": n, "abstained": abst}
+        out[f"un_{key}_items"] = items
+    if generator is not None:
+        ab = configure(st.full, w, ts)
+        ab = Answerer(index, generator, abstain_threshold=ts[False], timed_threshold=ts[True], reader=w,
+                      previous=ab)
+        c = {k: 0 for k in ("n", "correct", "wrong", "vague", "abstained", "kept", "ext_correct", "ext_wrong")}
+        ms = []
+        per_month: dict[str, int] = {}
+        for qid in st.live:
+            q = st.by_id[qid]
+            if q.group not in months or per_month.get(q.group, 0) >= (abstractive_limit or 10 ** 9):
+                continue
+            per_month[q.group] = per_month.get(q.group, 0) + 1
+            pat, wrong = answer_pattern(q.answers), answer_pattern(q.wrong)
+            t = time.perf_counter()
+            a = ab.answer(q.text, mode="abstractive", asked_at=q.asked)
+            ms.append((time.perf_counter() - t) * 1000)
+            c["n"] += 1
+            if a.abstained:
+                c["abstained"] += 1
+                continue
+            e = ab.answer(q.text, asked_at=q.asked)
+            c["ext_" + judge(e.answer, pat, wrong)] = c.get("ext_" + judge(e.answer, pat, wrong), 0) + 1
+            c[judge(a.answer, pat, wrong)] += 1
+            c["kept"] += a.note is None
+        c["ms"] = ms
+        out["abstractive"] = c
+    return out
+
+
+def fit(st: Setup, months: set[str], max_false: float) -> tuple[ReaderWeights, dict[bool, float]]:
+    """Reader weights and thresholds from the live and archive questions of ``months``."""
+    train = [d for src in (st.live, st.archive) for i, d in src.items() if st.by_id[i].group in months]
+    w = fit_reader(train)
+    pairs = [(d.timed, confidence_of(d, w)[0]) for d in train]
+    return w, choose_thresholds(pairs, max_false)
+
+
+def lmo_eval(questions: list[Question], articles: list[Article], embedder, cache_dir: Path, generator=None,
+             max_false: float = 0.08, abstractive_limit: int | None = None) -> dict:
+    """Every figure per held-out month (fit on the other months), then the mean over months."""
+    st = build_setup(questions, articles, embedder, cache_dir)
+    folds = []
+    for m in st.months:
+        w, ts = fit(st, set(st.months) - {m}, max_false)
+        res = evaluate(st, {m}, w, ts, generator, abstractive_limit)
+        res.update(month=m, weights=w, thresholds=ts)
+        folds.append(res)
+        print(f"[lmo] {m}: thresholds {ts[False]:.3f} / timed {ts[True]:.3f}, weights {w}", file=sys.stderr)
+    w_all, ts_all = fit(st, set(st.months), max_false)
+    shipped = evaluate(st, set(st.months), w_all, ts_all)  # in-sample: the configuration that ships
+    return {"folds": folds, "shipped": shipped, "weights_all": w_all, "thresholds_all": ts_all,
+            "max_false": max_false, "end": st.end, "halves": st.halves,
+            "counts": {"live": len(st.live), "archive": len(st.archive),
+                       "a": sum(len(v) for v in st.a_un.values()), "b": len(st.b_un)}}
+
+
+def _pct(num: float, den: float) -> float:
+    return 100.0 * num / den if den else float("nan")
 
 
 def print_lmo(res: dict) -> None:
-    pm = res["per_month"]
+    folds = res["folds"]
 
-    def mean(key: str, denom: str = "n") -> float:
-        vals = [100.0 * r[key] / r[denom] for r in pm if r.get(denom)]
+    def mean(proto: str, key: str, den: str = "n") -> float:
+        vals = [_pct(f[proto][key], f[proto][den]) for f in folds if f[proto][den]]
         return float(np.mean(vals)) if vals else float("nan")
 
+    first, second = res["halves"]
+    c = res["counts"]
     print()
-    print(
-        f"RealTime QA 2022, leave-months-out ({len(pm)} folds, one month held out each; reader weights and "
-        f"abstention threshold fitted on the other months). {res['answerable']} answerable questions."
-    )
-    print("Every figure: the held-out month's percentage, mean over the folds (all held-out).")
-    print(f"  {'':<34}{'correct':>9}{'wrong':>8}{'vague':>8}{'abst.':>8}")
-    print(f"  {'extractive answer text':<34}{mean('ext_correct'):9.1f}{mean('ext_wrong'):8.1f}"
-          f"{mean('ext_vague'):8.1f}{mean('ext_abstained'):8.1f}")
-    print(f"  {'  its short answer alone':<34}{mean('short_correct'):9.1f}{mean('short_wrong'):8.1f}"
-          f"{mean('short_vague'):8.1f}{mean('ext_abstained'):8.1f}   (short answer given: {mean('with_short'):.1f} %)")
-    print(f"  {'plain BM25 top-1 sentence':<34}{mean('bm25_correct'):9.1f}{mean('bm25_wrong'):8.1f}"
-          f"{mean('bm25_vague'):8.1f}{0.0:8.1f}")
-    if "abs_n" in pm[0]:
-        print(f"  {'abstractive answer text':<34}{mean('abs_correct', 'abs_n'):9.1f}{mean('abs_wrong', 'abs_n'):8.1f}"
-              f"{mean('abs_vague', 'abs_n'):8.1f}{mean('abs_abstained', 'abs_n'):8.1f}"
-              f"   (model's answer kept: {mean('abs_kept', 'abs_n'):.1f} %; of all, its short answer right "
-              f"{mean('abs_short_correct', 'abs_n'):.1f} %, wrong {mean('abs_short_wrong', 'abs_n'):.1f} %)")
-        print(f"  {'  extractive, same questions':<34}{mean('abs_ext_correct', 'abs_n'):9.1f}"
-              f"{mean('abs_ext_wrong', 'abs_n'):8.1f}{mean('abs_ext_vague', 'abs_n'):8.1f}"
-              f"{mean('abs_ext_abstained', 'abs_n'):8.1f}")
-        ms = [x for r in pm for x in r.get("abs_ms", [])]
-        print(f"  abstractive latency: p50 {percentile(ms, 50):.0f} ms, p95 {percentile(ms, 95):.0f} ms "
-              f"over {len(ms)} questions")
-    print(f"  support hits: top-1 {mean('top1'):.1f} %, top-3 {mean('top3'):.1f} % "
-          f"(retriever alone top-3 {mean('retr_top3'):.1f} %, plain BM25 top-3 {mean('bm25_top3'):.1f} %)")
-    print(f"  abstention on unanswerable (month's docs set aside): {mean('abstain', 'unanswerable'):.1f} %; "
-          f"false abstention on answerable: {mean('false_abstain', 'answerable_reduced'):.1f} %")
-    for label, what in (("timed", "questions naming their time (\"this week\")"), ("plain", "the others")):
-        un = [x for r in pm for x in r.get(f"un_{label}", [])]
-        an = [x for r in pm for x in r.get(f"ans_{label}", [])]
-        if un or an:
-            print(f"    {what}, pooled over the folds: abstention {100.0 * np.mean(un) if un else float('nan'):.1f} % "
-                  f"of {len(un)}; false abstention {100.0 * np.mean(an) if an else float('nan'):.1f} % of {len(an)}")
-    print("  per month: " + "; ".join(
-        f"{r['month']} n={r['n']} ext {100.0 * r['ext_correct'] / max(r['n'], 1):.0f}% "
-        f"abst {100.0 * r['abstain'] / max(r['unanswerable'], 1):.0f}%/{r['unanswerable']} t={r['threshold']:.3f}"
-        f"/{r['timed_threshold']:.3f}"
-        for r in pm))
-    print(f"  fitted on all months (the shipped defaults): reader {res['weights_all']}, "
-          f"threshold {res['threshold_all']:.3f}, for questions naming their time {res['timed_threshold_all']:.3f} "
-          f"(max false abstention {res['max_false']:.2f} each)")
+    print(f"RealTime QA 2022, leave-months-out ({len(folds)} folds; reader weights and thresholds fitted on the "
+          f"other months' live and archive questions; max false abstention {res['max_false']:.2f}).")
+    print("Every figure below is the held-out month's, mean over the folds, through the real Answerer "
+          "with asked_at.")
+    print(f"  live: {c['live']} questions asked at their quiz date (later articles hidden) whose answer is in an "
+          f"article published by then")
+    print(f"  archive: {c['archive']} questions naming no time, asked at the end of the period "
+          f"({time.strftime('%Y-%m-%d', time.gmtime(res['end']))}), answer in the corpus")
+    print(f"  (a): {c['a']} questions with their month's articles removed; (b): {c['b']} questions against the "
+          f"other half's articles ({first[0]}-{first[-1]} | {second[0]}-{second[-1]})")
+    head = f"  {'':<30}{'correct':>9}{'wrong':>8}{'vague':>8}{'abst.':>8}"
+    for proto in ("live", "archive"):
+        print()
+        print(f"{proto}:")
+        print(head)
+        print(f"  {'answer (short + its sentence)':<30}{mean(proto, 'correct'):9.1f}{mean(proto, 'wrong'):8.1f}"
+              f"{mean(proto, 'vague'):8.1f}{mean(proto, 'abstained'):8.1f}")
+        print(f"  {'first line alone':<30}{mean(proto, 'first_correct'):9.1f}{mean(proto, 'first_wrong'):8.1f}"
+              f"{mean(proto, 'first_vague'):8.1f}{mean(proto, 'abstained'):8.1f}"
+              f"   (a short answer leads: {mean(proto, 'with_short'):.1f} %)")
+        print(f"  {'plain BM25 top-1 sentence':<30}{mean(proto, 'bm25_correct'):9.1f}{mean(proto, 'bm25_wrong'):8.1f}"
+              f"{mean(proto, 'bm25_vague'):8.1f}{0.0:8.1f}")
+        print(f"  support hits: top-1 {mean(proto, 'top1'):.1f} %, top-3 {mean(proto, 'top3'):.1f} % "
+              f"(plain BM25 top-3 {mean(proto, 'bm25_top3'):.1f} %; +{mean(proto, 'top3') - mean(proto, 'bm25_top3'):.1f})")
+        print(f"  false abstention: {mean(proto, 'abstained'):.1f} %")
+        ms = [x for f in folds for x in f[proto]["ms"]]
+        print(f"  latency: p50 {percentile(ms, 50):.1f} ms, p95 {percentile(ms, 95):.1f} ms over {len(ms)} answers")
+    print()
+    for key, what in (("a", "(a) a month's questions without that month's articles"),
+                      ("b", "(b) one half's questions against the other half's articles")):
+        vals = [_pct(f[f"un_{key}"]["abstained"], f[f"un_{key}"]["n"]) for f in folds if f[f"un_{key}"]["n"]]
+        pooled = sum(f[f"un_{key}"]["abstained"] for f in folds), sum(f[f"un_{key}"]["n"] for f in folds)
+        print(f"abstention on unanswerable, {what}: {np.mean(vals):.1f} % (mean over months; pooled "
+              f"{_pct(*pooled):.1f} % of {pooled[1]}); per month "
+              + ", ".join(f"{f['month'][5:]}: {_pct(f[f'un_{key}']['abstained'], f[f'un_{key}']['n']):.0f}%"
+                          f"/{f[f'un_{key}']['n']}" for f in folds))
+    if "abstractive" in folds[0]:
+        ab = [f["abstractive"] for f in folds]
+
+        def amean(key: str) -> float:
+            return float(np.mean([_pct(x[key], x["n"]) for x in ab if x["n"]]))
+
+        ms = [x for a in ab for x in a["ms"]]
+        print(f"abstractive (live, held-out): correct {amean('correct'):.1f} %, wrong {amean('wrong'):.1f} %, "
+              f"abstained {amean('abstained'):.1f} %, model's answer kept {amean('kept'):.1f} %; extractive on the "
+              f"same questions correct {amean('ext_correct'):.1f} %, wrong {amean('ext_wrong'):.1f} %; latency p50 "
+              f"{percentile(ms, 50):.0f} ms, p95 {percentile(ms, 95):.0f} ms over {len(ms)}")
+    print("per month (live correct / archive correct / (a) / (b) abstention): " + "; ".join(
+        f"{f['month']} {_pct(f['live']['correct'], f['live']['n']):.0f}/{_pct(f['archive']['correct'], f['archive']['n']):.0f}"
+        f"/{_pct(f['un_a']['abstained'], f['un_a']['n']):.0f}/{_pct(f['un_b']['abstained'], f['un_b']['n']):.0f} "
+        f"t={f['thresholds'][False]:.3f}/{f['thresholds'][True]:.3f}" for f in folds))
+    sh = res["shipped"]
+    print()
+    print(f"Shipped configuration (fitted on all months; IN-SAMPLE, not a held-out figure): reader "
+          f"{res['weights_all']}, threshold {res['thresholds_all'][False]:.3f}, timed "
+          f"{res['thresholds_all'][True]:.3f}")
+    for proto in ("live", "archive"):
+        x = sh[proto]
+        print(f"  {proto}: correct {_pct(x['correct'], x['n']):.1f} %, wrong {_pct(x['wrong'], x['n']):.1f} %, "
+              f"vague {_pct(x['vague'], x['n']):.1f} %, abstained {_pct(x['abstained'], x['n']):.1f} %; "
+              f"first line correct {_pct(x['first_correct'], x['n']):.1f} %; top-3 {_pct(x['top3'], x['n']):.1f} % "
+              f"(BM25 {_pct(x['bm25_top3'], x['n']):.1f} %)")
+    for key in ("a", "b"):
+        x = sh[f"un_{key}"]
+        print(f"  ({key}) abstention {_pct(x['abstained'], x['n']):.1f} % of {x['n']}")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--realtimeqa", type=Path, default=DATA / "realtimeqa" / "realtimeqa_2022.jsonl")
-    ap.add_argument("--squad", type=Path, default=DATA / "squad")
+    ap.add_argument("--squad", type=Path, default=None,
+                    help="also report retrieval and abstention on SQuAD (a folder of *.jsonl; "
+                         f"the data's is {DATA / 'squad'})")
     ap.add_argument("--limit", type=int, default=None, help="questions per set (default: all)")
     ap.add_argument("--cache-dir", type=Path, default=None, help="embedding cache (default: a temp folder)")
     ap.add_argument("--precision", default="auto", help="embedder precision: auto (the bot's), float32, bfloat16, int8;"
                     " vectors are cached per model, so give each precision its own --cache-dir")
     ap.add_argument("--backend", default="auto", help="embedder runtime: auto (the bot's), torch, onnx; an ONNX"
                     " graph is exported into --cache-dir/onnx (or a temp folder)")
-    ap.add_argument(
-        "--holdout-months",
-        default=",".join(DEFAULT_HOLDOUT_MONTHS),
-        help="RealTime QA months (YYYY/MM) set aside for the unanswerable questions",
-    )
     ap.add_argument("--squad-holdout", type=int, default=DEFAULT_SQUAD_HOLDOUT, help="set aside every Nth page")
-    ap.add_argument("--threshold", type=float, default=None, help="abstention threshold (default: the answerer's)")
+    ap.add_argument("--threshold", type=float, default=None, help="SQuAD abstention threshold (default: the answerer's)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's own choice)")
     ap.add_argument("--abstractive", action="store_true", help="also judge abstractive answers (loads the model)")
     ap.add_argument("--abstractive-limit", type=int, default=None, help="abstractive: questions per held-out month")
     ap.add_argument("--gen-dtype", default="auto", help="abstractive model dtype (auto: bfloat16 where native)")
-    ap.add_argument("--max-false", type=float, default=0.07,
-                    help="threshold rule: the highest that abstains on at most this share of answerable questions")
-    ap.add_argument("--lmo-only", action="store_true", help="only the RealTime QA leave-months-out figures")
+    ap.add_argument("--max-false", type=float, default=0.08,
+                    help="threshold rule: the highest that abstains on at most this share of the training months' "
+                         "answerable live and archive questions")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw results here")
-    ap.add_argument("--age-weight", type=float, default=None,
-                    help="the abstention confidence's AGE_WEIGHT (default: the shipped one)")
     ap.add_argument("--no-timeframe", action="store_true",
-                    help="ignore a question's own time words (\"this week\"): every article may answer it")
+                    help="ignore a question's own time words (\"this week\"): every article published by then may "
+                         "answer it")
     args = ap.parse_args(argv)
     Answerer.timeframes = not args.no_timeframe
-    import bot.engines.answerer as answerer_module
-
-    if args.age_weight is not None:
-        answerer_module.AGE_WEIGHT = args.age_weight
-    print(f"abstention: freshness weight (AGE_WEIGHT) {answerer_module.AGE_WEIGHT}")
-    print("time words (bot.engines.timeframe): " + ("on, measured from the quiz date" if Answerer.timeframes
-                                                     else "off"))
+    print("time words (bot.engines.timeframe): " + ("on, counted back from when the question is asked"
+                                                     if Answerer.timeframes else "off"))
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
     from models.embedder import Embedder
@@ -648,20 +760,16 @@ def main(argv: list[str] | None = None) -> int:
                                   dtype=args.gen_dtype)
             print(f"abstractive: {generator.name}, {str(generator.dtype).removeprefix('torch.')}")
         lmo = lmo_eval(qs, arts, embedder, cache_dir, generator, args.max_false, args.abstractive_limit)
-        if not args.lmo_only:
-            months = {m.strip() for m in args.holdout_months.split(",") if m.strip()}
-            results.append(run_dataset("RealTime QA 2022", qs, arts, months, embedder, cache_dir, args.threshold))
     else:
         print(f"skipped RealTime QA: {args.realtimeqa} not found")
-    if args.lmo_only:
-        pass
-    elif args.squad.is_dir() and any(args.squad.glob("*.jsonl")):
-        qs, arts = load_squad(args.squad, args.limit)
-        titles = sorted({q.group for q in qs})
-        aside = set(titles[args.squad_holdout - 1 :: args.squad_holdout]) if args.squad_holdout > 0 else set()
-        results.append(run_dataset("SQuAD v1.1 dev part", qs, arts, aside, embedder, cache_dir, args.threshold))
-    else:
-        print(f"skipped SQuAD: {args.squad} not found")
+    if args.squad is not None:
+        if args.squad.is_dir() and any(args.squad.glob("*.jsonl")):
+            qs, arts = load_squad(args.squad, args.limit)
+            titles = sorted({q.group for q in qs})
+            aside = set(titles[args.squad_holdout - 1 :: args.squad_holdout]) if args.squad_holdout > 0 else set()
+            results.append(run_dataset("SQuAD v1.1 dev part", qs, arts, aside, embedder, cache_dir, args.threshold))
+        else:
+            print(f"skipped SQuAD: {args.squad} not found")
     if results:
         print_report(results)
     if lmo:

@@ -16,7 +16,6 @@ from bot.corpus.article import Article
 from bot.corpus.loader import load_corpus
 from bot.engines.answerer import (
     ABSTAIN_MESSAGE,
-    AGE_WEIGHT,
     NO_GENERATOR_NOTE,
     Answer,
     Answerer,
@@ -258,33 +257,40 @@ def test_confidence_counts_what_the_answers_article_covers(answerer, index):
     support, comps = answerer.rank(q)
     cov = r.coverage(q, support[0].sentence)
     dense = float(np.clip(comps["dense"].max(), 0.0, 1.0))
-    fresh = answerer.freshness(support[0].article)
-    assert a.confidence == pytest.approx(
-        (cov + dense + r.article_coverage(q, support[0].article)) / 3 - AGE_WEIGHT * (1 - fresh)
-    )
+    assert a.confidence == pytest.approx((cov + dense + r.article_coverage(q, support[0].article)) / 3)
+    assert confidence_from(cov, dense, r.article_coverage(q, support[0].article)) == pytest.approx(a.confidence)
 
 
-def test_freshness_counts_from_the_corpus_present(embedder, tmp_path):
-    day = 86400.0
-    arts = [
-        Article.build(title="Old", text="The council approved the harbour budget on Monday.", date="2022-03-01"),
-        Article.build(title="New", text="The council approved the school budget on Friday.", date="2022-03-08"),
-        Article.build(title="Undated", text="The council approved the park budget."),
-    ]
-    ix = SentenceIndex(embedder, None)
-    ix.build(arts, progress=False)
-    a = Answerer(ix)
-    newest = a.retriever.published[1]
-    assert a.freshness(1, newest) == pytest.approx(1.0)
-    assert a.freshness(0, newest) == pytest.approx(np.exp(-1.0))  # 7 days older: a factor e
-    assert a.freshness(2, newest) == 1.0  # undated: nothing shows it is old
-    # Asked long after the corpus stopped growing: the present is its newest article, not the clock.
-    assert a.freshness(0, newest + 400 * day) == pytest.approx(np.exp(-1.0))
-    # Asked before the newest article: days count from the question.
-    assert a.freshness(1, newest - 7 * day) == pytest.approx(np.exp(-1.0))
-    # An old answer's confidence is lower by at most AGE_WEIGHT.
-    assert confidence_from(0.8, 0.8, 0.8, 0.0) == pytest.approx(0.8 - AGE_WEIGHT)
-    assert confidence_from(0.8, 0.8, 0.8) == pytest.approx(0.8)
+def test_an_article_years_older_than_the_newest_still_answers_an_untimed_question(answerer, index):
+    # The Kazakh article (January 2019) is five years older than the newest article here (February 2024),
+    # and it alone says how many Kazakhs China lets leave. Age is no evidence against it: asked now, asked
+    # the day after the newest article, or replayed at that date, the answer and its confidence are the same.
+    from bot.engines.timeframe import published
+
+    kazakh = _row(index, "Kazakh")
+    newest = float(np.nanmax(answerer.retriever.published))
+    assert newest - published(index.articles[kazakh].date) > 365 * 86400
+    answers = [answerer.answer(KAZAKH_Q), answerer.answer(KAZAKH_Q, now=newest + 86400),
+               answerer.answer(KAZAKH_Q, asked_at=newest + 86400)]
+    for a in answers:
+        assert not a.abstained and a.support[0].article == kazakh
+        assert "2,000" in a.lines[0]
+    assert answers[0].confidence == pytest.approx(answers[1].confidence) == pytest.approx(answers[2].confidence)
+
+
+def test_a_replay_never_reads_an_article_published_after_it(answerer, index):
+    # Asked the day before the Springfield election article's date, its mayor is not known yet.
+    from bot.engines.timeframe import published
+
+    mayor = _row(index, "Springfield")
+    before = published(index.articles[mayor].date) - 86400
+    q = "Who was elected mayor of Springfield?"
+    assert answerer.answer(q, asked_at=before + 2 * 86400).support[0].article == mayor
+    a = answerer.answer(q, asked_at=before)
+    assert all(s.article != mayor for s in a.support)
+    assert a.abstained  # nothing else says it
+    visible, span = answerer.in_time(q, asked_at=before)
+    assert span is None and not visible[mayor] and visible[_row(index, "Kazakh")]
 
 
 def test_threshold_override(index):

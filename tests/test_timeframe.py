@@ -30,6 +30,10 @@ NOW = datetime(2024, 3, 15, 12, tzinfo=timezone.utc).timestamp()
         ("Who won Super Tuesday?", None),
         ("Who is the prime minister of Japan?", None),
         ("Which weekly magazine closed?", None),
+        ("Which currency recently plummeted to a record low?", 35),
+        ("According to a recent ranking, which is the most expensive city?", 35),
+        ("Which nation has become the latest to legalise same-sex marriage?", 35),
+        ("Which island nation plunged into chaos in recent days?", 9),
     ],
 )
 def test_window(question, days):
@@ -145,3 +149,34 @@ def test_the_reader_prefers_the_latest_report(answerer):
     assert rec["new"] > 0.6 and rec["old"] < 1e-6 and rec["undated"] == 0.0
     assert answerer.index.articles[answerer.answer(q, now=NOW).support[0].article].id == "new"
     assert answerer.index.articles[answerer.answer(q, now=NOW - 198 * DAY).support[0].article].id == "old"
+
+
+@pytest.mark.slow
+def test_a_replayed_timed_question_answers_from_the_week_before_asked_at(answerer):
+    # Replayed 198 days ago, "this week" is the week before then: the Lions' firing (200 days ago) answers,
+    # and the Bears' (2 days ago, so after asked_at) is not read at all.
+    asked = NOW - 198 * DAY
+    a = answerer.answer("Which head coach was fired this week?", asked_at=asked)
+    assert not a.abstained
+    assert {answerer.index.articles[r].id for r in _cited(a)} <= {"old", "undated"}
+    assert "Miller" in a.answer.splitlines()[0]
+    visible, span = answerer.in_time("Which head coach was fired this week?", asked_at=asked)
+    assert span == 9 * DAY and list(visible) == [True, False, True]
+
+
+@pytest.mark.slow
+def test_a_replay_hides_later_articles_even_without_time_words(answerer):
+    asked = NOW - 100 * DAY  # after the Lions' firing, before the Bears'
+    a = answerer.answer("Which head coach did the Bears fire?", asked_at=asked)
+    assert "new" not in {answerer.index.articles[r].id for r in _cited(a)}
+    b = answerer.answer("Which head coach did the Bears fire?", asked_at=NOW)
+    assert not b.abstained and answerer.index.articles[b.support[0].article].id == "new"
+
+
+@pytest.mark.slow
+def test_live_questions_keep_a_little_slack_for_date_stamps_ahead_of_the_clock(answerer):
+    # Asked live, an article stamped a day ahead (a time zone east of UTC, a date-only stamp) is this week's;
+    # replayed at the same instant, it had not been published yet.
+    live, _ = answerer.in_time("Which head coach was fired this week?", now=NOW - 3 * DAY)
+    replay, _ = answerer.in_time("Which head coach was fired this week?", asked_at=NOW - 3 * DAY)
+    assert live[1] and not replay[1]

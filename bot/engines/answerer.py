@@ -47,11 +47,16 @@ Answers (:class:`Answerer`):
   invention guard; otherwise the extractive answer, with a note.
 
 Both abstain (:data:`ABSTAIN_MESSAGE`) when the confidence,
-``(coverage + best dense cosine + article coverage) / 3`` less ``0.2 x (1 - freshness)`` (an answer
-from an article weeks from the corpus's present counts less), is under 0.444, or 0.393 for a question
-that names its own time ("this week": only that span's articles may answer it,
-:mod:`bot.engines.timeframe`, so its best evidence is read from fewer articles);
-both fitted like the reader.
+``(coverage + best dense cosine + article coverage) / 3``, is under the fitted threshold
+(:attr:`Answerer.DEFAULT_THRESHOLD`), or its own one for a question that names its own time
+("this week", "recently": only that span's articles may answer it, :mod:`bot.engines.timeframe`,
+so its best evidence is read from fewer articles); both fitted like the reader. The confidence
+holds nothing about the answer's age: an archive asked months later answers from old articles as
+surely as from new ones (age only breaks ties, through the reader's recency feature).
+
+When it is asked: ``now`` (the clock by default) for a live question; ``asked_at`` replays a
+question as it would have been answered then (the batch CLI's ``"asked_at"``): articles published
+later are hidden and "this week" counts back from it (:meth:`Answerer.in_time`).
 Coverage is the
 idf-weighted share of the question's terms found in the best sentence, its
 neighbours and its article's title (names and numbers count double; unseen
@@ -420,8 +425,7 @@ class Retriever:
         content, keys = terms if terms is not None else self.query_terms(question)
         if not content and not keys:
             return 0.0
-        lo = sentence - 1 if sentence > 0 and self._has_prev[sentence] else sentence
-        hi = sentence + 1 if sentence < self.n - 1 and self._has_next[sentence] else sentence
+        lo, hi = self.window(sentence)
         window = set(self.index.row_terms(lo, hi + 1).tolist())
         window.update(self.index.title_terms(int(self._art[sentence])).tolist())
         idf = self.index.idf
@@ -433,6 +437,18 @@ class Retriever:
                 if t >= 0 and t in window:
                     got += wt
         return got / total if total else 0.0
+
+    def window(self, sentence: int) -> tuple[int, int]:
+        """(first, last) row of ``sentence`` and its same-article neighbours."""
+        lo = sentence - 1 if sentence > 0 and self._has_prev[sentence] else sentence
+        hi = sentence + 1 if sentence < self.n - 1 and self._has_next[sentence] else sentence
+        return lo, hi
+
+    def window_dense(self, dense: np.ndarray, sentence: int) -> float:
+        """The question's best dense cosine (``dense``: one per sentence) with ``sentence`` or a same-article
+        neighbour, clipped to [0, 1]: how close the answer itself comes to the question in meaning."""
+        lo, hi = self.window(sentence)
+        return float(np.clip(np.max(dense[lo : hi + 1]), 0.0, 1.0))
 
     def article_coverage(self, question: str, article: int, terms=None) -> float:
         """Idf-weighted share of the question's content terms found anywhere in the article (its sentences
@@ -462,26 +478,29 @@ class Retriever:
         return got / total if total else 0.0
 
 
-AGE_WEIGHT = 0.2  # an old answer's confidence drops by at most this (benchmarks/ask_quality.py --age-weight)
+def confidence_from(coverage: float, dense: float, article: float) -> float:
+    """The abstention confidence: the mean of three shares read off the answer's own evidence - the
+    question's terms around the answering sentence, the question's dense cosine with that sentence or a
+    neighbour (:meth:`Retriever.window_dense`), and the question's terms anywhere in its article.
+    Nothing in it depends on when the article was published: an archive asked months later answers
+    from old articles as surely as from new ones (a question that names its time is narrowed to that
+    span's articles instead, :meth:`Answerer.in_time`). Nor on how big the corpus is: the cosine is
+    the answer's, not the best anywhere in the corpus (which grows with the corpus by chance alone, so
+    a threshold fitted on 1,000 articles made a two-article corpus abstain on what it answers).
 
+    (Leave-months-out on RealTime QA, thresholds at 8 % false abstention: the answer window's cosine
+    instead of the corpus's best gave abstention 85.9 / 84.0 % on the two unanswerable constructions
+    against 86.4 / 85.6 %, false abstention 8.1 / 8.5 % against 9.0 / 8.3 %, and slightly more right
+    answers (live 51.2 against 50.6 %). Adding the answer phrase's fit to the asked-for kind, or the
+    share of the question's two rarest terms in the article, as a fourth share lowered abstention by
+    2-9 points: the reader already picks sentences that hold a phrase of the asked-for kind.
 
-def confidence_from(coverage: float, dense: float, article: float, freshness: float = 1.0) -> float:
-    """The abstention confidence: the mean of the coverage around the answer, the best dense cosine and
-    the coverage in the answer's whole article, less ``AGE_WEIGHT * (1 - freshness)``.
-
-    (Freshness, leave-months-out on RealTime QA: abstention on unanswerable questions 81.6 % without it;
-    AGE_WEIGHT 0.1 / 0.2 / 0.3 gave 84.9 / 85.6 / 83.9 % (the quiz date as the present), false abstention
-    7.1 % at each; 0.2 with this present: 85.6 % at 7.1 %.
-    The questions the corpus cannot answer were being answered from an earlier article on the same
-    subject: "Which airline was named the world's best for 2022?" from a 2013 merger.)
-
-    (Equal weights, no knob. On RealTime QA, leave-months-out, adding the article's coverage raised
-    abstention on unanswerable questions from 77.9 to 82.8 % at the same false abstention, 7.1 % (81.6 %
-    with this change's answer-phrase fixes, which move the first candidate); its weight anywhere from
-    0.5 to 3 gave 80-84 %. 2:1 for the dense cosine, tried before, let a tiny
+    Equal weights, no knob. On RealTime QA, leave-months-out, adding the article's coverage raised
+    abstention on unanswerable questions from 77.9 to 82.8 % at the same false abstention, 7.1 %; its
+    weight anywhere from 0.5 to 3 gave 80-84 %. 2:1 for the dense cosine, tried before, let a tiny
     corpus, whose best cosine is low, abstain on questions it answers.)
     """
-    return max(0.0, (coverage + dense + article) / 3.0 - AGE_WEIGHT * (1.0 - freshness))
+    return max(0.0, (coverage + max(dense, 0.0) + article) / 3.0)
 
 
 READER_FEATURES = ("retrieval", "answer_type", "nearness", "coverage", "lead", "agreement", "context", "recency")
@@ -572,11 +591,11 @@ class Answerer:
     )
     # Fitted by benchmarks/ask_quality.py on RealTime QA 2022 (all months; the
     # benchmark reports the leave-months-out figures of the same procedure).
-    DEFAULT_THRESHOLD = 0.444
-    TIMED_THRESHOLD = 0.393  # questions naming their time ("this week"), read against that span's articles
+    DEFAULT_THRESHOLD = 0.565
+    TIMED_THRESHOLD = 0.503  # questions naming their time ("this week"), read against that span's articles
     READER = ReaderWeights(
-        retrieval=0.762, answer_type=3.016, nearness=0.219, coverage=1.902, lead=1.56, agreement=0.815, context=2.968,
-        recency=2.227,
+        retrieval=0.742, answer_type=3.029, nearness=0.204, coverage=1.975, lead=1.464, agreement=0.721, context=3.905,
+        recency=1.574,
     )
     CANDIDATES = 20  # retriever candidates the reader reranks
     timeframes = True  # a question's "this week" narrows it to the week's articles (benchmarks switch it off)
@@ -601,38 +620,26 @@ class Answerer:
         # a question naming its time is read against that span's articles only: fewer, so lower confidences
         self.timed_threshold = self.TIMED_THRESHOLD if timed_threshold is None else float(timed_threshold)
 
-    def freshness(self, article: int, now: float | None = None) -> float:
-        """exp(-days between the article and the corpus's present / RECENCY_DAYS); 1.0 for an undated article
-        (nothing shows it is old). The present is ``now`` (default: the clock), or the newest dated article
-        when that is older: a corpus that stopped growing (the bundled 2020 sample) is not all stale."""
-        pub = self.retriever.published
-        if article >= len(pub) or np.isnan(pub[article]):
-            return 1.0
-        now = time.time() if now is None else float(now)
-        newest = float(np.nanmax(pub))
-        present = min(now, newest)
-        return float(np.exp(-abs(present - float(pub[article])) / 86400.0 / RECENCY_DAYS))
-
     def confidence(self, question: str, support: list[Support], components: dict[str, np.ndarray],
                    now: float | None = None) -> float:
-        """(coverage + best dense cosine + article coverage) / 3, less AGE_WEIGHT x (1 - freshness); in [0, 1].
+        """(coverage + window cosine + article coverage) / 3, in [0, 1] (:func:`confidence_from`).
 
         Coverage: the idf-weighted share of the question's terms found around
-        the best sentence (:meth:`Retriever.coverage`). Best dense cosine: the
-        question's highest cosine with any sentence of the corpus. Article
+        the best sentence (:meth:`Retriever.coverage`). Window cosine: the
+        question's highest cosine with that sentence or a same-article neighbour
+        (:meth:`Retriever.window_dense`). Article
         coverage: the share of the question's words its article holds
         (:meth:`Retriever.article_coverage`): an answer from an article about
         something else ("Starbucks' holiday drinks" for "Which new treat did
-        McDonald's add?") lacks some of them. Freshness (:meth:`freshness`): news
-        questions ask about the latest; an answer from an article weeks away from
-        the corpus's present is more often about an earlier, related event.
+        McDonald's add?") lacks some of them. ``now`` is not used: the answer's age is
+        no evidence that it is wrong.
         """
         if not support:
             return 0.0
         cov = self.retriever.coverage(question, support[0].sentence)
         art = self.retriever.article_coverage(question, support[0].article)
-        dense = float(np.clip(components["dense"].max(), 0.0, 1.0)) if components else 0.0
-        return confidence_from(cov, dense, art, self.freshness(support[0].article, now))
+        dense = self.retriever.window_dense(components["dense"], support[0].sentence) if components else 0.0
+        return confidence_from(cov, dense, art)
 
     def candidates(self, question: str, k: int = 3, visible: np.ndarray | None = None, now: float | None = None
                    ) -> tuple[list[Support], np.ndarray, dict[str, np.ndarray]]:
@@ -671,31 +678,46 @@ class Answerer:
             return top, None, support
         return f"{phrase.text}\n{top}", phrase.text, support
 
-    def in_time(self, question: str, visible: np.ndarray | None = None, now: float | None = None
-                ) -> tuple[np.ndarray | None, float | None]:
-        """(``visible`` narrowed to the articles published in the span the question names, that span);
-        ``visible`` itself and None when it names none. ``now``: epoch seconds (default: the clock)."""
+    def in_time(self, question: str, visible: np.ndarray | None = None, now: float | None = None,
+                asked_at: float | None = None) -> tuple[np.ndarray | None, float | None]:
+        """(``visible`` narrowed to the articles that could answer the question when it is asked, the span
+        the question names or None).
+
+        ``asked_at`` (epoch s; a replay, the batch CLI's ``"asked_at"``): the question is read as it would
+        have been then - articles published after it are hidden (undated ones always count) and its "this
+        week" counts back from it. Without it the question is asked now (``now``, default the clock): every
+        article in the corpus has been published by then, and an article dated up to
+        :data:`timeframe.FUTURE_SLACK` ahead of ``now`` still counts for "this week" (time zones, date-only
+        stamps)."""
         span = timeframe.window(question) if self.timeframes else None
-        if span is None:
+        if span is None and asked_at is None:
             return visible, None
+        if asked_at is not None:
+            now = float(asked_at)
         now = time.time() if now is None else float(now)
         if self.index.texts is not self.retriever._texts:
             self.retriever._build()  # the index was rebuilt in place since: its articles' dates too
         pub = self.retriever._published
         with np.errstate(invalid="ignore"):
-            ok = np.isnan(pub) | ((pub >= now - span) & (pub <= now + timeframe.FUTURE_SLACK))
+            ok = ~(pub > now) if asked_at is not None else np.ones(pub.shape, dtype=bool)  # NaN: undated, kept
+            if span is not None:
+                slack = 0.0 if asked_at is not None else timeframe.FUTURE_SLACK
+                ok &= np.isnan(pub) | ((pub >= now - span) & (pub <= now + slack))
         return (ok if visible is None else ok & np.asarray(visible, dtype=bool)), span
 
     def answer(self, question: str, *, mode: str = "extractive", k: int = 3, visible: np.ndarray | None = None,
-               now: float | None = None) -> Answer:
+               now: float | None = None, asked_at: float | None = None) -> Answer:
         """``visible``: one bool per article row (the asking guild's scope; None = all); ``now``: epoch
-        seconds a question's "this week" counts back from (default: the clock)."""
+        seconds a question's "this week" counts back from (default: the clock); ``asked_at``: answer it as
+        it would have been answered then (a replay: later articles are hidden, see :meth:`in_time`)."""
         q = validate_question(question)
         if mode not in MODES:
             raise ValueError(f"unknown answer mode {mode!r}; expected one of {', '.join(MODES)}")
         if k < 1:
             raise ValueError("k must be at least 1")
-        visible, span = self.in_time(q, visible, now)
+        visible, span = self.in_time(q, visible, now, asked_at)
+        if asked_at is not None:
+            now = float(asked_at)
         support, components = self.rank(q, k, visible, now)
         conf = self.confidence(q, support, components, now)
         threshold = self.abstain_threshold if span is None else self.timed_threshold

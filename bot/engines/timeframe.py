@@ -10,10 +10,14 @@ they are old). The spans are the words' plain meaning with a little slack for
 date-only stamps and time zones, chosen before measuring, not fitted:
 
     today, tonight, this morning, yesterday ........ 3 days
-    this week(end), past week, a weekday ("on Monday") 9 days
+    this week(end), past week, a weekday ("on Monday"),
+    in recent days .................................. 9 days
     last week(end) .................................. 16 days
-    this month ...................................... 35 days
+    this month, recently, recent, latest, newly ..... 35 days
     last month ...................................... 65 days
+
+("Recently" and "latest" say the question is about the news of now, not
+when: a month, the vaguest of the named spans.)
 
 The longest span a question names wins. An article dated up to 2 days after
 "now" counts as in the span (clocks and time zones differ).
@@ -37,7 +41,9 @@ _SPANS: tuple[tuple[re.Pattern, float], ...] = (
     (re.compile(r"\b(?:this|past) week(?:end)?\b", re.I), 9 * DAY),
     (re.compile(rf"\b{_NAMED_DAY}{_WEEKDAY}\b", re.I), 9 * DAY),
     (re.compile(r"\blast week(?:end)?\b", re.I), 16 * DAY),
+    (re.compile(r"\b(?:in|over|during) (?:the )?(?:past |last )?(?:few )?recent days\b", re.I), 9 * DAY),
     (re.compile(r"\bthis month\b", re.I), 35 * DAY),
+    (re.compile(r"\b(?:recent(?:ly)?(?! days)|latest|newly)\b", re.I), 35 * DAY),
     (re.compile(r"\blast month\b", re.I), 65 * DAY),
 )
 
