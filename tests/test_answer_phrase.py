@@ -250,3 +250,24 @@ def test_antecedent_is_the_person_named_before():
     p = antecedent("Who estimated a month-long Tokyo lockdown's cost?", SPEAKER)
     assert p is not None and p.text == "Hideo Kumano" and p.text in SPEAKER
     assert antecedent("Who estimated the cost?", "The economy is on the cusp of recession.") is None
+
+
+@pytest.mark.parametrize(
+    "sentence, dateline, answer",
+    [
+        ("WASHINGTON – The House passed historic legislation on Thursday.", "WASHINGTON – ", "House"),
+        ("New York (CNN Business) Elon Musk lost the top spot to Bernard Arnault.", "New York (CNN Business) ",
+         "Elon Musk"),
+        ("Sacramento: Gov. Gavin Newsom on Friday signed a new state law.", "Sacramento: ", "Gavin Newsom"),
+        ("ALMATY, Kazakhstan: China is letting 2,000 ethnic Kazakhs leave.", "ALMATY, Kazakhstan: ", "China"),
+        ("Prime Minister Abe has pledged a huge stimulus.", "", "Prime Minister Abe"),
+    ],
+)
+def test_an_opening_dateline_is_never_an_answer(sentence, dateline, answer):
+    from bot.engines.answer_phrase import candidates, dateline_end
+
+    assert sentence[: dateline_end(sentence)] == dateline
+    texts = [c.text for c in candidates(sentence)]
+    assert answer in texts
+    assert not any(c.start < len(dateline) for c in candidates(sentence))
+    assert "Gov" not in texts  # a title's abbreviation alone is no name

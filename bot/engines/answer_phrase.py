@@ -192,6 +192,23 @@ def _quantity_noun(sentence: str, end: int) -> int:
     return pos
 
 
+_PLACE_WORD = r"[A-Z][A-Za-z.'’\-]*"
+# A news dateline opening the sentence names where it was filed, never an answer: "WASHINGTON – ...",
+# "Sacramento: ...", "ALMATY, Kazakhstan: ...", "New York (CNN Business) ...", "LONDON (Reuters) - ...".
+_LEAD_DATELINE = re.compile(
+    rf"^\s*(?:[A-Z][A-Z.'’\-]+(?:[ ,]+{_PLACE_WORD}){{0,3}}\s*(?:[:—–]|--| - )"
+    rf"|{_PLACE_WORD}(?:[ ,]+{_PLACE_WORD}){{0,2}}\s*:"
+    rf"|{_PLACE_WORD}(?:[ ,]+{_PLACE_WORD}){{0,3}}\s*\((?:AP|AFP|Reuters|Bloomberg|CNN(?: [A-Z][a-z]+)?|AN)\)"
+    rf"\s*(?:[:—–-]|--)?)\s+"
+)
+
+
+def dateline_end(sentence: str) -> int:
+    """Where an opening dateline ("WASHINGTON –", "New York (CNN Business)") ends; 0 when there is none."""
+    m = _LEAD_DATELINE.match(sentence)
+    return m.end() if m else 0
+
+
 def candidates(sentence: str) -> list[Candidate]:
     """Every candidate answer phrase in ``sentence`` with its kind (overlaps resolved: dates before numbers)."""
     return list(_candidates(sentence))
@@ -201,6 +218,9 @@ def candidates(sentence: str) -> list[Candidate]:
 def _candidates(sentence: str) -> tuple[Candidate, ...]:
     out: list[Candidate] = []
     taken: list[tuple[int, int]] = []
+    lead = dateline_end(sentence)
+    if lead:
+        taken.append((0, lead))  # where the story was filed is no answer
 
     def free(a: int, b: int) -> bool:
         return all(b <= s or a >= e for s, e in taken)
@@ -245,7 +265,7 @@ def _candidates(sentence: str) -> tuple[Candidate, ...]:
         cut = sentence.rfind(last, a, b) + len(last)
         text = sentence[a:cut].rstrip(".")
         b = a + len(text)
-        if not text or not free(a, b) or re.fullmatch(rf"{_TITLES}", text):
+        if not text or not free(a, b) or re.fullmatch(rf"{_TITLES}", text) or re.fullmatch(rf"{_TITLES}", text + "."):
             continue
         if text.isupper() and len(text) <= 1:
             continue

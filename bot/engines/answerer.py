@@ -591,11 +591,11 @@ class Answerer:
     )
     # Fitted by benchmarks/ask_quality.py on RealTime QA 2022 (all months; the
     # benchmark reports the leave-months-out figures of the same procedure).
-    DEFAULT_THRESHOLD = 0.565
+    DEFAULT_THRESHOLD = 0.559
     TIMED_THRESHOLD = 0.503  # questions naming their time ("this week"), read against that span's articles
     READER = ReaderWeights(
-        retrieval=0.742, answer_type=3.029, nearness=0.204, coverage=1.975, lead=1.464, agreement=0.721, context=3.905,
-        recency=1.574,
+        retrieval=0.74, answer_type=2.996, nearness=0.358, coverage=1.937, lead=1.511, agreement=0.743, context=3.97,
+        recency=1.546,
     )
     CANDIDATES = 20  # retriever candidates the reader reranks
     timeframes = True  # a question's "this week" narrows it to the week's articles (benchmarks switch it off)
