@@ -116,8 +116,14 @@ async def test_commands_sync_to_the_dev_guild_with_descriptions_bounds_and_autoc
         assert opts(d["unsubscribe"])["channel"]["type"] == P.OPT_CHANNEL
 
         f = opts(cmds["feed"])
-        assert set(f) == {"add", "remove", "list"} and cmds["feed"]["contexts"] == [0]
+        assert set(f) == {"add", "edit", "remove", "list"} and cmds["feed"]["contexts"] == [0]
         assert opts(f["add"])["url"]["required"] and opts(f["remove"])["feed"]["autocomplete"] is True
+        for name in ("add", "edit"):  # the filters: optional strings
+            assert all(o["type"] == P.OPT_STRING and not o["required"] and o["max_length"] == 2200
+                       for k, o in opts(f[name]).items() if k in ("include", "exclude"))
+            assert {"include", "exclude"} <= set(opts(f[name]))
+        assert opts(f["edit"])["feed"]["required"] and opts(f["edit"])["feed"]["autocomplete"] is True
+        assert sub["ping"]["type"] == P.OPT_ROLE and not sub["ping"]["required"]
         assert s["url"]["type"] == P.OPT_STRING and not s["url"]["required"]
 
         corpus = cmds["corpus"]

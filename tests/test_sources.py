@@ -618,7 +618,7 @@ async def test_console_feed_commands_and_summary_of_a_link(site, fast_app_factor
     assert any(a.url == url and a.guild_id is None for a in app.corpus)  # the console's articles are global
     assert (await asyncio.to_thread(say, "/feed remove feed:1")).startswith("Feed removed")
     assert (await asyncio.to_thread(say, "/feed remove feed:1")).startswith("Error: No such feed here")
-    assert (await asyncio.to_thread(say, "/feed frobnicate")).startswith("Usage: /feed takes add, remove or list")
+    assert (await asyncio.to_thread(say, "/feed frobnicate")).startswith("Usage: /feed takes add, edit, remove or list")
     assert (await asyncio.to_thread(say, "/summary url:ftp://x.example/a")).startswith("Error: I could not use that link")
     store.close()
 

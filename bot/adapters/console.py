@@ -5,7 +5,8 @@
     /ask question:How many Kazakhs may leave?
     /articles query:Japan
     /summary url:https://example.com/news/story
-    /feed add url:https://example.com/rss  ·  /feed remove feed:1  ·  /feed list
+    /feed add url:https://example.com/rss exclude:sport, live blog  ·  /feed remove feed:1  ·  /feed list
+    /feed edit feed:1 include:climate, heat wave exclude:-
 
 Option values run to the next ``name:`` of a known option, so they may hold
 spaces (and colons). Works piped: ``echo "/summary article:Kazakhs" | python -m bot console``.
@@ -26,7 +27,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "summary": ("article", "topic", "url", "mode", "length"),
     "ask": ("question", "mode", "k"),
     "articles": ("query", "page"),
-    "feed": ("action", "url", "feed"),
+    "feed": ("action", "url", "feed", "include", "exclude"),
     "help": (),
     "about": (),
     "quit": (),
@@ -35,13 +36,15 @@ USAGE = {
     "summary": "/summary article:<id or title words> [mode:extractive|abstractive] [length:1-10]  or  /summary topic:<words> ...  or  /summary url:<link> ...",
     "ask": "/ask question:<text> [mode:extractive|abstractive]",
     "articles": "/articles [query:<words>] [page:N]",
-    "feed": "/feed add url:<RSS or Atom link>  |  /feed remove feed:<id or link>  |  /feed list",
+    "feed": ("/feed add url:<RSS or Atom link> [include:<words, phrases>] [exclude:<words, phrases>]  |  "
+             "/feed edit feed:<id or link> [include:...] [exclude:...] (- clears one)  |  "
+             "/feed remove feed:<id or link>  |  /feed list"),
     "help": "/help",
     "about": "/about",
     "quit": "/quit",
 }
 DEFAULT_OPTION = {"summary": "article", "ask": "question", "articles": "query", "feed": "action"}
-FEED_ACTIONS = ("add", "remove", "list")
+FEED_ACTIONS = ("add", "edit", "remove", "list")
 MAX_LINE = 4000
 
 
@@ -120,9 +123,13 @@ def dispatch(handlers: Handlers, cmd: Command, guild_id: int | None = None) -> R
         action, _, rest = (o.get("action") or "list").strip().partition(" ")
         action = action.lower()
         if action not in FEED_ACTIONS:
-            raise UsageError(f"/feed takes add, remove or list. Usage: {USAGE['feed']}")
+            raise UsageError(f"/feed takes add, edit, remove or list. Usage: {USAGE['feed']}")
         if action == "add":
-            return handlers.feed_add(o.get("url") or rest.strip(), guild_id=g)
+            return handlers.feed_add(o.get("url") or rest.strip(), guild_id=g, include=o.get("include"),
+                                     exclude=o.get("exclude"))
+        if action == "edit":
+            return handlers.feed_edit(o.get("feed") or o.get("url") or rest.strip(), guild_id=g,
+                                      include=o.get("include"), exclude=o.get("exclude"))
         if action == "remove":
             return handlers.feed_remove(o.get("feed") or o.get("url") or rest.strip(), guild_id=g)
         return handlers.feed_list(guild_id=g)

@@ -17,6 +17,7 @@ import numpy as np
 from ..app import Precis, Snapshot
 from ..engines.extractive import SentenceInfo
 from ..engines.topic import match_articles, topic_summary
+from ..sources.filters import describe as describe_filters
 from .reply import ArticleItem, Line, Reply, SupportItem
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,9 @@ HELP = """Commands:
   /summary url:<link> [mode:extractive|abstractive] [length:1-10]
   /ask question:<text> [mode:extractive|abstractive]
   /articles [query:<words>] [page:N]
-  /feed add url:<RSS or Atom link> | /feed remove feed:<id or link> | /feed list
+  /feed add url:<RSS or Atom link> [include:<words, phrases>] [exclude:<words, phrases>]
+  /feed edit feed:<id or link> [include:<words, phrases>] [exclude:<words, phrases>]  (- clears one)
+  /feed remove feed:<id or link> | /feed list
   /about
   /help
   /quit"""
@@ -206,21 +209,27 @@ class Handlers:
             return Reply.error("Feeds are not available here (no state store).")
         return self.sources
 
-    def feed_add(self, url: str | None, guild_id: int | None = None, user_id: int | None = None) -> Reply:
+    def feed_add(self, url: str | None, guild_id: int | None = None, user_id: int | None = None, *,
+                 include: str | None = None, exclude: str | None = None) -> Reply:
+        """Follow a feed; ``include`` / ``exclude``: comma-separated words or phrases (its filters)."""
         from ..sources.service import SourceError
 
         src = self._feeds()
         if isinstance(src, Reply):
             return src
         try:
-            feed, created, result = src.add_feed(guild_id or 0, url or "", user_id)
+            feed, created, result = src.add_feed(guild_id or 0, url or "", user_id, include=include, exclude=exclude)
         except SourceError as exc:
             return Reply.error(str(exc))
         if not created:
-            return Reply(kind="info", title="Feed already followed",
-                         text=f"{feed.label} is already followed here ({feed.items} item(s) so far).")
+            text = f"{feed.label} is already followed here ({feed.items} item(s) so far)."
+            if include is not None or exclude is not None:
+                text += f"\nIts filters are unchanged: change them with /feed edit feed:{feed.id}."
+            return Reply(kind="info", title="Feed already followed", text=text)
         text = (f"Following {feed.label}\n{feed.url}\n{len(result.new)} item(s) added to the articles now; "
                 "digests announce only what arrives from here on.")
+        if feed.filtered:
+            text += f"\nFilter: {describe_filters(feed.include, feed.exclude)} ({result.filtered} item(s) filtered out)"
         if result.failed_items:
             text += f"\n{len(result.failed_items)} page(s) could not be fetched: {result.failed_items[0][1]}"
         return Reply(kind="info", title="Feed added", text=text, meta={"feed_id": feed.id})
@@ -237,6 +246,23 @@ class Handlers:
             return Reply.error(str(exc))
         return Reply(kind="info", title="Feed removed",
                      text=f"No longer following {gone.label}. Its articles stay; its items will not come back.")
+
+    def feed_edit(self, feed: str | None, guild_id: int | None = None, *, include: str | None = None,
+                  exclude: str | None = None) -> Reply:
+        """Change a feed's filters: an option not given stays, an empty one (or ``-``) clears that filter."""
+        from ..sources.service import SourceError
+
+        src = self._feeds()
+        if isinstance(src, Reply):
+            return src
+        try:
+            changed = src.edit_feed(guild_id or 0, feed or "", include=include, exclude=exclude)
+        except SourceError as exc:
+            return Reply.error(str(exc))
+        what = describe_filters(changed.include, changed.exclude) or "none (every item is kept)"
+        return Reply(kind="info", title="Feed filters changed",
+                     text=f"{changed.label}\nFilter: {what}\nIt applies to items that arrive from now on.",
+                     meta={"feed_id": changed.id, "include": list(changed.include), "exclude": list(changed.exclude)})
 
     def feed_list(self, guild_id: int | None = None) -> Reply:
         src = self._feeds()
@@ -387,6 +413,8 @@ def feed_lines(f) -> str:
         state = "not polled yet"
     lines = [f"[{f.id}] {f.label}", f"  {f.url}", f"  status: {state}",
              f"  last success: {_when(f.last_success)} · items: {f.items}"]
+    if f.filtered:
+        lines.append(f"  filter: {describe_filters(f.include, f.exclude)}")
     if f.last_error:
         lines.append(f"  last error ({_when(f.last_error_at)}): {f.last_error}")
     return "\n".join(lines)

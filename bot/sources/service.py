@@ -47,6 +47,7 @@ from .feeds import (
     retry_after_seconds,
 )
 from .fetch import FetchConfig, FetchError, Fetcher
+from .filters import FeedFilter, FilterError, parse_terms
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,28 @@ class PollResult:
     error: str | None = None
     failed_items: list[tuple[str, str]] = field(default_factory=list)  # (url, error) of pages that failed
     lost: list[tuple[str, str]] = field(default_factory=list)  # of those, the ones left with no article (retried)
+    filtered: int = 0  # new items the feed's filters kept out
+
+
+FILTERED = "filtered:"  # seen_items key prefix of an item one feed's filter kept out: 'filtered:<feed id>:<item key>'
+
+
+def filtered_key(feed_id: int, key: str) -> str:
+    return f"{FILTERED}{feed_id}:{key}"
+
+
+def feed_filter(feed: Feed) -> FeedFilter:
+    return FeedFilter(tuple(feed.include), tuple(feed.exclude))
+
+
+def parse_filters(include: str | None, exclude: str | None) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+    """Option text -> terms (None: not given, so unchanged); :class:`SourceError` saying what is wrong."""
+    try:
+        inc = None if include is None else parse_terms(include, "include")
+        exc = None if exclude is None else parse_terms(exclude, "exclude")
+    except FilterError as err:
+        raise SourceError(str(err)) from None
+    return inc, exc
 
 
 def check_url(url: str | None) -> str:
@@ -168,15 +191,20 @@ class Sources:
                 self.store.remove_feed(GLOBAL_GUILD, f.id)
                 log.info("feeds: removed %s (no longer in FEEDS)", url)
 
-    def add_feed(self, guild_id: int, url: str, user_id: int | None = None) -> tuple[Feed, bool, PollResult]:
+    def add_feed(self, guild_id: int, url: str, user_id: int | None = None, *, include: str | None = None,
+                 exclude: str | None = None) -> tuple[Feed, bool, PollResult]:
         """Add a feed (or enable a disabled one again) and poll it once; returns (feed, added, first poll).
-        :class:`SourceError` when a new one gives no feed (it is not kept then)."""
+        ``include`` / ``exclude``: its filters, comma-separated words or phrases (see :mod:`.filters`).
+        :class:`SourceError` when a new one gives no feed (it is not kept then) or a filter is bad."""
         url = check_url(url)
+        inc, exc = parse_filters(include, exclude)
         existing = next((f for f in self.store.feeds(guild_id) if f.url == url), None)
         if existing is not None and not existing.disabled:
             return existing, False, PollResult(existing.id, url, "ok", items=existing.items)
-        feed, created = self.store.add_feed(guild_id, url, user_id, self.clock())
+        feed, created = self.store.add_feed(guild_id, url, user_id, self.clock(), include=inc or (), exclude=exc or ())
         if not created:  # it was disabled after repeated failures: adding it again retries it
+            if inc is not None or exc is not None:
+                feed = self.store.set_feed_filters(guild_id, feed.id, include=inc, exclude=exc) or feed
             self.store.enable_feed(feed.id, self.clock())
             feed = self.store.feed(feed.id) or feed
             log.info("feeds: %s (guild %s) enabled again", url, guild_id)
@@ -186,7 +214,8 @@ class Sources:
             raise SourceError(f"That link did not give a feed I can read: {result.error}")
         return self.store.feed(feed.id) or feed, True, result
 
-    def remove_feed(self, guild_id: int, which: str) -> Feed:
+    def find_feed(self, guild_id: int, which: str) -> Feed:
+        """One of a guild's feeds by its id or its link; :class:`SourceError` when there is none."""
         which = (which or "").strip()
         feeds = self.store.feeds(guild_id)
         found = next((f for f in feeds if str(f.id) == which), None)
@@ -195,7 +224,21 @@ class Sources:
             found = next((f for f in feeds if f.url == which or normalise_link(f.url) == norm), None)
         if found is None:
             raise SourceError("No such feed here. /feed list shows this server's feeds.")
+        return found
+
+    def remove_feed(self, guild_id: int, which: str) -> Feed:
+        found = self.find_feed(guild_id, which)
         return self.store.remove_feed(guild_id, found.id) or found
+
+    def edit_feed(self, guild_id: int, which: str, *, include: str | None = None,
+                  exclude: str | None = None) -> Feed:
+        """Change a feed's filters: None leaves one as it is, empty (or ``-``) clears it.
+        The new filters apply to items that arrive from now on; items filtered out before stay out."""
+        found = self.find_feed(guild_id, which)
+        inc, exc = parse_filters(include, exclude)
+        if inc is None and exc is None:
+            raise SourceError("Give include: or exclude: (comma-separated words or phrases; - clears one).")
+        return self.store.set_feed_filters(guild_id, found.id, include=inc, exclude=exc) or found
 
     async def poll_due(self, now: float | None = None) -> list[PollResult]:
         """Poll every feed whose time has come, a few at a time (one at a time per host)."""
@@ -245,23 +288,43 @@ class Sources:
         if parsed.warning:
             log.warning("feed %s (guild %s): %s", feed.url, feed.guild_id, parsed.warning)
         keys = item_keys(parsed.items)
-        seen = self.store.seen_items(k for ks in keys for k in ks)
+        filt = feed_filter(feed)
+        seen = self.store.seen_items([k for ks in keys for k in ks] + [filtered_key(feed.id, k) for ks in keys for k in ks])
         guild = feed.guild_id or None
+        kept_out: list[list[str]] = []  # the keys of items this feed's filter kept out now
+        kept_keys: set[str] = set()
         new: list[FetchedItem] = []
         failed: list[tuple[str, str]] = []
         repeat_keys: list[tuple[list[str], str | None]] = []
         batch_keys: set[str] = set()
         lost: list[tuple[str, str]] = []
         for item, ks in zip(parsed.items, keys):
+            if any(filtered_key(feed.id, k) in seen for k in ks):
+                continue  # this feed's filter kept it out before: it never comes back
+            if kept_keys.intersection(ks):  # the same item twice in this feed, and the first was kept out
+                kept_out.append(ks)
+                continue
             known = [k for k in ks if k in seen]
             if known or batch_keys.intersection(ks):
                 aid = next((seen[k] for k in known if seen[k]), None)
+                if filt and aid and not self._passes_known(filt, item, aid):
+                    kept_out.append(ks)  # another source brought it; this feed's filter does not let it in here
+                    kept_keys.update(ks)
+                    continue
                 repeat_keys.append((ks, aid))
                 continue
             batch_keys.update(ks)
+            if filt and filt.excluded(item.title, item.text):  # no need to fetch its page
+                kept_out.append(ks)
+                kept_keys.update(ks)
+                continue
             got, err = await self._feed_item(item, ks[0], feed, guild)
             if err:
                 failed.append((item.link or item.title, err))
+            if got is not None and filt and not filt.passes(item.title, item.text, got.title, got.text):
+                kept_out.append(ks)
+                kept_keys.update(ks)
+                continue
             if got is not None:
                 new.append(got)
             elif err and item.link:  # the page could not be fetched and the feed has no text: retry next poll
@@ -279,6 +342,8 @@ class Sources:
             self.store.mark_seen(ks, aid, feed.id, now)  # an old item's other keys (its link, say)
             if aid:
                 self._share_if_needed(aid, guild)
+        for ks in kept_out:  # seen for this feed only: another feed (another server's) may still carry it
+            self.store.mark_seen([filtered_key(feed.id, k) for k in ks], None, feed.id, now)
         # A page that failed with no feed text to fall back on is tried again next time:
         # keep no validators, so the next poll reads the feed in full.
         keep_validators = not lost
@@ -287,6 +352,8 @@ class Sources:
             status += f"; {len(failed)} page(s) failed ({failed[0][1][:80]})"
         if lost:
             status += f", {len(lost)} to retry"
+        if kept_out:
+            status += f"; {len(kept_out)} filtered out"
         if not parsed.items:
             status = "the feed has no items"
         self.store.feed_polled(
@@ -299,7 +366,12 @@ class Sources:
         log.info("feed %s (guild %s): %s (%d added to the corpus; %s)", feed.url, feed.guild_id, status, len(added), what)
         for url, err in failed:
             log.warning("feed %s (guild %s): item %s: %s", feed.url, feed.guild_id, url, err)
-        return PollResult(feed.id, feed.url, "ok", new, len(parsed.items), None, failed, lost)
+        return PollResult(feed.id, feed.url, "ok", new, len(parsed.items), None, failed, lost, len(kept_out))
+
+    def _passes_known(self, filt: FeedFilter, item: FeedItem, article_id: str) -> bool:
+        """An item another source already brought: does it pass this feed's filter?"""
+        art = self.app.corpus.get(article_id) if self.app is not None else None
+        return filt.passes(item.title, item.text, art.title if art else None, art.text if art else None)
 
     async def _feed_item(self, item: FeedItem, key: str, feed: Feed, guild: int | None
                          ) -> tuple[FetchedItem | None, str | None]:

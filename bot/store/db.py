@@ -1,7 +1,8 @@
 """SQLite state: digest subscriptions, the articles each digest can cover,
 what every digest post covered, and the feeds the bot polls (schema v2: their
 conditional-request state, failures and back-off, and every feed item ever
-seen, so an item is never added twice).
+seen, so an item is never added twice; v3: each feed's include/exclude filters
+and the role a subscription's digests ping).
 
 Plain synchronous stdlib ``sqlite3`` (WAL, ``busy_timeout``, schema version
 in ``PRAGMA user_version``). One :class:`Store` per process holds one
@@ -46,7 +47,7 @@ from .schedule import Schedule
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_LEASE_SECONDS = 120.0
 
 _SCHEMA_V1 = """
@@ -129,6 +130,13 @@ CREATE TABLE article_guilds (
     PRIMARY KEY (article_id, guild_id)
 );
 """
+# v3: per-feed filters (JSON lists of lower-cased words/phrases; '[]': none) and the role a
+# subscription's digests ping (NULL: none, the digest mentions no one).
+_SCHEMA_V3 = """
+ALTER TABLE feeds ADD COLUMN include_terms TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE feeds ADD COLUMN exclude_terms TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE subscriptions ADD COLUMN ping_role_id INTEGER;
+"""
 GLOBAL_GUILD = 0
 
 
@@ -168,6 +176,7 @@ class Subscription:
     last_cursor: int
     next_due: float
     last_post_at: float | None
+    ping_role_id: int | None = None  # the role each digest mentions (None: no one)
 
 
 @dataclass(frozen=True)
@@ -190,6 +199,12 @@ class Feed:
     next_poll: float
     disabled: bool
     items: int
+    include: tuple[str, ...] = ()  # an item passes when it has one of these (or none are set) ...
+    exclude: tuple[str, ...] = ()  # ... and none of these (lower-cased words or phrases)
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.include or self.exclude)
 
     @property
     def primed(self) -> bool:
@@ -201,8 +216,22 @@ class Feed:
         return self.title or self.url
 
 
+def _terms(raw: str | None) -> tuple[str, ...]:
+    try:
+        terms = json.loads(raw or "[]")
+    except ValueError:
+        return ()
+    return tuple(str(t) for t in terms) if isinstance(terms, list) else ()
+
+
+_FEED_SPECIAL = {"disabled", "include_terms", "exclude_terms"}
+
+
 def _feed(row: sqlite3.Row) -> Feed:
-    return Feed(**{k: row[k] for k in row.keys() if k != "disabled"}, disabled=bool(row["disabled"]))
+    keys = row.keys()
+    return Feed(**{k: row[k] for k in keys if k not in _FEED_SPECIAL}, disabled=bool(row["disabled"]),
+                include=_terms(row["include_terms"]) if "include_terms" in keys else (),
+                exclude=_terms(row["exclude_terms"]) if "exclude_terms" in keys else ())
 
 
 @dataclass(frozen=True)
@@ -241,6 +270,7 @@ def _sub(row: sqlite3.Row) -> Subscription:
         last_cursor=row["last_cursor"],
         next_due=row["next_due"],
         last_post_at=row["last_post_at"],
+        ping_role_id=row["ping_role_id"] if "ping_role_id" in row.keys() else None,
     )
 
 
@@ -408,7 +438,11 @@ class Store:
                 for stmt in _SCHEMA_V2.split(";"):
                     if stmt.strip():
                         c.execute(stmt)
-            # future: if version < 3: ...
+            if version < 3:
+                for stmt in _SCHEMA_V3.split(";"):
+                    if stmt.strip():
+                        c.execute(stmt)
+            # future: if version < 4: ...
             if version != SCHEMA_VERSION:
                 c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 log.info("store %s: schema version %d -> %d", self.path, version, SCHEMA_VERSION)
@@ -456,9 +490,11 @@ class Store:
 
     # --------------------------------------------------------- subscriptions
     def subscribe(
-        self, guild_id: int, channel_id: int, schedule: Schedule, created_by: int | None, now: float | None = None
+        self, guild_id: int, channel_id: int, schedule: Schedule, created_by: int | None, now: float | None = None,
+        *, ping_role_id: int | None = None,
     ) -> tuple[Subscription, bool]:
-        """Subscribe a channel (or change its schedule). Returns (subscription, created).
+        """Subscribe a channel (or change its schedule and ping role). Returns (subscription, created).
+        ``ping_role_id``: the role each digest mentions (None: no one; subscribing again sets it anew).
 
         A new subscription starts at the current article watermark: its first
         digest covers what arrives after it was made."""
@@ -469,17 +505,18 @@ class Store:
                 if row["guild_id"] != guild_id:
                     raise StoreError("that channel belongs to another server")
                 c.execute(
-                    "UPDATE subscriptions SET schedule = ?, created_at = ?, next_due = ? WHERE id = ?",
-                    (schedule.to_text(), now, schedule.next_after(now, now), row["id"]),
+                    "UPDATE subscriptions SET schedule = ?, created_at = ?, next_due = ?, ping_role_id = ? WHERE id = ?",
+                    (schedule.to_text(), now, schedule.next_after(now, now), ping_role_id or None, row["id"]),
                 )
                 created = False
                 sid = row["id"]
             else:
                 cursor = c.execute("SELECT COALESCE(MAX(seq), 0) FROM articles").fetchone()[0]
                 cur = c.execute(
-                    "INSERT INTO subscriptions(guild_id, channel_id, schedule, created_by, created_at, last_cursor, next_due)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (guild_id, channel_id, schedule.to_text(), created_by, now, cursor, schedule.next_after(now, now)),
+                    "INSERT INTO subscriptions(guild_id, channel_id, schedule, created_by, created_at, last_cursor, next_due,"
+                    " ping_role_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (guild_id, channel_id, schedule.to_text(), created_by, now, cursor, schedule.next_after(now, now),
+                     ping_role_id or None),
                 )
                 created = True
                 sid = cur.lastrowid
@@ -639,16 +676,32 @@ class Store:
         return _post(rows[0]) if rows else None
 
     # ------------------------------------------------------------------ feeds
-    def add_feed(self, guild_id: int, url: str, added_by: int | None = None, now: float | None = None) -> tuple[Feed, bool]:
-        """Add a feed to a guild (0: global); returns (feed, created). Polled at once."""
+    def add_feed(self, guild_id: int, url: str, added_by: int | None = None, now: float | None = None, *,
+                 include: Iterable[str] = (), exclude: Iterable[str] = ()) -> tuple[Feed, bool]:
+        """Add a feed to a guild (0: global) with its filters; returns (feed, created). Polled at once.
+        An existing feed is returned as it is (its filters unchanged)."""
         now = time.time() if now is None else now
         with self._tx() as c:
             row = c.execute("SELECT * FROM feeds WHERE guild_id = ? AND url = ?", (guild_id, url)).fetchone()
             if row is not None:
                 return _feed(row), False
-            cur = c.execute("INSERT INTO feeds(guild_id, url, added_by, added_at, next_poll) VALUES (?, ?, ?, ?, ?)",
-                            (guild_id, url, added_by, now, now))
+            cur = c.execute("INSERT INTO feeds(guild_id, url, added_by, added_at, next_poll, include_terms, exclude_terms)"
+                            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (guild_id, url, added_by, now, now, json.dumps(list(include)), json.dumps(list(exclude))))
             return _feed(c.execute("SELECT * FROM feeds WHERE id = ?", (cur.lastrowid,)).fetchone()), True
+
+    def set_feed_filters(self, guild_id: int, feed_id: int, *, include: Iterable[str] | None = None,
+                         exclude: Iterable[str] | None = None) -> Feed | None:
+        """Change one of a guild's feed's filters (None: leave that one as it is); None when no such feed."""
+        with self._tx() as c:
+            row = c.execute("SELECT * FROM feeds WHERE id = ? AND guild_id = ?", (feed_id, guild_id)).fetchone()
+            if row is None:
+                return None
+            if include is not None:
+                c.execute("UPDATE feeds SET include_terms = ? WHERE id = ?", (json.dumps(list(include)), feed_id))
+            if exclude is not None:
+                c.execute("UPDATE feeds SET exclude_terms = ? WHERE id = ?", (json.dumps(list(exclude)), feed_id))
+            return _feed(c.execute("SELECT * FROM feeds WHERE id = ?", (feed_id,)).fetchone())
 
     def remove_feed(self, guild_id: int, feed_id: int) -> Feed | None:
         """Remove one of a guild's feeds (its seen items stay seen)."""

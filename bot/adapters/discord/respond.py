@@ -37,6 +37,22 @@ def message_kwargs(msg: DiscordMessage) -> dict[str, Any]:
     return kw
 
 
+def ping_role_kwargs(kw: dict[str, Any], role_id: int | None) -> dict[str, Any]:
+    """A message's kwargs that mention one role (an opt-in digest ping) and nothing else: the
+    mention opens the content and ``allowed_mentions`` names exactly that role (no users, no @everyone,
+    no other role, whatever the article text holds). ``role_id`` None: unchanged (no mentions)."""
+    if not role_id:
+        return kw
+    out = dict(kw)
+    content = f"<@&{int(role_id)}>"
+    if kw.get("content"):
+        content += " " + kw["content"]
+    out["content"] = content[:2000]
+    out["allowed_mentions"] = discord.AllowedMentions(everyone=False, users=False, roles=[discord.Object(int(role_id))],
+                                                      replied_user=False)
+    return out
+
+
 async def defer(interaction: discord.Interaction, *, private: bool) -> None:
     """Acknowledge at once ("thinking..."); remember whether the placeholder is public."""
     await interaction.response.defer(thinking=True, ephemeral=private)

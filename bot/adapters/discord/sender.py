@@ -23,7 +23,7 @@ import discord
 from ...engines.digest import Digest, PermanentSendError
 from ...render.discord import render_digest
 from ...store import Post, Subscription
-from .respond import message_kwargs
+from .respond import message_kwargs, ping_role_kwargs
 
 if TYPE_CHECKING:
     from .client import PrecisBot
@@ -75,7 +75,7 @@ class DiscordDigestSender:
         ch = await self._channel(sub.channel_id)
         msg = render_digest(digest, ref=digest_ref(post))
         try:
-            sent = await ch.send(nonce=post.nonce, **message_kwargs(msg))
+            sent = await ch.send(nonce=post.nonce, **ping_role_kwargs(message_kwargs(msg), sub.ping_role_id))
         except (discord.Forbidden, discord.NotFound) as exc:
             raise PermanentSendError(f"cannot post in channel {sub.channel_id}: {exc}") from exc
         return sent.id

@@ -88,6 +88,7 @@ class DigestCog(commands.Cog, name="Digest"):
         channel="The text channel to post in",
         at="Daily, at this time (HH:MM, UTC); the default is 08:00",
         every="Or every this many minutes (5 to 10080) instead of daily",
+        ping="A role each digest mentions (opt-in; without it a digest pings no one)",
     )
     @app_commands.autocomplete(at=at_autocomplete)
     @app_commands.checks.has_permissions(manage_guild=True)
@@ -97,9 +98,12 @@ class DigestCog(commands.Cog, name="Digest"):
         channel: discord.TextChannel,
         at: Optional[app_commands.Range[str, 4, 9]] = None,
         every: Optional[app_commands.Range[int, 5, 10080]] = None,
+        ping: Optional[discord.Role] = None,
     ) -> None:
         if at and every:
             raise UserFacingError("Give `at:` (a daily time) or `every:` (minutes), not both.")
+        if ping is not None and (ping.is_default() or (interaction.guild_id and ping.guild.id != interaction.guild_id)):
+            raise UserFacingError("Pick a role of this server to ping (not @everyone).")
         try:
             schedule = Schedule.every(every) if every else Schedule.daily(at or "08:00")
         except ScheduleError as exc:
@@ -111,15 +115,25 @@ class DigestCog(commands.Cog, name="Digest"):
         await self.bot.pool.run_background(self.bot.digests.sync_articles)
         try:
             sub, created = await self.bot.pool.run_background(
-                self.bot.store.subscribe, interaction.guild_id, channel.id, schedule, interaction.user.id
+                self.bot.store.subscribe, interaction.guild_id, channel.id, schedule, interaction.user.id,
+                ping_role_id=ping.id if ping is not None else None,
             )
         except StoreError as exc:
             raise UserFacingError(str(exc)) from None
         verb = "will get" if created else "now gets"
-        log.info("digest: %s subscribed channel %s (%s) in guild %s", interaction.user.id, channel.id, schedule.to_text(), interaction.guild_id)
+        log.info("digest: %s subscribed channel %s (%s, ping role %s) in guild %s", interaction.user.id, channel.id,
+                 schedule.to_text(), sub.ping_role_id, interaction.guild_id)
+        description = f"{channel.mention} {verb} a digest of new articles {schedule.describe()}.\nNext: {_ts(sub.next_due)}"
+        if ping is not None:
+            description += f"\nEach digest pings {ping.mention}."
+            if not ping.mentionable and not (perms is not None and perms.mention_everyone):
+                description += (f"\nNote: {ping.mention} is not mentionable and I lack Mention @everyone in "
+                                f"{channel.mention}, so Discord will not notify its members.")
+        else:
+            description += "\nDigests ping no one (add `ping:` to mention a role)."
         embed = discord.Embed(
             title="Digest subscribed" if created else "Digest schedule changed",
-            description=f"{channel.mention} {verb} a digest of new articles {schedule.describe()}.\nNext: {_ts(sub.next_due)}",
+            description=description,
             color=COLOR_DIGEST,
         )
         await interaction.followup.send(embed=embed, allowed_mentions=NO_MENTIONS, wait=True)
@@ -153,6 +167,7 @@ class DigestCog(commands.Cog, name="Digest"):
                 f"Last post: {_ts(last.sent_at) if last else 'none yet'}"
                 + (f" ({len(last.article_ids)} article(s))" if last and last.kind == "digest" else ""),
                 f"New articles waiting: {waiting}",
+                f"Ping: <@&{sub.ping_role_id}>" if sub.ping_role_id else "Ping: no one",
             ]
             if pending:
                 lines.append(f"Retrying a post (attempt {pending[0].attempts})" + (f": {pending[0].last_error[:100]}" if pending[0].last_error else ""))

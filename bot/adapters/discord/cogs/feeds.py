@@ -1,4 +1,4 @@
-"""/feed add | remove | list, the "Summarise link" message command, and the loop that polls feeds.
+"""/feed add | edit | remove | list, the "Summarise link" message command, and the loop that polls feeds.
 
 The logic lives in ``bot/sources/`` and ``bot/handlers/core.py``; this file holds commands only.
 """
@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 import discord
 from discord import app_commands
 from discord.ext import commands, tasks
 
 from ....render.discord import render_reply
+from ....sources.filters import MAX_FILTER_CHARS
 from ..respond import UserFacingError, defer
 
 if TYPE_CHECKING:
@@ -89,12 +90,41 @@ class FeedCog(commands.Cog, name="Feeds"):
         await self.bot.send_rendered(interaction, render_reply(reply), private=private)
 
     @feed.command(name="add", description="Follow an RSS or Atom feed: its new articles join this server's articles")
-    @app_commands.describe(url="The feed's link (RSS or Atom)")
+    @app_commands.describe(
+        url="The feed's link (RSS or Atom)",
+        include="Keep only items with one of these words or phrases (comma-separated)",
+        exclude="Drop items with any of these words or phrases (comma-separated)",
+    )
     @app_commands.checks.has_permissions(manage_guild=True)
-    async def add(self, interaction: discord.Interaction, url: app_commands.Range[str, 1, MAX_URL]) -> None:
+    async def add(
+        self,
+        interaction: discord.Interaction,
+        url: app_commands.Range[str, 1, MAX_URL],
+        include: Optional[app_commands.Range[str, 1, MAX_FILTER_CHARS]] = None,
+        exclude: Optional[app_commands.Range[str, 1, MAX_FILTER_CHARS]] = None,
+    ) -> None:
         log.info("feed add by %s in guild %s: %s", interaction.user.id, interaction.guild_id, url[:200])
         await self._run(interaction, self.bot.handlers.feed_add, url, interaction.guild_id, interaction.user.id,
-                        private=False)
+                        include=include, exclude=exclude, private=False)
+
+    @feed.command(name="edit", description="Change a feed's filters (words or phrases its items must have or not have)")
+    @app_commands.describe(
+        feed="The feed (pick one as you type)",
+        include="Keep only items with one of these (comma-separated); - clears it",
+        exclude="Drop items with any of these (comma-separated); - clears it",
+    )
+    @app_commands.autocomplete(feed=feed_autocomplete)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def edit(
+        self,
+        interaction: discord.Interaction,
+        feed: app_commands.Range[str, 1, MAX_URL],
+        include: Optional[app_commands.Range[str, 1, MAX_FILTER_CHARS]] = None,
+        exclude: Optional[app_commands.Range[str, 1, MAX_FILTER_CHARS]] = None,
+    ) -> None:
+        log.info("feed edit by %s in guild %s: %s", interaction.user.id, interaction.guild_id, feed[:200])
+        await self._run(interaction, self.bot.handlers.feed_edit, feed, interaction.guild_id,
+                        include=include, exclude=exclude, private=False)
 
     @feed.command(name="remove", description="Stop following one of this server's feeds")
     @app_commands.describe(feed="The feed (pick one as you type)")
