@@ -1,8 +1,8 @@
 """Load through the fake Discord: the real PrecisBot, on the sample corpus, answering
 N interactions fired at once (a burst, or spread over a window).
 
-    python benchmarks/load.py [--n 200] [--mix 40,20,40] [--workers 2] [--queue-limit 8]
-                              [--cooldown SECONDS] [--users K] [--spread SECONDS]
+    python benchmarks/load.py [--n 200] [--mix 40,20,40] [--workers 2] [--max-wait 30]
+                              [--notice 5] [--queue-limit 500] [--cooldown SECONDS] [--users K] [--spread SECONDS]
                               [--model-cache DIR] [--data-dir DIR] [--heartbeat-ms 250]
                               [--no-warm] [--timeout 900] [--json FILE]
 
@@ -14,6 +14,11 @@ dispatched over the gateway: ``--mix`` is the share of extractive /summary,
 abstractive /summary and /ask (default 40,20,40). Each comes from its own user
 (``--users`` fewer users makes some of them repeat), and the per-user cooldown
 is off unless ``--cooldown SECONDS`` keeps one (the bot's default is 5).
+The bot admits a request while its expected wait in its lane (cheap or model)
+is at most ``--max-wait`` seconds (QUEUE_MAX_WAIT_SECONDS), tells the member
+"Queued: about N s" past ``--notice`` (QUEUE_NOTICE_SECONDS), and answers
+"busy" only past the limit; ``--queue-limit`` is the ceiling on waiting jobs
+per lane (QUEUE_LIMIT).
 
 What is measured, per command and overall:
 
@@ -21,7 +26,8 @@ What is measured, per command and overall:
   refuses a callback later than Discord's 3 s deadline: "ack>3s" counts those
   refused or later than 3 s, "no ack" those never acknowledged);
 * outcome: answered (the real reply, embeds), busy (the bot's "I'm busy"
-  answer), cooldown, error (any other short error), lost (no response at all);
+  answer; "queued" counts those told "Queued: about N s" first, whatever came
+  after), cooldown, error (any other short error), lost (no response at all);
 * latency of the answered ones: dispatch -> the last followup accepted by the
   fake (the user sees the answer then), p50 / p95 / max;
 * the gateway heartbeat during the run: discord.py's heartbeat thread hands
@@ -144,6 +150,7 @@ class Sent:
     ack: float | None = None
     done: float | None = None  # dispatch -> final message, seconds
     late_ack: bool = False
+    queued: bool = False  # told "Queued: about N s" before the answer
 
 
 @dataclass
@@ -200,6 +207,8 @@ def build_app(args, data_dir: Path):
         watch_corpus=False,
         workers=args.workers,
         queue_limit=args.queue_limit,
+        queue_max_wait_seconds=args.max_wait,
+        queue_notice_seconds=args.notice,
         cooldown_seconds=args.cooldown,
     )
 
@@ -234,19 +243,37 @@ def plan(args) -> list[tuple[str, dict, int]]:
     return out
 
 
+BUSY_PREFIX = "I'm busy"
+QUEUED_PREFIX = "Queued:"
+
+
+def responded(rec) -> bool:
+    """A response other than the "Queued: about N s" note (that one is followed by the answer)."""
+    msgs = rec.visible_messages()
+    return bool(msgs) and not (msgs[-1].get("content") or "").startswith(QUEUED_PREFIX)
+
+
 def classify(sent: Sent, busy_text: str) -> str:
     msgs = sent.rec.visible_messages()
     if not msgs:
         return "lost"
     msg = msgs[-1]
     content = msg.get("content") or ""
-    if msg.get("embeds") and not content.startswith(("Slow down", busy_text)):
+    if content.startswith(QUEUED_PREFIX):
+        return "lost"  # told it was queued, never answered
+    if msg.get("embeds") and not content.startswith(("Slow down", BUSY_PREFIX)):
         return "answered"
-    if content == busy_text:
+    if content == busy_text or content.startswith(BUSY_PREFIX):
         return "busy"
     if content.startswith("Slow down"):
         return "cooldown"
     return "error"
+
+
+def was_queued(fake, rec) -> bool:
+    hook = f"/webhooks/{fake.application_id}/{rec.token}/messages/@original"
+    return any(r.method == "PATCH" and r.path == hook and QUEUED_PREFIX in str((r.json or {}).get("content"))
+               for r in fake.requests)
 
 
 async def run(args) -> dict:
@@ -301,7 +328,7 @@ async def run(args) -> dict:
                     now = time.monotonic()
                     for s in sent:
                         r = s.rec
-                        if r.visible_messages():
+                        if responded(r):
                             continue
                         if not r.acked and now - r.dispatched_at > ACK_DEADLINE_S + 1:
                             continue  # never acknowledged in time: it cannot be answered any more
@@ -314,25 +341,28 @@ async def run(args) -> dict:
                     await asyncio.sleep(0.2)
                     if time.monotonic() - last_report > 15:
                         last_report = time.monotonic()
-                        left = sum(1 for s in sent if not s.rec.visible_messages())
+                        left = sum(1 for s in sent if not responded(s.rec))
                         print(f"  ... {time.monotonic() - t0:.0f}s: {len(sent) - left}/{len(sent)} have a response",
                               file=sys.stderr, flush=True)
                 wall_s = time.monotonic() - t0
                 probe.active = False
                 beats = fake.heartbeats[hb_start:]
-                pending_after = bot.pool.pending
+                pending_after = bot.pool.pending + bot.gen_pool.pending
 
             # when each interaction's last message was accepted
             hook = f"/webhooks/{fake.application_id}/"
             last_post: dict[str, float] = {}
+            queued = {s.rec.token for s in sent if was_queued(fake, s.rec)}
             for r in fake.requests:
-                if r.method == "POST" and r.path.startswith(hook) and r.status == 200:
-                    token = r.path[len(hook):]
+                if r.path.startswith(hook) and r.status == 200 and (
+                        r.method == "POST" or (r.method == "PATCH" and QUEUED_PREFIX not in str((r.json or {}).get("content")))):
+                    token = r.path[len(hook):].split("/", 1)[0]
                     last_post[token] = max(last_post.get(token, 0.0), r.time)
 
         for s in sent:
             r = s.rec
             s.outcome = classify(s, BUSY_TEXT)
+            s.queued = r.token in queued
             s.ack = r.ack_latency
             s.late_ack = bool(r.late_callbacks) or (s.ack is not None and s.ack > ACK_DEADLINE_S)
             end = last_post.get(r.token)
@@ -377,6 +407,7 @@ def rows_of(sent: list[Sent]) -> list[dict]:
             "command": label,
             "sent": len(group),
             **{o: sum(1 for s in group if s.outcome == o) for o in ("answered", "busy", "cooldown", "error", "lost")},
+            "queued": sum(1 for s in group if s.queued),
             "ack_late": sum(1 for s in group if s.late_ack),
             "ack_missing": sum(1 for s in group if s.ack is None),
             "ack_p50": pct(acks, 0.5), "ack_p95": pct(acks, 0.95), "ack_max": max(acks) if acks else None,
@@ -394,16 +425,17 @@ def report(args, res: dict) -> dict:
     print()
     print(f"Precis load test: {len(sent)} interactions ({', '.join(f'{counts[k]} {LABELS[k]}' for k in KINDS)}), "
           + (f"spread over {args.spread:g}s" if args.spread else f"in a burst (dispatched in {res['dispatch_s']:.2f}s)"))
-    print(f"bot: workers {args.workers}, queue limit {args.queue_limit}, "
+    print(f"bot: workers {args.workers} (+1 model lane), max wait {args.max_wait:g}s, notice past {args.notice:g}s, "
+          f"queue ceiling {args.queue_limit}, "
           f"cooldown {'off' if not args.cooldown else f'{args.cooldown:g}s'}, {len(set(s.user for s in sent))} distinct users")
     print(f"machine: {os.cpu_count()} CPUs; load average {lb[0]:.2f} {lb[1]:.2f} {lb[2]:.2f} before, "
           f"{la[0]:.2f} {la[1]:.2f} {la[2]:.2f} after")
     print(f"start-up: corpus + index {res['startup_s']:.1f}s"
           + "".join(f"; {k.replace('_', ' ')} {v}" for k, v in res["warm"].items()))
     print()
-    head = ["command", "sent", "answered", "busy", "cooldown", "error", "lost", "ack>3s", "no ack",
+    head = ["command", "sent", "answered", "queued", "busy", "cooldown", "error", "lost", "ack>3s", "no ack",
             "ack p50", "ack p95", "ack max", "answer p50", "answer p95", "answer max"]
-    table = [[r["command"], r["sent"], r["answered"], r["busy"], r["cooldown"], r["error"], r["lost"], r["ack_late"],
+    table = [[r["command"], r["sent"], r["answered"], r["queued"], r["busy"], r["cooldown"], r["error"], r["lost"], r["ack_late"],
               r["ack_missing"], fmt_s(r["ack_p50"]), fmt_s(r["ack_p95"]), fmt_s(r["ack_max"]),
               fmt_s(r["answer_p50"]), fmt_s(r["answer_p95"]), fmt_s(r["answer_max"])] for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *table)]
@@ -436,7 +468,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=200, help="interactions to fire (default 200)")
     ap.add_argument("--mix", default="40,20,40", help="extractive summary, abstractive summary, ask shares (default 40,20,40)")
     ap.add_argument("--workers", type=int, default=2, help="worker threads (WORKERS; default 2)")
-    ap.add_argument("--queue-limit", type=int, default=8, help="jobs that may wait for a worker (QUEUE_LIMIT; default 8)")
+    ap.add_argument("--max-wait", type=float, default=30.0,
+                    help="admit while the expected wait is at most this (QUEUE_MAX_WAIT_SECONDS; default 30)")
+    ap.add_argument("--notice", type=float, default=5.0,
+                    help="tell the member 'Queued: about N s' past this wait (QUEUE_NOTICE_SECONDS; default 5)")
+    ap.add_argument("--queue-limit", type=int, default=500,
+                    help="ceiling on jobs waiting per lane (QUEUE_LIMIT; default 500, 0: none)")
     ap.add_argument("--cooldown", type=float, default=0.0, help="per-user cooldown in seconds (default 0: off)")
     ap.add_argument("--users", type=int, default=0, help="distinct users (default: one per interaction)")
     ap.add_argument("--spread", type=float, default=0.0, help="dispatch over this many seconds (default 0: a burst)")

@@ -36,7 +36,13 @@ class Settings(BaseSettings):
     summary_length: int = Field(3, ge=1, le=10)
     max_question_chars: int = 300
     workers: int = Field(2, ge=1, le=16)
-    queue_limit: int = Field(8, ge=1)
+    # Admission to the worker lanes (bot/adapters/discord/pool.py): a request is queued while its
+    # expected wait is at most QUEUE_MAX_WAIT_SECONDS, told its wait past QUEUE_NOTICE_SECONDS, and
+    # refused as "busy" only past the limit. QUEUE_LIMIT is now only a ceiling on waiting jobs per lane
+    # (0: none); it used to be the whole rule (8).
+    queue_limit: int = Field(500, ge=0)
+    queue_max_wait_seconds: float = Field(30.0, ge=0, le=840)
+    queue_notice_seconds: float = Field(5.0, ge=0)
     cooldown_seconds: float = 5.0
     digest_empty_note: bool = False
 

@@ -296,6 +296,63 @@ async def test_busy_pool_answers_busy_at_once(fake_discord, fast_app_factory):
         assert rec.callback_type == 5 and msg["embeds"]
 
 
+async def test_busy_only_past_the_expected_wait_limit_and_says_how_long(fake_discord, fast_app_factory):
+    app = fast_app_factory(discord_dev_guild_id=P.DEFAULT_GUILD_ID, watch_corpus=False, cooldown_seconds=0,
+                           workers=1, queue_max_wait_seconds=10)
+    fake = fake_discord
+    async with start(fake, app) as bot:
+        bot.pool.costs.observe("ask", 6.0)  # /ask measured slow: one running + one waiting is 12 s ahead
+        held = [bot.pool.reserve("ask"), bot.pool.reserve("ask")]
+        rec = await fake.send_command("ask", {"question": "What did the ministry say?"})
+        [msg] = await fake.wait_for_response(rec)
+        assert rec.callback_type == 4 and msg["flags"] & EPHEMERAL
+        assert msg["content"].startswith("I'm busy right now (the wait would be about 12 s)")
+        assert not bot.gen_pool.pending  # the model lane is another queue: not involved
+        for slot in held:
+            slot.release()
+
+
+async def test_a_noticeable_wait_is_told_then_the_answer_replaces_the_note(fake_discord, bot_app):
+    fake = fake_discord
+    async with start(fake, bot_app) as bot:
+        bot.pool.costs.observe("summary", 4.0)
+        held = [bot.pool.reserve("summary") for _ in range(bot.pool.workers + 2)]  # (4 x 4 s) / 2 = 8 s ahead
+        rec = await fake.send_command("summary", {"article": "Kazakhs"})
+        await fake.wait_for_ack(rec)
+        assert rec.callback_type == 5  # acknowledged at once, as always
+        await fake.wait_until(lambda: rec.original and (rec.original.get("content") or "").startswith("Queued:"), 5,
+                              what="the queued note")
+        note = rec.original["content"]
+        assert note.startswith("Queued: about 12 s behind 4 other requests") and not rec.original["embeds"]
+        for slot in held:
+            slot.release()
+        await fake.wait_until(lambda: rec.original.get("embeds"), 20, what="the answer")
+        [msg] = rec.visible_messages()  # the note became the answer: one message, no leftover "Queued"
+        assert msg is rec.original and not msg.get("content") and KAZAKH_TITLE in msg["embeds"][0]["title"]
+        assert not followups(fake)
+
+
+async def test_a_burst_of_cheap_requests_beyond_the_old_fixed_limit_is_all_answered(fake_discord, bot_app):
+    fake = fake_discord
+    async with start(fake, bot_app) as bot:
+        assert bot.pool.workers == 2  # the old rule refused everything past 2 running + 8 waiting
+        recs = []
+        for i in range(30):
+            if i % 2:
+                recs.append(await fake.send_command("ask", {"question": "How many Kazakhs may leave?"},
+                                                    user_id=P.DEFAULT_USER_ID + 1 + i))
+            else:
+                recs.append(await fake.send_command("summary", {"article": "Japan travel ban"},
+                                                    user_id=P.DEFAULT_USER_ID + 1 + i))
+        for rec in recs:
+            msgs = await fake.wait_for_response(rec, timeout=60)
+            await fake.wait_until(lambda: not (rec.visible_messages()[-1].get("content") or "").startswith("Queued:"),
+                                  60, what="the answer after the queued note")
+            assert rec.callback_type == 5 and rec.ack_latency is not None and rec.ack_latency < 3
+            assert "busy" not in (msgs[-1].get("content") or "") and rec.visible_messages()[-1]["embeds"]
+        assert bot.pool.pending == 0 and bot.pool.costs.samples.get("ask") == 15
+
+
 async def test_per_user_cooldown(fake_discord, fast_app_factory):
     app = fast_app_factory(discord_dev_guild_id=P.DEFAULT_GUILD_ID, watch_corpus=False, cooldown_seconds=60)
     fake = fake_discord

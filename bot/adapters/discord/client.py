@@ -27,15 +27,16 @@ from ...store import Store, StoreError
 from .cooldown import Cooldowns
 from .pool import Busy, WorkerPool
 from .respond import (
-    BUSY_TEXT,
     NO_MENTIONS,
     CooldownActive,
     UserFacingError,
+    busy_text,
     defer,
     describe,
     message_kwargs,
     send_error,
     send_rendered,
+    tell_queued,
 )
 from .sender import DiscordDigestSender
 from .views import SupportView
@@ -44,6 +45,17 @@ log = logging.getLogger("bot.adapters.discord")
 
 DIGEST_INTERVAL_S = 30.0
 FEED_TICK_S = 60.0  # how often due feeds are looked for (each feed has its own FEED_INTERVAL_MINUTES)
+
+
+def job_kind(fn: Callable[..., Any], kwargs: dict[str, Any]) -> str:
+    """The kind of job a command is, for its lane and its expected cost: abstractive (the model lane),
+    ask, summary, link (a summary of a fetched page: network time), or the handler's name."""
+    if kwargs.get("mode") == "abstractive":
+        return "abstractive"
+    name = getattr(fn, "__name__", "other")
+    if name == "summary" and kwargs.get("url"):
+        return "link"
+    return name
 
 
 class PrecisTree(app_commands.CommandTree):
@@ -85,10 +97,13 @@ class PrecisBot(commands.Bot):
         self.sources = sources if sources is not None else Sources(s, self.store, app=app)
         self.feed_interval = feed_interval
         self.handlers = Handlers(app, self.sources)
-        self.pool = pool if pool is not None else WorkerPool(s.workers, s.queue_limit)
-        # Generation runs one at a time (Precis.generate_lock): abstractive requests get their own lane,
-        # so they never hold the workers that extractive requests need while they wait for the model.
-        self.gen_pool = WorkerPool(1, max(1, min(s.queue_limit, 4)))
+        # Two lanes, each admitting a request while its expected wait is at most QUEUE_MAX_WAIT_SECONDS:
+        # the cheap lane (/ask, extractive summaries, /articles ...) with WORKERS threads, and the model
+        # lane for abstractive requests with one thread: generation runs one at a time
+        # (Precis.generate_lock), so abstractive requests never hold the workers cheap ones need.
+        self.pool = pool if pool is not None else WorkerPool(
+            s.workers, s.queue_limit, max_wait=s.queue_max_wait_seconds, name="precis-worker")
+        self.gen_pool = WorkerPool(1, s.queue_limit, max_wait=s.queue_max_wait_seconds, name="precis-model")
         self.cooldowns = Cooldowns(s.cooldown_seconds)
         self.digests = DigestRunner(app, self.store)
         self.digest_interval = digest_interval
@@ -181,20 +196,27 @@ class PrecisBot(commands.Bot):
     # ------------------------------------------------------------ commands
     async def run_model_command(self, interaction: discord.Interaction, private: bool,
                                 fn: Callable[..., Reply], *args: Any, **kwargs: Any) -> None:
-        """Cooldown and capacity checks, acknowledge at once, model work in the pool, then the reply."""
-        pool = self.gen_pool if kwargs.get("mode") == "abstractive" else self.pool
-        if pool.full:
-            raise Busy("pool full")
-        retry = self.cooldowns.hit(interaction.user.id)
-        if retry:
-            raise CooldownActive(retry)
-        with pool.reserve() as slot:
+        """Admission by expected wait and the cooldown, acknowledge at once, tell the member when the
+        wait will be noticeable, model work in its lane, then the reply."""
+        kind = job_kind(fn, kwargs)
+        pool = self.gen_pool if kind == "abstractive" else self.pool
+        with pool.reserve(kind) as slot:  # Busy past QUEUE_MAX_WAIT_SECONDS: nothing reserved, no cooldown spent
+            retry = self.cooldowns.hit(interaction.user.id)
+            if retry:
+                raise CooldownActive(retry)
             await defer(interaction, private=private)
             t = time.perf_counter()
-            reply = await slot.run(fn, *args, **kwargs)
+            job = asyncio.ensure_future(slot.run(fn, *args, **kwargs))  # in line now; the note must not delay it
+            if slot.wait > self.settings.queue_notice_seconds:
+                try:
+                    await tell_queued(interaction, slot.eta, slot.ahead)
+                except BaseException:
+                    job.cancel()
+                    raise
+            reply = await job
         if not reply.ok:
             raise UserFacingError(reply.text)
-        log.debug("%s answered in %.2fs", describe(interaction), time.perf_counter() - t)
+        log.debug("%s answered in %.2fs (expected wait %.1fs)", describe(interaction), time.perf_counter() - t, slot.wait)
         await self.send_rendered(interaction, render_reply(reply), private=private)
 
     async def send_rendered(self, interaction: discord.Interaction, rendered: RenderedReply, *, private: bool,
@@ -220,7 +242,7 @@ class PrecisBot(commands.Bot):
             text = str(original)
             log.info("refused %s: %s", ctx, text)
         elif isinstance(original, Busy):
-            text = BUSY_TEXT
+            text = busy_text(original.wait)
             log.warning("busy, refused %s (%s)", ctx, original)
         elif isinstance(original, StoreError):
             text = str(original)[:300]

@@ -14,6 +14,27 @@ log = logging.getLogger("bot.adapters.discord")
 
 NO_MENTIONS = discord.AllowedMentions.none()
 BUSY_TEXT = "I'm busy right now: try again shortly."
+QUEUED_PREFIX = "Queued:"
+
+
+def about(seconds: float) -> str:
+    """'about 12 s', 'about 3 min': a wait as a member reads it (never 'about 0 s')."""
+    seconds = max(1.0, float(seconds))
+    if seconds < 90:
+        return f"about {seconds:.0f} s"
+    return f"about {seconds / 60:.0f} min"
+
+
+def busy_text(wait: float | None = None) -> str:
+    """The refusal past QUEUE_MAX_WAIT_SECONDS, with the wait it would have been when known."""
+    if wait is None:
+        return BUSY_TEXT
+    return f"I'm busy right now (the wait would be {about(wait)}): try again shortly."
+
+
+def queued_text(eta: float, ahead: int) -> str:
+    others = f" behind {ahead} other request{'s' if ahead != 1 else ''}" if ahead else ""
+    return f"{QUEUED_PREFIX} {about(eta)}{others}. The answer will appear here."
 
 
 class UserFacingError(app_commands.AppCommandError):
@@ -59,6 +80,16 @@ async def defer(interaction: discord.Interaction, *, private: bool) -> None:
     interaction.extras["public_defer"] = not private
 
 
+async def tell_queued(interaction: discord.Interaction, eta: float, ahead: int) -> None:
+    """After the defer: turn the "thinking..." placeholder into "Queued: about N s" (best effort);
+    the answer then replaces this note (see :func:`send_rendered`)."""
+    try:
+        await interaction.edit_original_response(content=queued_text(eta, ahead), allowed_mentions=NO_MENTIONS)
+        interaction.extras["queued_note"] = True
+    except discord.HTTPException as exc:
+        log.warning("could not tell the user about the queue (%s)", exc)
+
+
 async def send_rendered(interaction: discord.Interaction, rendered: RenderedReply, *, private: bool,
                         view: discord.ui.View | None = None) -> list[discord.WebhookMessage]:
     """Follow a deferred interaction up with the rendered messages; ``view`` goes on the last one."""
@@ -68,6 +99,12 @@ async def send_rendered(interaction: discord.Interaction, rendered: RenderedRepl
         kw = message_kwargs(msg)
         if i == last and view is not None:
             kw["view"] = view
+        if i == 0 and interaction.extras.pop("queued_note", False):
+            # The placeholder says "Queued: ..." (it is no longer "thinking", so a followup would be a new
+            # message): the first message of the answer replaces the note instead.
+            kw.setdefault("content", None)
+            sent.append(await interaction.edit_original_response(**kw))
+            continue
         sent.append(await interaction.followup.send(ephemeral=private, wait=True, **kw))
     interaction.extras["answered"] = True
     return sent

@@ -9,7 +9,7 @@ import discord
 
 from ...render.discord import DiscordMessage, render_reply
 from .pool import Busy
-from .respond import BUSY_TEXT, describe, message_kwargs, send_error
+from .respond import busy_text, describe, message_kwargs, send_error
 
 if TYPE_CHECKING:
     from .client import PrecisBot
@@ -98,9 +98,9 @@ class ArticlesView(_BaseView):
 
     async def _go(self, interaction: discord.Interaction, delta: int) -> None:
         try:
-            slot = self.bot.pool.reserve()
-        except Busy:
-            await send_error(interaction, BUSY_TEXT)
+            slot = self.bot.pool.reserve("articles")
+        except Busy as exc:
+            await send_error(interaction, busy_text(exc.wait))
             return
         with slot:
             await interaction.response.defer()  # acknowledge the click at once; the list may need the model

@@ -118,7 +118,7 @@ class QueryCog(commands.Cog, name="Query"):
         query: Optional[app_commands.Range[str, 1, MAX_QUERY]] = None,
         private: bool = False,
     ) -> None:
-        with self.bot.pool.reserve() as slot:
+        with self.bot.pool.reserve("articles") as slot:
             await defer(interaction, private=private)
             reply = await slot.run(self.bot.handlers.articles, query, 1, ARTICLES_PER_PAGE, interaction.guild_id)
         if not reply.ok:
