@@ -108,3 +108,37 @@ async def test_a_second_store_on_the_same_file_sees_the_post(bot_app):
             other = Store(bot_app.settings.db_path)
             assert other.last_sent(sub.id).message_id == int(digest_messages(fake)[0]["id"])
             other.close()
+
+
+async def test_a_developing_story_is_posted_as_what_is_new(bot_app):
+    """A second post on the same story shows only the new sentence, marked as an update, with its
+    source; a third whose article says nothing new is the one "no new facts" line."""
+    from tests.test_story_updates import NEW_FACT, QUAKE_REPEAT, QUAKE_UPDATE
+
+    async with FakeDiscord() as fake:
+        async with start(fake, bot_app) as bot:
+            sub = await _subscribe_and_add(fake, bot, [QUAKE_A])
+            assert (await bot.digest_tick()).posted
+            [first] = digest_messages(fake)
+            assert first["embeds"][0]["title"] == QUAKE_A.title
+
+            bot_app.add_articles([QUAKE_UPDATE])
+            bot.store.set_next_due(sub.id, time.time() - 1)
+            assert (await bot.digest_tick()).posted
+            update = digest_messages(fake)[-1]
+            [story] = update["embeds"]
+            assert story["title"] == f"Update: {QUAKE_UPDATE.title}"
+            assert story["description"] == NEW_FACT
+            [field] = story["fields"]
+            # cited as always: its article, its date, its link
+            assert field["name"] == f"1. {QUAKE_UPDATE.title} ({QUAKE_UPDATE.date})"
+            assert field["value"] == f"{NEW_FACT} [source](https://news.example/chile-quake-hotel)"
+
+            bot_app.add_articles([QUAKE_REPEAT])
+            bot.store.set_next_due(sub.id, time.time() - 1)
+            assert (await bot.digest_tick()).posted
+            nothing = digest_messages(fake)[-1]
+            assert [e["title"] for e in nothing["embeds"]] == ["Earlier stories"]
+            assert nothing["embeds"][0]["description"] == (
+                f"**Update:** {QUAKE_REPEAT.title} — No new facts in 1 more article")
+            assert nothing["embeds"][0]["footer"]["text"].startswith("Digest #")

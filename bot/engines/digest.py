@@ -1,6 +1,12 @@
 """Digests: what is new since a subscription's last post, grouped by story, and
 the tick that posts each due digest exactly once.
 
+A developing story is told as what is new: when a story of this digest was
+already in one of the subscription's recent posts (its articles then, still
+loaded, are close to this story's: the grouping threshold), it becomes an
+*update* holding only the sentences that add something to what was said before
+(see :func:`novel_mask`), or none, when the new articles only repeat it.
+
 Plain synchronous Python (no Discord). :func:`compose_digest` turns article
 ids into a :class:`Digest` (stories, each with a short extractive summary
 whose sentences are its support). :class:`DigestRunner` is the scheduler's
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import socket
 import threading
@@ -30,6 +37,14 @@ log = logging.getLogger(__name__)
 STORY_THRESHOLD = 0.62  # cosine between article vectors (title + lead) that makes them one story
 LEAD_SENTENCES = 5
 MAX_STORIES = 12  # stories summarised in one digest; the rest are listed by title
+# A sentence is new to a story when its closest earlier sentence is below NOVEL_SIM (MiniLM cosine:
+# paraphrases of one fact score ~0.8 and above, a related but different fact ~0.5-0.7), or below
+# NEAR_DUP_SIM with a number or name the earlier sentences never had ("7 dead" -> "12 dead").
+# Chosen from a hand check of realtimeqa pairs (benchmarks/story_updates.py).
+NOVEL_SIM = 0.75
+NEAR_DUP_SIM = 0.92
+EARLIER_POSTS = 8  # a subscription's recent posts whose stories a new story may continue ...
+EARLIER_WINDOW_S = 7 * 86400.0  # ... sent within this long before it
 RETRY_BASE_S = 30.0
 RETRY_MAX_S = 3600.0
 
@@ -61,6 +76,15 @@ class Story:
     title: str
     articles: tuple[StoryArticle, ...]
     sentences: tuple[DigestSentence, ...]  # the short summary; each sentence is its own support
+    update: bool = False  # an earlier post told this story: the sentences are only what is new since
+
+
+@dataclass(frozen=True)
+class EarlierStory:
+    """A story as an earlier post of the subscription showed it (kept in the store with the post)."""
+
+    article_ids: tuple[str, ...]
+    sentences: tuple[str, ...]  # the sentences shown
 
 
 @dataclass(frozen=True)
@@ -73,6 +97,13 @@ class Digest:
     @property
     def empty(self) -> bool:
         return not self.stories and not self.more
+
+    def shown(self) -> list[dict]:
+        """What this digest told, per story (the store keeps it with the post): the next digests
+        tell a continuing story by what is new since."""
+        told = [{"articles": [a.id for a in st.articles], "sentences": [x.text for x in st.sentences]}
+                for st in self.stories]
+        return told + [{"articles": [a.id], "sentences": []} for a in self.more]
 
 
 # ------------------------------------------------------------------ composing
@@ -104,10 +135,58 @@ def group_stories(vectors: np.ndarray, threshold: float = STORY_THRESHOLD) -> li
     return groups
 
 
+def _article_vectors(index, rows: list[int]) -> np.ndarray:
+    """One vector per article: its title and its lead, equally weighted."""
+    vecs = []
+    for r in rows:
+        s = index.rows(r)
+        lead = index.vectors(slice(s.start, min(s.stop, s.start + LEAD_SENTENCES)))
+        body = lead.mean(axis=0) if len(lead) else np.zeros(index.dim, dtype=np.float32)
+        vecs.append(_unit(index.title_emb[r].astype(np.float32)) + _unit(body))
+    return _unit(np.asarray(vecs, dtype=np.float32).reshape(len(rows), index.dim))
+
+
+_NUMBER = re.compile(r"\d(?:[\d,.]*\d)?")
+_WORD = re.compile(r"[A-Za-z][\w'\-]*")
+_CALENDAR = set("monday tuesday wednesday thursday friday saturday sunday january february march april may june july "
+                "august september october november december".split())  # a new day is not a new fact
+
+
+def _facts(text: str) -> set[str]:
+    """The numbers and names (capitalised words past the sentence's first) a sentence holds."""
+    names = {w.lower() for w in _WORD.findall(text)[1:] if w[0].isupper()} - _CALENDAR
+    return {n.replace(",", "") for n in _NUMBER.findall(text)} | names
+
+
+def _statement(text: str) -> bool:
+    """A sentence that can tell a fact: six words or more, ending as a statement (not a dateline,
+    a byline, "(CNN)" or a question)."""
+    return len(_WORD.findall(text)) >= 6 and text.rstrip(" \"'\u201d\u2019)").endswith((".", "!"))
+
+
+def novel_mask(E: np.ndarray, texts: list[str], known_E: np.ndarray, known_texts: list[str], *,
+               novel_sim: float = NOVEL_SIM, near_dup_sim: float = NEAR_DUP_SIM) -> np.ndarray:
+    """Which sentences (rows of ``E``, unit vectors) add something to the known ones (an update
+    shows only those that are also statements, see :func:`_statement`): no known
+    sentence says nearly the same (cosine < ``novel_sim``), or one is close but this sentence
+    brings a number or name none of them had (cosine < ``near_dup_sim``)."""
+    if len(E) == 0:
+        return np.zeros(0, dtype=bool)
+    if len(known_E) == 0:
+        return np.ones(len(E), dtype=bool)
+    best = (E @ known_E.T).max(axis=1)
+    known = set().union(*(_facts(t) for t in known_texts)) if known_texts else set()
+    new_fact = np.array([bool(_facts(t) - known) for t in texts])
+    return (best < novel_sim) | ((best < near_dup_sim) & new_fact)
+
+
 def compose_digest(app, article_ids: list[str] | tuple[str, ...], *, max_stories: int = MAX_STORIES,
-                   threshold: float = STORY_THRESHOLD, guild_id: int | None = None) -> Digest:
+                   threshold: float = STORY_THRESHOLD, guild_id: int | None = None,
+                   earlier: list[EarlierStory] | tuple[EarlierStory, ...] = ()) -> Digest:
     """The digest of these articles: grouped by story, each story summarised. Only the ones
-    still loaded and that ``guild_id`` may see count (the rest are ``missing``)."""
+    still loaded and that ``guild_id`` may see count (the rest are ``missing``).
+    ``earlier``: the stories the subscription's recent posts told; a story continuing one of them
+    is an update (only what is new since)."""
     with app._lock:
         snap = app.snapshot
         index, summarizer = snap.index, snap.summarizer
@@ -117,14 +196,16 @@ def compose_digest(app, article_ids: list[str] | tuple[str, ...], *, max_stories
         missing = len(article_ids) - len(rows)
         if not rows:
             return Digest(article_count=0, missing=missing)
-        vecs = []
-        for r in rows:
-            s = index.rows(r)
-            lead = index.vectors(slice(s.start, min(s.stop, s.start + LEAD_SENTENCES)))
-            body = lead.mean(axis=0) if len(lead) else np.zeros(index.dim, dtype=np.float32)
-            vecs.append(_unit(index.title_emb[r].astype(np.float32)) + _unit(body))
-        vectors = _unit(np.asarray(vecs, dtype=np.float32))
+        vectors = _article_vectors(index, rows)
         groups = group_stories(vectors, threshold)
+        # the earlier stories still loaded, each by the centroid of its articles then
+        taken = set(rows)
+        past = []
+        for e in earlier:
+            erows = [row_of[a] for a in e.article_ids
+                     if a in row_of and row_of[a] not in taken and (visible is None or visible[row_of[a]])]
+            if erows:
+                past.append((e, erows, _unit(_article_vectors(index, erows).mean(axis=0))))
         # Bigger stories first, then the order they arrived in.
         groups.sort(key=lambda g: (-len(g), g[0]))
         stories, more = [], []
@@ -134,7 +215,8 @@ def compose_digest(app, article_ids: list[str] | tuple[str, ...], *, max_stories
                 more.extend(_story_article(index.articles[r]) for r in members)
                 continue
             centroid = _unit(vectors[g].mean(axis=0))
-            stories.append(_story(index, summarizer, members, centroid))
+            told = [(e, erows) for e, erows, c in past if float(c @ centroid) >= threshold]
+            stories.append(_story(index, summarizer, members, centroid, told))
     return Digest(tuple(stories), tuple(more), article_count=len(rows), missing=missing)
 
 
@@ -142,17 +224,35 @@ def _story_article(a) -> StoryArticle:
     return StoryArticle(a.id, a.title, a.date, a.url)
 
 
-def _story(index, summarizer, members: list[int], centroid: np.ndarray) -> Story:
+def _known(index, told: list[tuple[EarlierStory, list[int]]]) -> tuple[np.ndarray, list[str]]:
+    """What earlier posts said of a story: the sentences they showed, and every sentence of
+    their articles still loaded (a reader who followed the links read those too)."""
+    texts = list(dict.fromkeys(t for e, _ in told for t in e.sentences))
+    shown = index.embed(texts)[0] if texts else np.zeros((0, index.dim), np.float32)
+    erows = sorted({r for _, rs in told for r in rs})
+    sent_rows = np.concatenate([np.arange(index.rows(r).start, index.rows(r).stop) for r in erows]) if erows else []
+    E = np.vstack([_unit(shown.astype(np.float32)), index.vectors(sent_rows)]) if len(sent_rows) else _unit(shown.astype(np.float32))
+    return E.astype(np.float32), texts + [index.texts[int(g)] for g in sent_rows]
+
+
+def _story(index, summarizer, members: list[int], centroid: np.ndarray,
+           told: list[tuple[EarlierStory, list[int]]] = ()) -> Story:
     arts = [index.articles[r] for r in members]
     n = 2 if len(members) == 1 else 3
+    update = bool(told)
     spans = [index.rows(r) for r in members]
     sent_rows = np.concatenate([np.arange(s.start, s.stop) for s in spans])
     if len(sent_rows) == 0:
-        return Story(arts[0].title, tuple(_story_article(a) for a in arts), ())
+        return Story(arts[0].title, tuple(_story_article(a) for a in arts), (), update)
     E = index.vectors(sent_rows)
     central = np.concatenate([_scale(summarizer.scores(r, n)[0]) for r in members])
     score = central + _scale(E @ centroid)
-    chosen = select_mmr(score, E @ E.T, min(n, len(sent_rows)), summarizer.weights.redundancy)
+    if update:  # only what adds to what was told before
+        known_E, known_texts = _known(index, told)
+        texts = [index.texts[int(g)] for g in sent_rows]
+        keep = np.flatnonzero(novel_mask(E, texts, known_E, known_texts) & np.array([_statement(t) for t in texts]))
+        sent_rows, E, score = sent_rows[keep], E[keep], score[keep]
+    chosen = select_mmr(score, E @ E.T, min(n, len(sent_rows)), summarizer.weights.redundancy) if len(sent_rows) else []
     rank = {r: k for k, r in enumerate(members)}
     picked = []
     for c in chosen:
@@ -164,7 +264,7 @@ def _story(index, summarizer, members: list[int], centroid: np.ndarray) -> Story
     picked.sort(key=lambda t: t[:2])
     # The story's headline: the article closest to what the group has in common.
     head = max(range(len(members)), key=lambda k: float(_unit(index.title_emb[members[k]].astype(np.float32)) @ centroid))
-    return Story(arts[head].title, tuple(_story_article(a) for a in arts), tuple(t[2] for t in picked))
+    return Story(arts[head].title, tuple(_story_article(a) for a in arts), tuple(t[2] for t in picked), update)
 
 
 # ------------------------------------------------------------------ the tick
@@ -232,24 +332,47 @@ class DigestRunner:
             log.info("digest: %d new article(s) registered", new)
         return new
 
+    def earlier(self, subscription_id: int, before_post_id: int | None, now: float) -> list[EarlierStory]:
+        """The stories the subscription's recent posts told (a continuing story is told by what is new)."""
+        try:
+            told = self.store.told_before(subscription_id, before_post_id, since=now - EARLIER_WINDOW_S,
+                                          limit=EARLIER_POSTS)
+        except Exception:  # noqa: BLE001 - without them the digest is told in full, as before
+            log.exception("digest: could not read what subscription %s posted before", subscription_id)
+            return []
+        return [EarlierStory(a, s) for a, s in told]
+
     def compose(self, post: Post, guild_id: int | None = None) -> Digest:
         if post.kind == "empty":
             return Digest()
-        return compose_digest(self.app, post.article_ids, guild_id=guild_id)
+        return compose_digest(self.app, post.article_ids, guild_id=guild_id,
+                              earlier=self.earlier(post.subscription_id, post.id, post.created_at))
 
     def preview(self, sub: Subscription | None, newest: int = 5, *, guild_id: int | None = None) -> Digest:
         """What the channel's next digest would hold now (or the newest articles ``guild_id`` may see,
         with no subscription)."""
         self.sync_articles()
+        earlier: list[EarlierStory] = []
         if sub is not None:
             guild_id = sub.guild_id
             ids = [aid for aid, _ in self.store.articles_after(sub.last_cursor, sub.guild_id)]
+            earlier = self.earlier(sub.id, None, time.time())
         else:
             with self.app._lock:
                 snap = self.app.snapshot
                 arts = snap.index.articles
                 ids = [arts[r].id for r in self.app.visible_rows(snap, guild_id)[-newest:]]
-        return compose_digest(self.app, ids, guild_id=guild_id)
+        return compose_digest(self.app, ids, guild_id=guild_id, earlier=earlier)
+
+    def _shown(self, post: Post, sub: Subscription) -> list[dict] | None:
+        """What an earlier attempt posted (composed again: the same articles, the same earlier posts)."""
+        if post.kind == "empty":
+            return None
+        try:
+            return self.compose(post, sub.guild_id).shown()
+        except Exception:  # noqa: BLE001 - recording the post matters more
+            log.exception("digest: could not tell what post %s showed", post.id)
+            return None
 
     def tick(self, now: float | None, sender: DigestSender) -> TickResult:
         """Post every due digest once. Safe to call from several threads or processes at once."""
@@ -265,13 +388,13 @@ class DigestRunner:
                 if post.recovering:
                     found = sender.find(sub, post)
                     if found is not None:
-                        self.store.mark_sent(post.id, found, now)
+                        self.store.mark_sent(post.id, found, now, self._shown(post, sub))
                         log.info("digest: %s was already posted as message %s; recorded it", ctx, found)
                         result.recovered.append(post.id)
                         continue
                 digest = self.compose(post, sub.guild_id)
                 if post.kind == "digest" and digest.empty:
-                    self.store.mark_sent(post.id, None, now)
+                    self.store.mark_sent(post.id, None, now, [])
                     log.warning("digest: %s covers %d article(s) no longer loaded; nothing to post", ctx, len(post.article_ids))
                     result.skipped.append(post.id)
                     continue
@@ -292,7 +415,7 @@ class DigestRunner:
                 result.failed.append(post.id)
                 continue
             try:
-                self.store.mark_sent(post.id, message_id, now)
+                self.store.mark_sent(post.id, message_id, now, None if post.kind == "empty" else digest.shown())
             except Exception as exc:  # noqa: BLE001 - sent but not recorded: the next attempt finds the message
                 log.exception("digest: %s was sent as message %s but not recorded; will recover", ctx, message_id)
                 try:

@@ -354,7 +354,7 @@ def _story_embed(story: Story, value_limit: int) -> dict[str, Any]:
         fields.extend(support_fields(n, s, value_limit))
     embed: dict[str, Any] = {
         "type": "rich",
-        "title": truncate(story.title, MAX_TITLE),
+        "title": truncate(("Update: " if story.update else "") + story.title, MAX_TITLE),
         "description": truncate(desc, min(MAX_DESCRIPTION, max(200, value_limit * 3))),
         "color": COLOR_DIGEST,
     }
@@ -364,6 +364,23 @@ def _story_embed(story: Story, value_limit: int) -> dict[str, Any]:
     if fields:
         embed["fields"] = fields[:MAX_FIELDS]
     return embed
+
+
+def no_new_facts(story: Story) -> str:
+    """The one line a continuing story gets when its new articles only repeat what was told."""
+    n = len(story.articles)
+    return f"No new facts in {n} more article{'' if n == 1 else 's'}"
+
+
+def _unchanged_embed(stories: list[Story]) -> dict[str, Any]:
+    lines = [truncate(f"**Update:** {_bold_safe(st.title)} — {no_new_facts(st)}", 300) for st in stories]
+    text = ""
+    for k, line in enumerate(lines):
+        if len(text) + len(line) + 40 > 1500:
+            text += f"…and {len(lines) - k} more earlier stories with no new facts"
+            break
+        text += line + "\n"
+    return {"type": "rich", "title": "Earlier stories", "description": text.strip(), "color": COLOR_DIGEST}
 
 
 def render_digest(digest: Digest, *, ref: str | None = None, heading: str = "News digest",
@@ -383,9 +400,15 @@ def render_digest(digest: Digest, *, ref: str | None = None, heading: str = "New
     embeds: list[dict[str, Any]] = []
     used = 0
     leftover = list(digest.more)
+    # a continuing story with nothing new is one line, all such lines in one embed
+    unchanged = [st for st in digest.stories if st.update and not st.sentences]
+    if unchanged:
+        reserve += embed_size(_unchanged_embed(unchanged))
     for i, story in enumerate(digest.stories):
+        if story.update and not story.sentences:
+            continue
         placed = False
-        if len(embeds) < MAX_EMBEDS - 1:
+        if len(embeds) < MAX_EMBEDS - 1 - bool(unchanged):
             for limit in (MAX_FIELD_VALUE, 400, 200):
                 e = _story_embed(story, limit)
                 size = embed_size(e)
@@ -396,6 +419,12 @@ def render_digest(digest: Digest, *, ref: str | None = None, heading: str = "New
                     break
         if not placed:
             leftover.extend(story.articles)
+    if unchanged and len(embeds) < MAX_EMBEDS - (1 if leftover else 0):
+        e = _unchanged_embed(unchanged)
+        embeds.append(e)
+        used += embed_size(e)
+    elif unchanged:
+        leftover.extend(a for st in unchanged for a in st.articles)
     if leftover:
         lines, budget = [], MAX_TOTAL - used - len(footer) - 120
         for k, a in enumerate(leftover):

@@ -2,7 +2,8 @@
 what every digest post covered, and the feeds the bot polls (schema v2: their
 conditional-request state, failures and back-off, and every feed item ever
 seen, so an item is never added twice; v3: each feed's include/exclude filters
-and the role a subscription's digests ping).
+and the role a subscription's digests ping; v4: what each digest post showed, per
+story, so a later digest tells a continuing story by what is new).
 
 Plain synchronous stdlib ``sqlite3`` (WAL, ``busy_timeout``, schema version
 in ``PRAGMA user_version``). One :class:`Store` per process holds one
@@ -47,7 +48,7 @@ from .schedule import Schedule
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DEFAULT_LEASE_SECONDS = 120.0
 
 _SCHEMA_V1 = """
@@ -136,6 +137,11 @@ _SCHEMA_V3 = """
 ALTER TABLE feeds ADD COLUMN include_terms TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE feeds ADD COLUMN exclude_terms TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE subscriptions ADD COLUMN ping_role_id INTEGER;
+"""
+# v4: what a sent digest showed, per story: JSON [{"articles": [ids], "sentences": [texts]}, ...]
+# (NULL: posted before v4, or an empty note; such a post tells later digests nothing).
+_SCHEMA_V4 = """
+ALTER TABLE posts ADD COLUMN shown TEXT;
 """
 GLOBAL_GUILD = 0
 
@@ -442,7 +448,11 @@ class Store:
                 for stmt in _SCHEMA_V3.split(";"):
                     if stmt.strip():
                         c.execute(stmt)
-            # future: if version < 4: ...
+            if version < 4:
+                for stmt in _SCHEMA_V4.split(";"):
+                    if stmt.strip():
+                        c.execute(stmt)
+            # future: if version < 5: ...
             if version != SCHEMA_VERSION:
                 c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 log.info("store %s: schema version %d -> %d", self.path, version, SCHEMA_VERSION)
@@ -633,8 +643,9 @@ class Store:
                 (retry_at, (error or "")[:500] or None, post_id, owner),
             )
 
-    def mark_sent(self, post_id: int, message_id: int | None, now: float) -> bool:
+    def mark_sent(self, post_id: int, message_id: int | None, now: float, shown: list[dict] | None = None) -> bool:
         """Record a post as sent and move its subscription on, in one transaction.
+        ``shown``: what it showed, per story (see :meth:`told_before`).
         Returns False when it was already recorded (or the subscription is gone)."""
         with self._tx() as c:
             row = c.execute("SELECT * FROM posts WHERE id = ?", (post_id,)).fetchone()
@@ -646,8 +657,9 @@ class Store:
                 return False
             sub = _sub(srow)
             c.execute(
-                "UPDATE posts SET state = 'sent', message_id = ?, sent_at = ?, lease_until = 0, last_error = NULL WHERE id = ?",
-                (message_id, now, post_id),
+                "UPDATE posts SET state = 'sent', message_id = ?, sent_at = ?, lease_until = 0, last_error = NULL,"
+                " shown = ? WHERE id = ?",
+                (message_id, now, json.dumps(shown) if shown is not None else None, post_id),
             )
             c.execute(
                 "UPDATE subscriptions SET last_cursor = MAX(last_cursor, ?), next_due = ?, last_post_at = ? WHERE id = ?",
@@ -668,6 +680,25 @@ class Store:
             sql += " AND state = ?"
             args.append(state)
         return [_post(r) for r in self._read(sql + " ORDER BY id", tuple(args))]
+
+    def told_before(self, subscription_id: int, before_post_id: int | None = None, *, since: float = 0.0,
+                    limit: int = 8) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+        """The stories the subscription's last ``limit`` sent posts (before ``before_post_id``, sent
+        at ``since`` or later) showed, newest post first: (article ids, sentences shown) each."""
+        rows = self._read(
+            "SELECT shown FROM posts WHERE subscription_id = ? AND state = 'sent' AND shown IS NOT NULL"
+            " AND id < ? AND sent_at >= ? ORDER BY id DESC LIMIT ?",
+            (subscription_id, before_post_id if before_post_id is not None else 2**62, since, limit),
+        )
+        out = []
+        for r in rows:
+            try:
+                stories = json.loads(r[0])
+                out.extend((tuple(map(str, st.get("articles", ()))), tuple(map(str, st.get("sentences", ()))))
+                           for st in stories if isinstance(st, dict))
+            except (ValueError, TypeError, AttributeError):
+                continue  # a damaged record tells nothing
+        return out
 
     def last_sent(self, subscription_id: int) -> Post | None:
         rows = self._read(
