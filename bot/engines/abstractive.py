@@ -34,12 +34,19 @@ Pipeline for one article (``AbstractiveSummarizer(row, n)``):
    best support is weak, that the verifier does not pass against its support
    (a number bound to another noun, roles swapped, an attribution such as
    "the Asahi newspaper reported" cut, a modal dropped), that is
-   a fragment, or that repeats an earlier line is regenerated once with stricter settings (no skips inside the
-   sentence: its main clause, or for an unconstrained model a stricter
-   prompt), then dropped if it still fails. Dropped sentences are never shown;
-   the result lists them with the reason and a note says how many.
-5. If nothing survives, the extractive summary is returned instead, with a
-   note.
+   a fragment, that leans on what the summary does not say
+   (:func:`context_problem`: it opens with "These areas"/"This"/"It"/"The
+   ministry", refers to "these areas", ends with a bare ", it said", or drops
+   the attribution its source sentence has -- "the paper said", "according
+   to ..."; a quote's "he said" may go when the line names the speaker), or
+   that repeats an earlier line is regenerated once with stricter settings (no
+   skips inside the sentence: its main clause, or for an unconstrained model a
+   stricter prompt). If it still fails, that line shows its source sentence,
+   the article's own words, in its place (so the lead is never lost); the
+   result lists the generated text with the reason and a note says how many
+   lines fell back. A repeat is left out.
+5. If no generated line survives, the extractive summary is returned instead,
+   with a note.
 
 ``benchmarks/summary_quality.py --abstractive`` measures it on CNN/DailyMail.
 """
@@ -73,6 +80,7 @@ TOPIC_FALLBACK_NOTE = (
 )
 ERROR_NOTE = "The summary model failed ({error}), so this is the extractive summary."
 REPEAT = "repeats an earlier sentence"
+CONTEXT = "needs context"  # a line that leans on what the summary does not say (see context_problem)
 CUT_NOTE = "A very long sentence was shortened to fit the model's context before rewriting."
 
 
@@ -115,6 +123,7 @@ class AbstractiveConfig:
     retries: int = 2  # regenerations per summary (deterministic: not time based)
     verify: bool = True  # the verifier (bot/grounding/verifier.py) must pass each sentence against its support
     resolve_pronouns: bool = True  # a line opening "He"/"She" names the person instead (see resolve_pronoun)
+    standalone: bool = True  # a line leaning on context the summary lacks shows its source (see context_problem)
 
 
 # --------------------------------------------------------------------------- copy constraint
@@ -567,6 +576,75 @@ def resolve_pronoun(text: str, index: SentenceIndex, source: SentenceInfo) -> tu
     return text, None
 
 
+# --------------------------------------------------------------------------- context
+# A summary line stands alone: it must not lean on a sentence the summary leaves out.
+_REFERENCE_OPENING = re.compile(
+    r"^(?:This|These|Those|That|Such|It|Its|They|Their)\b"
+    r"|^The\s+(?:ministry|paper|newspaper|agency|report|statement|spokesman|spokeswoman|move|decision|measure)\b"
+)
+_REFERENCE = re.compile(r"\bthese\s+(?!days\b)[a-z]+")  # "any of these areas" ("those entering" is no reference)
+_BARE_SAID = re.compile(r",\s*(?:it|they)\s+(?:said|says|added|reported|reports|told)\W*$", re.I)
+_CUE = r"said|says|reported|reports|told|added|announced|stated|wrote|writes|confirmed"
+# ", the Asahi newspaper reported", ",” he said", ", it said": who is the words after the comma or quote
+_ATTRIB_BEFORE = re.compile(rf"(?:[,”\"]|’(?=\s))\s*(?P<who>(?:[\w’'\-.]+\s+){{0,3}}?[\w’'\-.]+)\s+(?P<cue>{_CUE})\b")
+_ATTRIB_AFTER = re.compile(
+    rf"(?:[,”\"]|’(?=\s))\s*(?P<cue>said|says|told)\s+(?P<who>[A-Z][\w’'\-]+(?:\s+[A-Z][\w’'\-]+)*)"
+)
+_ACCORDING = re.compile(r"\baccording to\s+(?P<who>[^,.;:]+)", re.I)
+_ATTRIB_WORDS = frozenset(_CUE.split("|")) | {"according"}
+_PERSON_PRONOUNS = frozenset({"he", "she"})
+_PRONOUN_SAID = re.compile(rf"\b(?:he|she)\s+(?:{_CUE})\b", re.I)
+_WHO_STOP = frozenset("the a an its his her their of to".split())
+
+
+def _attributions(source: str) -> list[tuple[str, str]]:
+    """(who, cue) of each report attribution in ``source``: ", the paper said", "according to police"."""
+    out = [(m.group("who"), m.group("cue")) for m in _ATTRIB_BEFORE.finditer(source)]
+    out += [(m.group("who"), m.group("cue")) for m in _ATTRIB_AFTER.finditer(source)]
+    out += [(m.group("who"), "according") for m in _ACCORDING.finditer(source)]
+    return out
+
+
+def context_problem(text: str, source: str, names_person: bool = False) -> str | None:
+    """Why the summary line ``text`` (rewritten from ``source``) leans on what the summary does not say, or None:
+    it opens with a reference ("These areas ...", "It said ...", "The ministry ..."), refers to "these areas",
+    ends with a bare ", it said", or drops the attribution ``source`` has ("the paper said", "..., the Asahi
+    newspaper reported", "according to ..."). A quote's "he said" may go when the line names a person
+    (``names_person``: e.g. a resolved "He"). Rules only; the caller shows ``source`` instead."""
+    if _REFERENCE_OPENING.match(text):
+        return f"{CONTEXT}: opens with '{' '.join(text.split()[:2])}'"
+    m = _REFERENCE.search(text)
+    if m:
+        return f"{CONTEXT}: refers to '{m.group(0)}'"
+    if _BARE_SAID.search(text):
+        return f"{CONTEXT}: ends with a bare '{_BARE_SAID.search(text).group(0).strip(' ,.')}'"
+    words = {w.lower() for w in re.findall(r"[\w’'\-]+", text)}
+    has_cue = bool(words & _ATTRIB_WORDS)
+    for who, cue in _attributions(source):
+        who_words = [w for w in re.findall(r"[\w’'\-]+", who) if w.lower() not in _WHO_STOP]
+        if not who_words:
+            continue
+        head = who_words[-1].lower() if cue != "according" else who_words[0].lower()
+        if head in _PERSON_PRONOUNS:
+            if (has_cue and head in words) or names_person:
+                continue
+        elif has_cue and head in words:
+            continue
+        elif cue in ("said", "says", "told") and who_words[0][:1].isupper() and who_words[-1].lower() in words:
+            continue  # a quote's speaker still named
+        return f"{CONTEXT}: attribution dropped: '{who} {cue}'" if cue != "according" else (
+            f"{CONTEXT}: attribution dropped: 'according to {who}'")
+    return None
+
+
+def _by_source(cands: list[_Candidate]) -> list[list[_Candidate]]:
+    """Candidates grouped by their source sentence, in order."""
+    groups: dict[tuple[int, int], list[_Candidate]] = {}
+    for cd in cands:
+        groups.setdefault((cd.source.article, cd.source.index), []).append(cd)
+    return list(groups.values())
+
+
 # --------------------------------------------------------------------------- summarizer
 
 
@@ -683,30 +761,50 @@ class AbstractiveSummarizer:
                 else:
                     cands[i].problem = f"{cands[i].problem} (regenerated: {new[0].problem})"
 
-        kept, dropped = [], []
-        for cd in cands:
-            if cd.problem:
-                dropped.append((cd.text, cd.problem))
-            else:
-                kept.append(GeneratedLine(cd.text, cd.support))
+        # Each source sentence keeps its place: its generated lines that passed, else the sentence itself.
+        kept: list[GeneratedLine] = []
+        dropped: list[tuple[str, str]] = []
+        fell: dict[str, int] = {"unverified": 0, "context": 0}
+        generated = 0
+        for group in _by_source(cands):
+            for cd in group:
+                if cd.problem:
+                    dropped.append((cd.text, cd.problem))
+            ok = [cd for cd in group if not cd.problem]
+            if ok:
+                kept.extend(GeneratedLine(cd.text, cd.support) for cd in ok)
+                generated += len(ok)
+                continue
+            failed = [cd.problem for cd in group if cd.problem and cd.problem != REPEAT]
+            if failed and not any(cd.problem == REPEAT for cd in group):
+                # the lead is never lost: the article's own sentence stands in for its failed rewrite
+                src = group[0].source
+                kept.append(GeneratedLine(src.text, (replace(src, score=1.0),)))
+                fell["context" if failed[0].startswith(CONTEXT) else "unverified"] += 1
         # a duplicate check after regeneration
         kept = self._dedupe(kept, dropped)
         self.last_stats = {**stats, "seconds": time.perf_counter() - t0}
-        if not kept:
+        if not generated:
             lines = tuple(GeneratedLine(s.text, (s,)) for s in fallback())
             return AbstractiveResult(lines, tuple(dropped), True, (*notes, fallback_note))
-        unverified = sum(1 for _, why in dropped if not why.startswith(REPEAT))
-        if unverified:
+        one = len({s.article for s in sources}) == 1
+        where, own = ("article", "article's") if one else ("articles", "articles'")
+        for kind, why in (
+            ("unverified", f"could not be verified against the {where}"),
+            ("context", "left out who reported it or leaned on words the summary does not explain"),
+        ):
+            k = fell[kind]
+            if k:
+                many = k > 1
+                notes.append(
+                    f"{k} line{'s' if many else ''} fell back to the {own} own sentence{'s' if many else ''}: "
+                    f"{'their' if many else 'its'} generated version{'s' if many else ''} {why}."
+                )
+        repeats = sum(1 for _, why in dropped if why.startswith(REPEAT))
+        if repeats:
+            plural = repeats > 1
             notes.append(
-                f"{unverified} generated sentence{'s' if unverified > 1 else ''} could not be verified against the "
-                f"{'article' if len({s.article for s in sources}) == 1 else 'articles'} and "
-                f"{'were' if unverified > 1 else 'was'} not shown."
-            )
-        if len(dropped) > unverified:
-            k = len(dropped) - unverified
-            plural = k > 1
-            notes.append(
-                f"{k} generated sentence{'s' if plural else ''} repeating an earlier one "
+                f"{repeats} generated sentence{'s' if plural else ''} repeating an earlier one "
                 f"{'were' if plural else 'was'} left out."
             )
         return AbstractiveResult(tuple(kept), tuple(dropped), False, tuple(notes))
@@ -900,6 +998,12 @@ class AbstractiveSummarizer:
                 why = [p for p in verdict.problems if p.startswith(self.verifier.blocking)]
                 if why:
                     problems.append("verifier: " + "; ".join(why))
+            if self.config.standalone and not problems:
+                quoted = _PRONOUN_SAID.search(cd.source.text)  # only then does naming the speaker matter
+                named = cd.named_in is not None or bool(quoted and self._names_person(cd.text, cd.source))
+                ctx = context_problem(cd.text, cd.source.text, names_person=named)
+                if ctx:
+                    problems.append(ctx)
             if problems:
                 cd.problem = "; ".join(problems)
             else:
@@ -909,6 +1013,19 @@ class AbstractiveSummarizer:
                         break
             if cd.problem is None:
                 seen.append(cd)
+
+    def _names_person(self, text: str, source: SentenceInfo) -> bool:
+        """Does ``text`` name (by surname) a person the article names up to ``source``?"""
+        from .answer_phrase import named_people
+
+        ix = self.index
+        base = int(ix.offsets[source.article])
+        sents = ix.texts[base : int(ix.offsets[source.article + 1])]
+        article = " ".join(sents)
+        words = set(re.findall(r"[\w’'\-]+", text))
+        return any(
+            c.text.split()[-1] in words for sent in sents[: source.index + 1] for c in named_people(sent, article)
+        )
 
     def _dedupe(self, kept: list[GeneratedLine], dropped: list) -> list[GeneratedLine]:
         out: list[GeneratedLine] = []
