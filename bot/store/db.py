@@ -143,6 +143,8 @@ ALTER TABLE subscriptions ADD COLUMN ping_role_id INTEGER;
 _SCHEMA_V4 = """
 ALTER TABLE posts ADD COLUMN shown TEXT;
 """
+_MIGRATIONS = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4)  # the script that brings a file to version i + 1
+assert len(_MIGRATIONS) == SCHEMA_VERSION
 GLOBAL_GUILD = 0
 
 
@@ -436,23 +438,11 @@ class Store:
                 raise StoreError(
                     f"{self.path} has schema version {version}, newer than this Precis ({SCHEMA_VERSION}); upgrade Precis"
                 )
-            if version < 1:
-                for stmt in _SCHEMA_V1.split(";"):
-                    if stmt.strip():
-                        c.execute(stmt)
-            if version < 2:
-                for stmt in _SCHEMA_V2.split(";"):
-                    if stmt.strip():
-                        c.execute(stmt)
-            if version < 3:
-                for stmt in _SCHEMA_V3.split(";"):
-                    if stmt.strip():
-                        c.execute(stmt)
-            if version < 4:
-                for stmt in _SCHEMA_V4.split(";"):
-                    if stmt.strip():
-                        c.execute(stmt)
-            # future: if version < 5: ...
+            for target, script in enumerate(_MIGRATIONS, 1):  # a new version: append its script there
+                if version < target:
+                    for stmt in script.split(";"):
+                        if stmt.strip():
+                            c.execute(stmt)
             if version != SCHEMA_VERSION:
                 c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 log.info("store %s: schema version %d -> %d", self.path, version, SCHEMA_VERSION)
