@@ -71,7 +71,7 @@ from bot.index.cache import EmbeddingCache  # noqa: E402
 from bot.index.sentence_index import SentenceIndex  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
-ABLATIONS = ["dense", "lexical", "title", "position", "length", "brevity", "redundancy", "lead_share"]
+ABLATIONS = ["dense", "lexical", "title", "position", "length", "brevity", "redundancy", "lead_share", "lead_long_cost"]
 
 
 # --------------------------------------------------------------------- data
@@ -116,6 +116,32 @@ def load_cnndm(path: Path, limit: int | None) -> list[tuple[Article, str, int]]:
         obj = json.loads(line)
         art = Article.build(id=obj["id"], title="", text=obj["article"])
         ref = "\n".join(h.strip() for h in obj["highlights"].splitlines() if h.strip())
+        items.append((art, ref, 3))
+        if limit and len(items) >= limit:
+            break
+    return items
+
+
+def detokenise_ptb(text: str) -> str:
+    """SummEval's articles are PTB-tokenised ("team 's", `` ``): back to plain text, and its
+    "( CNN ) " opening glued to the first word as in the raw CNN/DM files."""
+    t = text.replace("`` ", '"').replace(" ''", '"').replace("``", '"').replace("''", '"')
+    t = re.sub(r" (n't|'s|'re|'ve|'m|'ll|'d)\b", r"\1", t)
+    t = re.sub(r" ([.,;:!?%)])", r"\1", t)
+    t = re.sub(r"([($]) ", r"\1", t)
+    return re.sub(r"^\(CNN\)\s+", "(CNN)", t)
+
+
+def load_summeval_articles(path: Path, limit: int | None) -> list[tuple[Article, str, int]]:
+    """SummEval's CNN/DM test articles with their reference highlights: a second CNN/DM part,
+    disjoint from cnndm_dev.jsonl, for fitting on one part and reporting on the other."""
+    items = []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        obj = json.loads(line)
+        art = Article.build(id=obj["id"], title="", text=detokenise_ptb(obj["article"]))
+        ref = "\n".join(h.strip() for h in obj["reference"].splitlines() if h.strip())
         items.append((art, ref, 3))
         if limit and len(items) >= limit:
             break
@@ -337,8 +363,6 @@ def run_abstractive(items, embedder, cache_dir: Path, weights: Weights, args) ->
     import os
 
     from bot.engines.abstractive import AbstractiveConfig, AbstractiveSummarizer
-    from models.generator import Generator
-
     title = f"CNN/DailyMail dev, abstractive ({len(items)} articles, 3 sentences vs highlights)"
     index = SentenceIndex(embedder, EmbeddingCache(cache_dir, embedder.name, embedder.dim))
     index.build([a for a, _, _ in items], progress=True)
@@ -348,10 +372,14 @@ def run_abstractive(items, embedder, cache_dir: Path, weights: Weights, args) ->
         evaluate_abs("precis extractive", items, lambda i, a, n: [x.text for x in extractive(i, n)]),
     ]
     t = time.perf_counter()
-    gen = Generator(args.model, cache_dir=args.model_cache, threads=args.threads, dtype=args.dtype)
+    from models.generator import open_generator
+
+    gen = open_generator(args.model, backend=args.gen_backend, cache_dir=args.model_cache, threads=args.threads,
+                         dtype=args.dtype, model_name=args.gen_model_name,
+                         api_key=os.environ.get("SUMMARY_API_KEY") or None)
     load_s = time.perf_counter() - t
     print(
-        f"[abstractive] generator {gen.name} ({gen.dtype}) loaded from {gen.loaded_from} in {load_s:.1f}s; "
+        f"[abstractive] generator {gen.name} ({gen.describe()}) loaded in {load_s:.1f}s; "
         f"torch threads {__import__('torch').get_num_threads()}; load average {os.getloadavg()[0]:.1f} "
         f"on {os.cpu_count()} CPUs",
         file=sys.stderr,
@@ -499,6 +527,40 @@ def run_verify(args, embedder) -> None:
         print(f"weights fitted on the whole file written to {WEIGHTS_PATH}")
 
 
+LEAD_GRID = {"lead_position": (0.5, 1.0, 1.5, 2.0, 3.0), "lead_long_cost": (0.0, 0.5, 1.0, 2.0, 3.0)}
+
+
+def run_lead_fit(parts: dict[str, list], embedder, cache_dir: Path, weights: Weights) -> None:
+    """Fit the news lead's two knobs on one CNN/DM part, report on the other, and swap."""
+    from itertools import product
+
+    indexes = {}
+    for name, items in parts.items():
+        ix = SentenceIndex(embedder, EmbeddingCache(cache_dir, embedder.name, embedder.dim))
+        ix.build([a for a, _, _ in items], progress=False)
+        indexes[name] = ix
+
+    def r1(name: str, w: Weights) -> float:
+        summ = ExtractiveSummarizer(indexes[name], w)
+        return evaluate("x", parts[name], lambda i, a, n: [x.text for x in summ(i, n)])["R1"]
+
+    lead = {n: evaluate("lead", items, lambda i, a, n: list(a.sentences[:n]))["R1"] for n, items in parts.items()}
+    grid = [dict(zip(LEAD_GRID, v)) for v in product(*LEAD_GRID.values())]
+    table = {n: [r1(n, Weights(**{**weights.__dict__, **g})) for g in grid] for n in parts}
+    shipped = {n: r1(n, weights) for n in parts}
+    print("\nNews lead: knobs fitted on one CNN/DM part, ROUGE-1 reported on the other "
+          f"(grid {dict(LEAD_GRID)}; window {weights.lead_window}, long = {weights.lead_long_words:g} words)")
+    print(f"{'fitted on':<14}{'reported on':<14}{'knobs':<40}{'R1':>7}{'lead-3':>8}{'gain':>7}")
+    names = list(parts)
+    for fit, rep in ((names[0], names[1]), (names[1], names[0])):
+        best = max(range(len(grid)), key=lambda k: (table[fit][k], -k))
+        print(f"{fit:<14}{rep:<14}{str(grid[best]):<40}{table[rep][best]:7.2f}{lead[rep]:8.2f}"
+              f"{table[rep][best] - lead[rep]:+7.2f}")
+    for n in names:
+        print(f"{'shipped':<14}{n:<14}{'(in-sample for both parts)':<40}{shipped[n]:7.2f}{lead[n]:8.2f}"
+              f"{shipped[n] - lead[n]:+7.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bbc", type=Path, default=DATA / "bbc-news-summary")
@@ -511,6 +573,8 @@ def main(argv: list[str] | None = None) -> int:
                     " graph is exported into --cache-dir/onnx (or a temp folder)")
     ap.add_argument("--ablate", action="store_true", help="also run with each scoring part switched off")
     ap.add_argument("--weights", default="", help="override weights, e.g. position=1.5,redundancy=0.3")
+    ap.add_argument("--lead-fit", action="store_true", help="fit the news lead's knobs on one CNN/DM part"
+                    " (cnndm_dev) and report on the other (SummEval's 50 articles), and swap")
     ap.add_argument("--abstractive", action="store_true", help="add the abstractive table (CNN/DailyMail)")
     ap.add_argument("--abstractive-only", action="store_true", help="only the abstractive table")
     ap.add_argument("--abstractive-limit", type=int, default=None, help="CNN/DM articles for it (default: all)")
@@ -519,6 +583,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model-cache", type=Path, default=Path("/tmp/precis-models"),
                     help="where the de-quantised GGUF is kept between runs")
     ap.add_argument("--threads", type=int, default=None, help="torch threads for the generator")
+    ap.add_argument("--gen-backend", default="auto", help="generator backend: auto (the bot's: llama.cpp for a"
+                    " .gguf when xllamacpp is installed), transformers, llamacpp, openai (--model is then a server"
+                    " URL http://host:port/v1; key from $SUMMARY_API_KEY). benchmarks/generator_backends.py runs"
+                    " each in its own process and compares them")
+    ap.add_argument("--gen-model-name", default="", help="the served model's name (openai backend)")
     ap.add_argument("--dtype", default="auto", help="generator dtype: auto (the bot's: bfloat16 on CPUs with native"
                     " bf16, else float32), float32, bfloat16")
     ap.add_argument("--skip-bare", action="store_true", help="leave out the bare-model row (the slow one)")
@@ -557,6 +626,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.abstractive_only:
         run_set("CNN/DailyMail dev (3 sentences vs highlights)", load_cnndm(args.cnndm, args.limit),
                 embedder, cache_dir, args.ablate, weights)
+        if args.summeval.is_file():
+            run_set("CNN/DailyMail part B: SummEval's 50 articles (3 sentences vs highlights)",
+                    load_summeval_articles(args.summeval, args.limit), embedder, cache_dir, args.ablate, weights)
+    if args.lead_fit and args.summeval.is_file():
+        run_lead_fit({"cnndm_dev": load_cnndm(args.cnndm, args.limit),
+                      "summeval": load_summeval_articles(args.summeval, args.limit)}, embedder, cache_dir, weights)
     if args.abstractive:
         run_abstractive(load_cnndm(args.cnndm, args.abstractive_limit), embedder, cache_dir, weights, args)
     return 0

@@ -63,16 +63,56 @@ def test_key_facts_sentence_leads_kazakh_summary(index):
 
 
 def test_news_lead_skips_bylines_and_fragments():
-    from bot.engines.extractive import inverted_pyramid, lead_sentences
+    from bot.engines.extractive import lead_sentences
 
     texts = ["By Jane Smith, Political Editor", "Scroll down for video.", "Wow.",
              "The council approved the new budget on Tuesday after a long debate.",
              "The budget raises spending on schools by five percent.", "Critics said the plan was too costly."]
     assert lead_sentences(texts, 2) == [3, 4]
     assert lead_sentences(texts, 10) == [3, 4, 5]
-    import numpy as np
 
-    central_first = np.array([[1, .8, .7, .6], [.8, 1, .2, .1], [.7, .2, 1, .1], [.6, .1, .1, 1]])
-    assert inverted_pyramid(central_first)
-    feature_opening = np.array([[1, .1, .1, .1], [.1, 1, .8, .7], [.1, .8, 1, .6], [.1, .7, .6, 1]])
-    assert not inverted_pyramid(feature_opening)
+
+def test_lead_gives_way_only_to_shorten_a_very_long_sentence():
+    from bot.engines.extractive import Weights, choose_lead
+
+    w = Weights()
+    pick = lambda words, n=3: choose_lead(words, n, w.lead_position, w.lead_long_words, w.lead_long_cost)  # noqa: E731
+    # Ordinary lengths: the lead, in order, whatever comes after it.
+    assert pick([30, 12, 25, 8, 9]) == [0, 1, 2]
+    # A 70-word third sentence gives way to the shorter fourth; the first sentence is kept
+    # even when long (its rank costs nothing), and a long sentence past the window is never reached.
+    assert pick([30, 12, 70, 14, 9]) == [0, 1, 3]
+    assert pick([80, 12, 20, 14, 9]) == [0, 1, 2]
+    # Slightly over the limit is not enough to lose a place to the fifth sentence.
+    assert pick([20, 38, 20, 25, 9]) == [0, 1, 2]
+    assert pick([20, 20], n=2) == [0, 1]
+
+
+def test_short_summary_of_any_article_comes_from_its_lead(index):
+    """By construction: a 3-sentence summary of a long article is taken from its first sentences,
+    even when a later sentence is more central (the old rule fell back to centrality there)."""
+    from bot.engines.extractive import lead_sentences
+
+    s = ExtractiveSummarizer(index)
+    checked = 0
+    for row in range(len(index.articles)):
+        texts = list(index.texts[index.rows(row)])
+        if len(texts) < 10:
+            continue
+        checked += 1
+        got = [x.index for x in s(row, 3)]
+        assert set(got) <= set(lead_sentences(texts, 5)), (row, got)
+    assert checked >= 2
+
+
+def test_feature_opening_still_summarised_from_its_lead(tmp_path, embedder):
+    """An anecdotal first sentence less central than the rest used to send the summary to
+    centrality (and below the lead on unseen news); a short summary now stays in the lead."""
+    text = "\n".join(
+        ["Maria Lopez was feeding her chickens when the water reached her porch."]
+        + [f"The river flood on day {d} forced officials in the valley to open flood shelters and close roads."
+           for d in range(1, 10)]
+    )
+    ix = SentenceIndex(embedder, EmbeddingCache(tmp_path, embedder.name, embedder.dim))
+    ix.build([Article.build(title="Flood", text=text)], progress=False)
+    assert [x.index for x in ExtractiveSummarizer(ix)(0, 3)] == [0, 1, 2]
