@@ -16,13 +16,21 @@ the bot, the console and the batch CLI all use it.
   afterwards.
 * Articles get ``guild_id`` (None: global) and are appended to
   ``DATA_DIR/fetched/articles.jsonl``, which :meth:`Precis.load` reads with
-  the corpus after a restart.
+  the corpus after a restart. With PostgreSQL (``DATABASE_URL``) they are kept
+  in the store instead, where every process finds them:
+  :meth:`Sources.sync_fetched` adds the ones other processes fetched (the bot
+  calls it every few seconds; it reads only what came after the last one seen).
+* Each feed is polled by one process at a time: a poll first takes the feed's
+  lease in the store (:meth:`Store.lease_feeds`); recording the poll ends it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,7 +38,7 @@ from typing import Literal
 
 from ..corpus.article import Article
 from ..jsonl import dumps_line
-from ..store import GLOBAL_GUILD, Feed, Store
+from ..store import GLOBAL_GUILD, Feed, Store, StoreError
 from .extract import MIN_WORDS, Extracted, extract_article, word_count
 from .feeds import (
     DISABLE_AFTER,
@@ -55,6 +63,7 @@ MAX_URL_CHARS = 2000
 MAX_CONCURRENT_POLLS = 4
 FROM_SETTINGS = 0  # added_by of the feeds that come from the FEEDS setting
 PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
+SHARES_EVERY_S = 30.0  # PostgreSQL: how often other processes' guild shares are read again
 
 
 class SourceError(ValueError):
@@ -163,8 +172,21 @@ class Sources:
         self._write_lock = threading.Lock()
         self._polling: set[int] = set()
         self._poll_lock = threading.Lock()
-        if app is not None:  # which guilds' feeds and links also brought an article (kept across restarts)
-            app.scopes.load(store.shared_articles())
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"  # holder of feed leases
+        self._fetched_seq = 0  # the last fetched article read from the store (PostgreSQL)
+        self._fetched_lock = threading.Lock()
+        self._shares_at = time.monotonic()  # shares were loaded just now (reload_shares, below)
+        self.reload_shares()
+
+    def reload_shares(self) -> None:
+        """Which guilds' feeds and links also brought an article (kept across restarts, and shared by
+        every process with PostgreSQL). Later, when the database is not reachable yet."""
+        if self.app is None:
+            return
+        try:
+            self.app.scopes.load(self.store.shared_articles())
+        except StoreError as exc:
+            log.warning("feeds: guild shares not loaded yet (%s)", exc)
 
     def _share(self, article_id: str, guild_id: int | None) -> None:
         """A guild's source (0/None: a global one) brought an article another source added first: it may see it."""
@@ -209,6 +231,8 @@ class Sources:
             feed = self.store.feed(feed.id) or feed
             log.info("feeds: %s (guild %s) enabled again", url, guild_id)
         result = run_sync(self.poll(feed))
+        if result is None:  # another process is polling it this moment: its poll is the first one
+            result = self._await_other_poll(feed)
         if result.status == "error" and created and not (self.store.feed(feed.id) or feed).primed:
             self.store.remove_feed(guild_id, feed.id)
             raise SourceError(f"That link did not give a feed I can read: {result.error}")
@@ -240,10 +264,24 @@ class Sources:
             raise SourceError("Give include: or exclude: (comma-separated words or phrases; - clears one).")
         return self.store.set_feed_filters(guild_id, found.id, include=inc, exclude=exc) or found
 
+    def _await_other_poll(self, feed: Feed, wait: float | None = None) -> PollResult:
+        """Another process holds the feed's lease: wait for its poll to be recorded, and tell that."""
+        deadline = time.monotonic() + (wait if wait is not None else 2 * self.settings.fetch_timeout_seconds + 10)
+        while time.monotonic() < deadline:
+            owner, _ = self.store.feed_lease(feed.id)
+            if owner is None:
+                break
+            time.sleep(0.2)
+        now = self.store.feed(feed.id) or feed
+        if now.last_status == "error":
+            return PollResult(feed.id, feed.url, "error", items=now.items, error=now.last_error)
+        return PollResult(feed.id, feed.url, "ok", items=now.items)
+
     async def poll_due(self, now: float | None = None) -> list[PollResult]:
-        """Poll every feed whose time has come, a few at a time (one at a time per host)."""
+        """Poll every feed whose time has come and no other process is polling (this process takes
+        each one's lease first), a few at a time (one at a time per host)."""
         now = self.clock() if now is None else now
-        due = self.store.due_feeds(now)
+        due = self.store.lease_feeds(now, self.owner)
         if not due:
             return []
         sem = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
@@ -262,7 +300,11 @@ class Sources:
                 return None
             self._polling.add(feed.id)
         try:
-            return await self._poll(feed)
+            leased = self.store.lease_feeds(self.clock(), self.owner, feed_ids=[feed.id])
+            if not leased:  # another process is polling it now (or it was removed)
+                log.info("feed %s (guild %s): another process is polling it; skipped", feed.url, feed.guild_id)
+                return None
+            return await self._poll(leased[0])
         except Exception as exc:  # noqa: BLE001 - one broken feed must not stop the others
             log.exception("feed %s (guild %s): poll failed unexpectedly", feed.url, feed.guild_id)
             return self._failed(feed, f"internal error: {exc.__class__.__name__}: {exc}"[:300], None)
@@ -486,13 +528,21 @@ class Sources:
 
     def _persist(self, articles: list[Article]) -> None:
         path = self.settings.fetched_path
-        lines = []
+        lines, records = [], []
         for a in articles:
             rec = {"id": a.id, "title": a.title, "text": "\n".join(a.sentences), "date": a.date, "url": a.url,
                    "arrived": a.arrived}
             if a.guild_id:
                 rec["guild_id"] = a.guild_id
+            records.append(rec)
             lines.append(dumps_line(rec) + "\n")
+        if getattr(self.store, "is_postgres", False):  # in the store: every process loads them
+            try:
+                self.store.add_fetched(records, self.clock())
+            except Exception as exc:  # noqa: BLE001 - the articles stay loaded here; others miss them
+                log.error("feeds: could not keep %d fetched article(s) in the database (%s); they stay loaded "
+                          "in this process until a restart", len(articles), exc)
+            return
         try:
             with self._write_lock:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -502,3 +552,43 @@ class Sources:
         except OSError as exc:
             log.error("feeds: could not keep %d fetched article(s) in %s (%s); they stay loaded until a restart",
                       len(articles), path, exc)
+
+    # ------------------------------------------------------------ other processes' articles
+    def sync_shares(self) -> int:
+        """PostgreSQL: the guild shares other processes recorded (an article a second guild's feed or
+        link also brought); returns how many were new here. :meth:`sync_fetched` calls it every
+        :data:`SHARES_EVERY_S` seconds."""
+        self._shares_at = time.monotonic()
+        if self.app is None:
+            return 0
+        return sum(1 for aid, g in self.store.shared_articles() if self.app.scopes.share(aid, g or 0))
+
+    def sync_fetched(self) -> int:
+        """PostgreSQL: add the feed and link articles other processes fetched since the last call
+        (only those: the store is read after the last ``seq`` seen), each with its guild. Returns how
+        many joined the corpus. A no-op with SQLite (one process; the file is loaded at start)."""
+        if self.app is None or not getattr(self.store, "is_postgres", False):
+            return 0
+        from ..corpus.loader import _jsonl_article
+
+        if time.monotonic() - self._shares_at >= SHARES_EVERY_S:
+            self.sync_shares()
+
+        with self._fetched_lock:
+            added = 0
+            while True:
+                batch = self.store.fetched_after(self._fetched_seq)
+                if not batch:
+                    return added
+                arts = []
+                for seq, rec in batch:
+                    try:
+                        arts.append(_jsonl_article(rec, f"database fetched_articles #{seq}"))
+                    except (ValueError, TypeError) as exc:
+                        log.warning("feeds: fetched article #%d in the database skipped: %s", seq, exc)
+                self._fetched_seq = batch[-1][0]
+                if arts:
+                    got = self.app.add_articles(arts)
+                    added += len(got)
+                    if got:
+                        log.info("feeds: %d article(s) from other processes joined the corpus", len(got))

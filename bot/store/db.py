@@ -1,23 +1,32 @@
-"""SQLite state: digest subscriptions, the articles each digest can cover,
-what every digest post covered, and the feeds the bot polls (schema v2: their
-conditional-request state, failures and back-off, and every feed item ever
-seen, so an item is never added twice; v3: each feed's include/exclude filters
-and the role a subscription's digests ping; v4: what each digest post showed, per
-story, so a later digest tells a continuing story by what is new).
+"""The store: digest subscriptions, the articles each digest can cover, what
+every digest post covered, the feeds the bot polls (their conditional-request
+state, failures, back-off and poll lease, every feed item ever seen, so an item
+is never added twice) and, with PostgreSQL, the text of feed and link articles.
 
-Plain synchronous stdlib ``sqlite3`` (WAL, ``busy_timeout``, schema version
-in ``PRAGMA user_version``). One :class:`Store` per process holds one
-connection, guarded by a lock so worker threads and the event loop can share
-it; several processes may open the same file (writes serialise on
-``BEGIN IMMEDIATE``).
+**Two engines, one code path.** ``DATABASE_URL`` unset: a SQLite file in
+``DATA_DIR`` (WAL, ``busy_timeout``, every write transaction ``BEGIN
+IMMEDIATE``; one connection per :class:`Store`, guarded by a lock so worker
+threads and the event loop can share it; several processes may open the same
+file). ``postgresql://...``: a PostgreSQL server (a small connection pool;
+claims take row locks with ``SELECT ... FOR UPDATE SKIP LOCKED``; article
+``seq`` numbers are handed out under an advisory lock so they commit in
+order). Queries are SQLAlchemy Core built from :mod:`bot.store.schema`; the
+schema's versions are Alembic revisions (``migrations/versions/``).
 
-Exactly-once digests rest on three rules kept here:
+**Schema versions.** A SQLite file from before Alembic carries its version in
+``PRAGMA user_version`` (1-4): it is brought to v4 by the hand-written scripts
+below, kept as they were, then *stamped* with Alembic revision ``0001`` (the v4
+schema) and upgraded from there like any other database. ``SCHEMA_VERSION``
+stays 4: the last ``user_version`` generation (a file above it, or an Alembic
+revision this Precis does not know, is refused as newer).
+
+Exactly-once digests rest on three rules kept here, the same on both engines:
 
 1. **Claim before sending.** :meth:`Store.claim` runs in one write
-   transaction: it fixes the articles a digest covers (``seq`` range after the
-   subscription's cursor) and inserts a ``pending`` post, unique per
-   (subscription, digest key) and at most one pending post per subscription,
-   with a lease (owner + expiry) and a nonce.
+   transaction (holding the subscription's row): it fixes the articles a digest
+   covers (``seq`` range after the subscription's cursor) and inserts a
+   ``pending`` post, unique per (subscription, digest key) and at most one
+   pending post per subscription, with a lease (owner + expiry) and a nonce.
 2. **Record after sending, atomically.** :meth:`Store.mark_sent` flips the post
    to ``sent`` with its message id *and* advances the subscription's cursor and
    next due time in the same transaction.
@@ -29,6 +38,11 @@ Exactly-once digests rest on three rules kept here:
 Article ``seq`` numbers are assigned here, in the order the bot first saw each
 article id, so the cursor means the same thing after a restart even when the
 corpus files load in a different order.
+
+**Shards.** :meth:`Store.set_shards` makes :meth:`Store.due` return only the
+subscriptions of this process's Discord shards (``(guild_id >> 22) %
+shard_count``), plus any subscription whose pending post's lease ran out (its
+process died mid-post): whichever process claims that first recovers it.
 """
 
 from __future__ import annotations
@@ -36,21 +50,32 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import secrets
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Literal
+from typing import Any, Iterable, Iterator, Literal, Mapping
 
+import sqlalchemy as sa
+from sqlalchemy import event, exc as sa_exc
+from sqlalchemy.engine import Connection, Engine
+
+from . import schema as S
 from .schedule import Schedule
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 4  # the last PRAGMA user_version generation; later changes are Alembic revisions
 DEFAULT_LEASE_SECONDS = 120.0
+DEFAULT_FEED_LEASE_SECONDS = 600.0
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_ARTICLE_LOCK = 0x50524543  # PostgreSQL advisory lock key: article seq numbers, handed out in commit order
+_MIGRATE_LOCK = 0x50524544  # PostgreSQL advisory lock key: one process migrates at a time
 
+# The SQLite schema before Alembic, one script per PRAGMA user_version (kept to adopt old files).
 _SCHEMA_V1 = """
 CREATE TABLE articles (
     seq         INTEGER PRIMARY KEY,  -- never deleted, so never reused
@@ -156,6 +181,14 @@ class StoreLocked(StoreError):
     """Another process held the database's write lock for longer than ``busy_timeout``."""
 
 
+class StoreUnavailable(StoreError):
+    """The database server cannot be reached (PostgreSQL: down, restarting, or the network)."""
+
+
+def _first_line(exc: object) -> str:
+    return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:200]
+
+
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
     """The columns of ``table`` in a (possibly damaged) file; empty when unreadable or absent."""
     try:
@@ -232,10 +265,10 @@ def _terms(raw: str | None) -> tuple[str, ...]:
     return tuple(str(t) for t in terms) if isinstance(terms, list) else ()
 
 
-_FEED_SPECIAL = {"disabled", "include_terms", "exclude_terms"}
+_FEED_SPECIAL = {"disabled", "include_terms", "exclude_terms", "lease_owner", "lease_until"}
 
 
-def _feed(row: sqlite3.Row) -> Feed:
+def _feed(row: Mapping[str, Any]) -> Feed:
     keys = row.keys()
     return Feed(**{k: row[k] for k in keys if k not in _FEED_SPECIAL}, disabled=bool(row["disabled"]),
                 include=_terms(row["include_terms"]) if "include_terms" in keys else (),
@@ -267,7 +300,7 @@ class Post:
         return self.attempts > 1
 
 
-def _sub(row: sqlite3.Row) -> Subscription:
+def _sub(row: Mapping[str, Any]) -> Subscription:
     return Subscription(
         id=row["id"],
         guild_id=row["guild_id"],
@@ -282,7 +315,7 @@ def _sub(row: sqlite3.Row) -> Subscription:
     )
 
 
-def _post(row: sqlite3.Row) -> Post:
+def _post(row: Mapping[str, Any]) -> Post:
     return Post(
         id=row["id"],
         subscription_id=row["subscription_id"],
@@ -303,17 +336,91 @@ def _post(row: sqlite3.Row) -> Post:
     )
 
 
+def is_postgres_url(target: object) -> bool:
+    return isinstance(target, str) and target.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
+
+
+def redact_url(url: str) -> str:
+    """A database URL fit for a log line or /about: the password replaced by ***."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - unparsable: show only the scheme
+        return url.split(":", 1)[0] + "://..."
+
+
+def _pg_url(url: str) -> sa.engine.URL:
+    u = sa.engine.make_url(url)
+    if u.drivername in ("postgresql", "postgres"):
+        u = u.set(drivername="postgresql+psycopg")
+    return u
+
+
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """Discord's rule: a guild lives on shard ``(guild_id >> 22) % shard_count``."""
+    return (int(guild_id) >> 22) % max(1, int(shard_count))
+
+
+_heads: dict[str, tuple[str, frozenset[str]]] = {}
+
+
+def _alembic_config(conn: Connection):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def _alembic_heads() -> tuple[str, frozenset[str]]:
+    """(the head revision, every known revision), read once per process."""
+    if "heads" not in _heads:
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        script = ScriptDirectory.from_config(cfg)
+        _heads["heads"] = (script.get_current_head(), frozenset(r.revision for r in script.walk_revisions()))
+    return _heads["heads"]
+
+
 class Store:
-    def __init__(self, path: Path | str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS, busy_timeout_ms: int = 5000) -> None:
-        self.path = Path(path)
+    def __init__(self, target: Path | str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS, busy_timeout_ms: int = 5000,
+                 feed_lease_seconds: float = DEFAULT_FEED_LEASE_SECONDS, pool_size: int = 5) -> None:
+        """``target``: a SQLite file path (or ``":memory:"``), or a ``postgresql://`` URL."""
         self.lease_seconds = float(lease_seconds)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.feed_lease_seconds = float(feed_lease_seconds)
         self._lock = threading.RLock()
         self._busy_timeout_ms = int(busy_timeout_ms)
         self.recovered_from: Path | None = None  # where a corrupt file was set aside at start-up
+        self._shards: tuple[frozenset[int], int] | None = None
+        self._sa: Connection | None = None
+        self._begin = "BEGIN"
+        if is_postgres_url(target):
+            self.url = str(target)
+            self.path = None
+            self.engine_name = "postgresql"
+            self._engine = sa.create_engine(_pg_url(self.url), pool_size=pool_size, max_overflow=10,
+                                            pool_pre_ping=True, connect_args={"connect_timeout": 5})
+            try:
+                with self._tx() as c:
+                    c.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATE_LOCK)))
+                    self._migrate_alembic(c)
+            except BaseException:
+                self._engine.dispose()
+                raise
+            return
+        self.engine_name = "sqlite"
+        self.path = Path(target)
+        self.url = None
+        if str(target) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._open()
+        except StoreError:
+            self._close_quietly()
+            raise
         except sqlite3.OperationalError as exc:
             self._close_quietly()
             if "locked" in str(exc) or "busy" in str(exc):
@@ -322,32 +429,65 @@ class Store:
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             self._close_quietly()
-            if str(path) == ":memory:" or not _is_corrupt(exc):
+            if str(target) == ":memory:" or not _is_corrupt(exc):
                 raise StoreError(f"cannot open {self.path}: {exc}") from exc
             self._recover(str(exc))
 
+    # ---------------------------------------------------------------- engines
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine_name == "postgresql"
+
+    def describe(self) -> str:
+        """Which database, for /about and the log (never the password)."""
+        return f"PostgreSQL {redact_url(self.url)}" if self.is_postgres else f"SQLite {self.path}"
+
     def _open(self) -> None:
-        self._conn = sqlite3.connect(
-            str(self.path), timeout=self._busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+        """SQLite: one connection, our own BEGIN (IMMEDIATE for writes), then the schema."""
+        self._engine = sa.create_engine(
+            f"sqlite+pysqlite:///{self.path}", poolclass=sa.pool.StaticPool,
+            connect_args={"timeout": self._busy_timeout_ms / 1000, "check_same_thread": False},
         )
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = FULL")  # a committed 'sent' survives a crash
-        self._conn.execute("PRAGMA foreign_keys = ON")
+
+        @event.listens_for(self._engine, "connect")
+        def _connect(dbapi_conn, _record) -> None:
+            dbapi_conn.isolation_level = None  # pysqlite must not begin on its own: we do (below)
+            dbapi_conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            dbapi_conn.execute("PRAGMA journal_mode = WAL")
+            dbapi_conn.execute("PRAGMA synchronous = FULL")  # a committed 'sent' survives a crash
+            dbapi_conn.execute("PRAGMA foreign_keys = ON")
+
+        @event.listens_for(self._engine, "begin")
+        def _begin(conn) -> None:
+            conn.exec_driver_sql(self._begin)
+
+        try:
+            self._sa = self._engine.connect()
+        except sa_exc.DBAPIError as exc:
+            raise exc.orig from None
         if str(self.path) != ":memory:":
-            ok = self._conn.execute("PRAGMA quick_check").fetchone()
+            ok = self._raw().execute("PRAGMA quick_check").fetchone()
             if not ok or ok[0] != "ok":
                 raise sqlite3.DatabaseError(f"integrity check failed: {ok[0] if ok else 'no answer'}")
-        self._migrate()
+        try:
+            self._migrate()
+        except sa_exc.DBAPIError as exc:
+            raise exc.orig from None
+
+    def _raw(self) -> sqlite3.Connection:
+        """The SQLite DBAPI connection (PRAGMAs, salvage, tests); autocommit mode."""
+        return self._sa.connection.dbapi_connection  # type: ignore[union-attr]
 
     def _close_quietly(self) -> None:
-        conn = getattr(self, "_conn", None)
-        if conn is not None:
-            try:
-                conn.close()
-            except sqlite3.Error:
-                pass
+        try:
+            if self._sa is not None:
+                self._sa.close()
+            engine = getattr(self, "_engine", None)
+            if engine is not None:
+                engine.dispose()
+        except Exception:  # noqa: BLE001 - closing a broken connection
+            pass
+        self._sa = None
 
     def _recover(self, reason: str) -> None:
         """The file is corrupt: keep it aside for recovery, start a new one, copy over what still reads."""
@@ -377,21 +517,19 @@ class Store:
             for table in ("articles", "subscriptions", "posts", "feeds", "seen_items", "article_guilds"):
                 have = _columns(src, table)
                 # columns both files have (an older file lacks the newer ones: their defaults apply)
-                cols = [r[1] for r in self._conn.execute(f"PRAGMA table_info({table})") if r[1] in have]
+                cols = [c.name for c in S.metadata.tables[table].columns if c.name in have]
                 if not cols:
                     continue
                 rows = []
                 try:
                     for row in src.execute(f"SELECT * FROM {table}"):
-                        rows.append(tuple(row[c] if c in row.keys() else None for c in cols))
+                        rows.append({c: (row[c] if c in row.keys() else None) for c in cols})
                 except sqlite3.Error as exc:  # read up to the damage
                     log.warning("store: salvaging %s from %s stopped after %d row(s): %s", table, aside.name, len(rows), exc)
                 if rows:
-                    marks = ",".join("?" * len(cols))
                     with self._tx() as c:
-                        before = c.total_changes
-                        c.executemany(f"INSERT OR IGNORE INTO {table}({','.join(cols)}) VALUES ({marks})", rows)
-                        counts[table] = c.total_changes - before
+                        got = c.execute(self._insert_ignore(S.metadata.tables[table]), rows)
+                        counts[table] = max(0, got.rowcount)
         finally:
             src.close()
         return counts
@@ -399,7 +537,10 @@ class Store:
     # ---------------------------------------------------------------- basics
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            if self._sa is not None:
+                self._sa.close()
+                self._sa = None
+            self._engine.dispose()
 
     def __enter__(self) -> Store:
         return self
@@ -408,48 +549,111 @@ class Store:
         self.close()
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken up front (BEGIN IMMEDIATE): no lost updates between processes."""
-        with self._lock:
+    def _tx(self, write: bool = True) -> Iterator[Connection]:
+        """One transaction. SQLite: ``BEGIN IMMEDIATE`` for a write (no lost updates between processes),
+        a plain BEGIN for a read. PostgreSQL: a pooled connection, READ COMMITTED; the statements
+        take the row locks they need."""
+        if self.is_postgres:
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
+                with self._engine.begin() as c:
+                    yield c
+            except sa_exc.OperationalError as exc:
+                raise StoreUnavailable(f"the database {redact_url(self.url)} is unreachable ({_first_line(exc.orig)})") from exc
+            return
+        with self._lock:
+            if self._sa is None:
+                raise StoreError(f"{self.path} is closed")
+            self._begin = "BEGIN IMMEDIATE" if write else "BEGIN"
+            try:
+                tx = self._sa.begin()
+            except sa_exc.OperationalError as exc:
+                text = str(exc.orig)
+                if "locked" not in text and "busy" not in text:
                     raise
                 raise StoreLocked(
-                    f"The digest database is locked by another process ({exc}); try again shortly."
+                    f"The digest database is locked by another process ({text}); try again shortly."
                 ) from exc
             try:
-                yield self._conn
+                yield self._sa
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                tx.rollback()
                 raise
             else:
-                self._conn.execute("COMMIT")
+                tx.commit()
 
-    def _read(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._conn.execute(sql, args).fetchall()
+    def _read(self, stmt, args: Mapping[str, Any] | None = None) -> list:
+        with self._tx(write=False) as c:
+            return list(c.execute(stmt, args or {}).mappings().all())
 
+    def _insert_ignore(self, table: sa.Table):
+        """INSERT ... ON CONFLICT DO NOTHING, in the engine's own dialect."""
+        if self.is_postgres:
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(table).on_conflict_do_nothing()
+
+    def _lock_articles(self, c: Connection) -> None:
+        """PostgreSQL: article seq numbers are taken one transaction at a time, so they commit in
+        order and a cursor never skips one still being written. (SQLite writes are serial anyway.)"""
+        if self.is_postgres:
+            c.execute(sa.select(sa.func.pg_advisory_xact_lock(_ARTICLE_LOCK)))
+
+    # ---------------------------------------------------------------- schema
     def _migrate(self) -> None:
+        """SQLite: the legacy user_version scripts up to v4, then Alembic."""
         with self._tx() as c:
-            version = c.execute("PRAGMA user_version").fetchone()[0]
+            raw = self._raw()
+            version = raw.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path} has schema version {version}, newer than this Precis ({SCHEMA_VERSION}); upgrade Precis"
                 )
-            for target, script in enumerate(_MIGRATIONS, 1):  # a new version: append its script there
-                if version < target:
-                    for stmt in script.split(";"):
-                        if stmt.strip():
-                            c.execute(stmt)
+            tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "alembic_version" not in tables and version > 0:
+                for target, script in enumerate(_MIGRATIONS, 1):  # a file from before Alembic: bring it to v4
+                    if version < target:
+                        for stmt in script.split(";"):
+                            if stmt.strip():
+                                raw.execute(stmt)
+                from alembic import command
+
+                command.stamp(_alembic_config(c), "0001")
+                log.info("store %s: schema version %d -> %d, adopted by Alembic (revision 0001)",
+                         self.path, version, SCHEMA_VERSION)
+            self._migrate_alembic(c)
             if version != SCHEMA_VERSION:
-                c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                log.info("store %s: schema version %d -> %d", self.path, version, SCHEMA_VERSION)
+                raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _migrate_alembic(self, c: Connection) -> None:
+        from alembic.runtime.migration import MigrationContext
+
+        head, known = _alembic_heads()
+        current = MigrationContext.configure(c).get_current_revision()
+        if current == head:
+            return
+        if current is not None and current not in known:
+            raise StoreError(f"{self.describe()} has schema revision {current}, newer than this Precis "
+                             f"(which knows up to {head}); upgrade Precis")
+        from alembic import command
+
+        command.upgrade(_alembic_config(c), "head")
+        log.info("store %s: schema revision %s -> %s", self.describe(), current or "none (new)", head)
 
     @property
     def schema_version(self) -> int:
-        return self._read("PRAGMA user_version")[0][0]
+        """The legacy generation: 4 once the schema is at (or past) v4."""
+        if self.is_postgres:
+            return SCHEMA_VERSION
+        with self._lock:
+            return self._raw().execute("PRAGMA user_version").fetchone()[0]
+
+    @property
+    def schema_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        with self._tx(write=False) as c:
+            return MigrationContext.configure(c).get_current_revision()
 
     # -------------------------------------------------------------- articles
     def register_articles(self, articles: Iterable[tuple[str, str]], now: float | None = None, *,
@@ -459,31 +663,46 @@ class Store:
         ``guild_id``: only that guild's digests cover them (None: every guild's)."""
         now = time.time() if now is None else now
         # items are (id, title) or (id, title, guild_id): a per-article guild wins over ``guild_id``
-        rows = [(a[0], a[1] or "", now, int(announce), (a[2] if len(a) > 2 else guild_id) or None) for a in articles]
+        rows: dict[str, dict] = {}
+        for a in articles:
+            if a[0] not in rows:
+                rows[a[0]] = {"article_id": a[0], "title": a[1] or "", "first_seen": now, "announce": int(announce),
+                              "guild_id": (a[2] if len(a) > 2 else guild_id) or None}
         if not rows:
             return 0
+        new = 0
         with self._tx() as c:
-            before = c.total_changes
-            c.executemany("INSERT OR IGNORE INTO articles(article_id, title, first_seen, announce, guild_id)"
-                          " VALUES (?, ?, ?, ?, ?)", rows)
-            return c.total_changes - before
+            self._lock_articles(c)
+            items = list(rows.values())
+            for i in range(0, len(items), 1000):
+                chunk = items[i : i + 1000]
+                have = {r[0] for r in c.execute(sa.select(S.articles.c.article_id).where(
+                    S.articles.c.article_id.in_([r["article_id"] for r in chunk])))}
+                fresh = [r for r in chunk if r["article_id"] not in have]
+                if fresh:  # executemany inserts in the order given: seq numbers follow it
+                    c.execute(sa.insert(S.articles), fresh)
+                new += len(fresh)
+        return new
 
     def max_cursor(self) -> int:
-        return self._read("SELECT COALESCE(MAX(seq), 0) FROM articles")[0][0]
+        return self._read(sa.select(sa.func.coalesce(sa.func.max(S.articles.c.seq), 0).label("m")))[0]["m"]
 
-    # what a guild's digest covers: announced articles, global or that guild's own, or shared with it
-    # (another guild brought them first and this guild's feed or link too; 0: a global source too)
-    _COVERED = ("announce = 1 AND (guild_id IS NULL OR guild_id = ? OR article_id IN "
-                "(SELECT article_id FROM article_guilds WHERE guild_id = ? OR guild_id = 0))")
+    @staticmethod
+    def _covered(guild_id: int):
+        """What a guild's digest covers: announced articles, global or that guild's own, or shared with it
+        (another guild brought them first and this guild's feed or link too; 0: a global source too)."""
+        a, g = S.articles, S.article_guilds
+        shared = sa.select(g.c.article_id).where(sa.or_(g.c.guild_id == guild_id, g.c.guild_id == 0))
+        return sa.and_(a.c.announce == 1,
+                       sa.or_(a.c.guild_id.is_(None), a.c.guild_id == guild_id, a.c.article_id.in_(shared)))
 
     def articles_after(self, cursor: int, guild_id: int | None = None) -> list[tuple[str, int]]:
         """Article ids after ``cursor`` (all of them; with ``guild_id``, those its digests cover)."""
-        if guild_id is None:
-            rows = self._read("SELECT article_id, seq FROM articles WHERE seq > ? ORDER BY seq", (cursor,))
-        else:
-            rows = self._read(f"SELECT article_id, seq FROM articles WHERE seq > ? AND {self._COVERED} ORDER BY seq",
-                              (cursor, guild_id, guild_id))
-        return [(r[0], r[1]) for r in rows]
+        a = S.articles
+        q = sa.select(a.c.article_id, a.c.seq).where(a.c.seq > cursor)
+        if guild_id is not None:
+            q = q.where(self._covered(guild_id))
+        return [(r["article_id"], r["seq"]) for r in self._read(q.order_by(a.c.seq))]
 
     def count_after(self, cursor: int, guild_id: int | None = None) -> int:
         return len(self.articles_after(cursor, guild_id))
@@ -499,64 +718,95 @@ class Store:
         A new subscription starts at the current article watermark: its first
         digest covers what arrives after it was made."""
         now = time.time() if now is None else now
+        s = S.subscriptions
         with self._tx() as c:
-            row = c.execute("SELECT * FROM subscriptions WHERE channel_id = ?", (channel_id,)).fetchone()
+            row = c.execute(sa.select(s).where(s.c.channel_id == channel_id).with_for_update()).mappings().first()
             if row is not None:
                 if row["guild_id"] != guild_id:
                     raise StoreError("that channel belongs to another server")
-                c.execute(
-                    "UPDATE subscriptions SET schedule = ?, created_at = ?, next_due = ?, ping_role_id = ? WHERE id = ?",
-                    (schedule.to_text(), now, schedule.next_after(now, now), ping_role_id or None, row["id"]),
-                )
-                created = False
-                sid = row["id"]
+                c.execute(s.update().where(s.c.id == row["id"]).values(
+                    schedule=schedule.to_text(), created_at=now, next_due=schedule.next_after(now, now),
+                    ping_role_id=ping_role_id or None))
+                created, sid = False, row["id"]
             else:
-                cursor = c.execute("SELECT COALESCE(MAX(seq), 0) FROM articles").fetchone()[0]
-                cur = c.execute(
-                    "INSERT INTO subscriptions(guild_id, channel_id, schedule, created_by, created_at, last_cursor, next_due,"
-                    " ping_role_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (guild_id, channel_id, schedule.to_text(), created_by, now, cursor, schedule.next_after(now, now),
-                     ping_role_id or None),
-                )
+                cursor = c.execute(sa.select(sa.func.coalesce(sa.func.max(S.articles.c.seq), 0))).scalar_one()
+                try:
+                    with c.begin_nested():
+                        sid = c.execute(s.insert().values(
+                            guild_id=guild_id, channel_id=channel_id, schedule=schedule.to_text(), created_by=created_by,
+                            created_at=now, last_cursor=cursor, next_due=schedule.next_after(now, now),
+                            ping_role_id=ping_role_id or None)).inserted_primary_key[0]
+                except sa_exc.IntegrityError:
+                    raise StoreError("that channel was subscribed at the same moment by another request; "
+                                     "try again") from None
                 created = True
-                sid = cur.lastrowid
-            sub = _sub(c.execute("SELECT * FROM subscriptions WHERE id = ?", (sid,)).fetchone())
+            sub = _sub(c.execute(sa.select(s).where(s.c.id == sid)).mappings().one())
         return sub, created
 
     def unsubscribe(self, guild_id: int, channel_id: int) -> bool:
+        s = S.subscriptions
         with self._tx() as c:
-            cur = c.execute("DELETE FROM subscriptions WHERE guild_id = ? AND channel_id = ?", (guild_id, channel_id))
-            return cur.rowcount > 0
+            ids = [r[0] for r in c.execute(sa.select(s.c.id).where(s.c.guild_id == guild_id, s.c.channel_id == channel_id))]
+            if not ids:
+                return False
+            c.execute(S.posts.delete().where(S.posts.c.subscription_id.in_(ids)))
+            c.execute(s.delete().where(s.c.id.in_(ids)))
+            return True
 
     def set_next_due(self, subscription_id: int, when: float) -> None:
         """Move a subscription's next digest (e.g. to now: post at the next tick)."""
         with self._tx() as c:
-            c.execute("UPDATE subscriptions SET next_due = ? WHERE id = ?", (when, subscription_id))
+            c.execute(S.subscriptions.update().where(S.subscriptions.c.id == subscription_id).values(next_due=when))
 
     def subscription(self, subscription_id: int) -> Subscription | None:
-        rows = self._read("SELECT * FROM subscriptions WHERE id = ?", (subscription_id,))
+        rows = self._read(sa.select(S.subscriptions).where(S.subscriptions.c.id == subscription_id))
         return _sub(rows[0]) if rows else None
 
     def subscription_for_channel(self, channel_id: int) -> Subscription | None:
-        rows = self._read("SELECT * FROM subscriptions WHERE channel_id = ?", (channel_id,))
+        rows = self._read(sa.select(S.subscriptions).where(S.subscriptions.c.channel_id == channel_id))
         return _sub(rows[0]) if rows else None
 
     def subscriptions(self, guild_id: int | None = None) -> list[Subscription]:
-        if guild_id is None:
-            rows = self._read("SELECT * FROM subscriptions ORDER BY id")
-        else:
-            rows = self._read("SELECT * FROM subscriptions WHERE guild_id = ? ORDER BY id", (guild_id,))
-        return [_sub(r) for r in rows]
+        s = S.subscriptions
+        q = sa.select(s)
+        if guild_id is not None:
+            q = q.where(s.c.guild_id == guild_id)
+        return [_sub(r) for r in self._read(q.order_by(s.c.id))]
+
+    # ------------------------------------------------------------------ shards
+    def set_shards(self, shard_ids: Iterable[int] | None, shard_count: int = 1) -> None:
+        """Serve only these Discord shards' guilds in :meth:`due` (None: every guild)."""
+        ids = None if shard_ids is None else frozenset(int(i) for i in shard_ids)
+        self._shards = None if ids is None or int(shard_count) <= 1 and ids >= {0} else (ids, int(shard_count))
+
+    @property
+    def shards(self) -> tuple[frozenset[int], int] | None:
+        return self._shards
+
+    def serves(self, guild_id: int) -> bool:
+        if self._shards is None:
+            return True
+        ids, count = self._shards
+        return shard_of(guild_id, count) in ids
 
     def due(self, now: float) -> list[Subscription]:
-        """Subscriptions whose time has come, or with a pending post whose lease ran out."""
-        rows = self._read(
-            "SELECT * FROM subscriptions s WHERE s.next_due <= ? OR EXISTS ("
-            " SELECT 1 FROM posts p WHERE p.subscription_id = s.id AND p.state = 'pending' AND p.lease_until <= ?)"
-            " ORDER BY s.next_due, s.id",
-            (now, now),
-        )
-        return [_sub(r) for r in rows]
+        """Subscriptions whose time has come, or with a pending post whose lease ran out.
+
+        With shards (:meth:`set_shards`): those of this process's shards; of other shards only the
+        orphans — a pending post whose lease ran out (its process died mid-post) or a digest overdue
+        by more than a lease (no process serves that shard now). Whichever process claims one first
+        posts it; the claim makes that exactly once."""
+        s, p = S.subscriptions, S.posts
+        expired = sa.exists().where(p.c.subscription_id == s.c.id, p.c.state == "pending", p.c.lease_until <= now)
+        rows = self._read(sa.select(s, expired.label("expired")).where(sa.or_(s.c.next_due <= now, expired))
+                          .order_by(s.c.next_due, s.c.id))
+        out = []
+        for r in rows:
+            sub = _sub(r)
+            if not (self.serves(sub.guild_id) or r["expired"] or sub.next_due <= now - self.lease_seconds):
+                continue
+            out.append(sub)
+        return out
 
     # ------------------------------------------------------------------ posts
     def claim(self, subscription_id: int, now: float, owner: str, *, empty_note: bool = False) -> Post | None:
@@ -566,30 +816,28 @@ class Store:
         * a pending post still leased to someone else: None (it is being sent);
         * due, with new articles: a new pending post covering all of them;
         * due, nothing new: None and the next due time moves on (or, with
-          ``empty_note``, a pending 'empty' post keyed by the due time).
+          ``empty_note``, a pending 'empty' post keyed by the due time);
+        * another process is claiming it this moment (PostgreSQL: its row is locked): None.
         """
+        s, p, a = S.subscriptions, S.posts, S.articles
         with self._tx() as c:
-            row = c.execute("SELECT * FROM subscriptions WHERE id = ?", (subscription_id,)).fetchone()
+            row = c.execute(sa.select(s).where(s.c.id == subscription_id).with_for_update(skip_locked=True)
+                            ).mappings().first()
             if row is None:
                 return None
             sub = _sub(row)
-            pending = c.execute(
-                "SELECT * FROM posts WHERE subscription_id = ? AND state = 'pending'", (sub.id,)
-            ).fetchone()
+            pending = c.execute(sa.select(p).where(p.c.subscription_id == sub.id, p.c.state == "pending")
+                                ).mappings().first()
             if pending is not None:
                 if pending["lease_until"] > now:
                     return None
-                c.execute(
-                    "UPDATE posts SET attempts = attempts + 1, lease_owner = ?, lease_until = ? WHERE id = ?",
-                    (owner, now + self.lease_seconds, pending["id"]),
-                )
-                return _post(c.execute("SELECT * FROM posts WHERE id = ?", (pending["id"],)).fetchone())
+                c.execute(p.update().where(p.c.id == pending["id"]).values(
+                    attempts=p.c.attempts + 1, lease_owner=owner, lease_until=now + self.lease_seconds))
+                return _post(c.execute(sa.select(p).where(p.c.id == pending["id"])).mappings().one())
             if sub.next_due > now:
                 return None
-            new = c.execute(
-                f"SELECT article_id, seq FROM articles WHERE seq > ? AND {self._COVERED} ORDER BY seq",
-                (sub.last_cursor, sub.guild_id, sub.guild_id),
-            ).fetchall()
+            new = c.execute(sa.select(a.c.article_id, a.c.seq).where(a.c.seq > sub.last_cursor, self._covered(sub.guild_id))
+                            .order_by(a.c.seq)).mappings().all()
             if new:
                 kind, key = "digest", f"{sub.last_cursor + 1}-{new[-1]['seq']}"
                 to_cursor, ids = new[-1]["seq"], [r["article_id"] for r in new]
@@ -597,93 +845,83 @@ class Store:
                 kind, key = "empty", f"empty@{int(sub.next_due)}"
                 to_cursor, ids = sub.last_cursor, []
             else:
-                c.execute(
-                    "UPDATE subscriptions SET next_due = ? WHERE id = ?",
-                    (sub.schedule.next_after(now, sub.created_at), sub.id),
-                )
+                c.execute(s.update().where(s.c.id == sub.id).values(next_due=sub.schedule.next_after(now, sub.created_at)))
                 return None
             try:
-                cur = c.execute(
-                    "INSERT INTO posts(subscription_id, digest_key, kind, from_cursor, to_cursor, article_ids, state,"
-                    " nonce, attempts, lease_owner, lease_until, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, 1, ?, ?, ?)",
-                    (sub.id, key, kind, sub.last_cursor, to_cursor, json.dumps(ids), secrets.token_hex(8), owner,
-                     now + self.lease_seconds, now),
-                )
-            except sqlite3.IntegrityError:
+                with c.begin_nested():
+                    pid = c.execute(p.insert().values(
+                        subscription_id=sub.id, digest_key=key, kind=kind, from_cursor=sub.last_cursor, to_cursor=to_cursor,
+                        article_ids=json.dumps(ids), state="pending", nonce=secrets.token_hex(8), attempts=1,
+                        lease_owner=owner, lease_until=now + self.lease_seconds, created_at=now)).inserted_primary_key[0]
+            except sa_exc.IntegrityError:
                 # The same digest was already posted (its key is unique): never twice.
                 log.error("digest %s for subscription %d already exists; not posting it again", key, sub.id)
                 return None
-            return _post(c.execute("SELECT * FROM posts WHERE id = ?", (cur.lastrowid,)).fetchone())
+            return _post(c.execute(sa.select(p).where(p.c.id == pid)).mappings().one())
 
     def holds_lease(self, post_id: int, owner: str, now: float) -> bool:
         """Renew the lease if ``owner`` still holds it (call just before sending)."""
+        p = S.posts
         with self._tx() as c:
-            cur = c.execute(
-                "UPDATE posts SET lease_until = ? WHERE id = ? AND state = 'pending' AND lease_owner = ? AND lease_until > ?",
-                (now + self.lease_seconds, post_id, owner, now),
-            )
+            cur = c.execute(p.update().where(p.c.id == post_id, p.c.state == "pending", p.c.lease_owner == owner,
+                                             p.c.lease_until > now).values(lease_until=now + self.lease_seconds))
             return cur.rowcount == 1
 
     def release(self, post_id: int, owner: str, retry_at: float, error: str | None = None) -> None:
         """Give a pending post back (a failed attempt); it may be claimed again from ``retry_at``."""
+        p = S.posts
         with self._tx() as c:
-            c.execute(
-                "UPDATE posts SET lease_until = ?, last_error = ? WHERE id = ? AND state = 'pending' AND lease_owner = ?",
-                (retry_at, (error or "")[:500] or None, post_id, owner),
-            )
+            c.execute(p.update().where(p.c.id == post_id, p.c.state == "pending", p.c.lease_owner == owner)
+                      .values(lease_until=retry_at, last_error=(error or "")[:500] or None))
 
     def mark_sent(self, post_id: int, message_id: int | None, now: float, shown: list[dict] | None = None) -> bool:
         """Record a post as sent and move its subscription on, in one transaction.
         ``shown``: what it showed, per story (see :meth:`told_before`).
         Returns False when it was already recorded (or the subscription is gone)."""
+        s, p = S.subscriptions, S.posts
         with self._tx() as c:
-            row = c.execute("SELECT * FROM posts WHERE id = ?", (post_id,)).fetchone()
+            row = c.execute(sa.select(p).where(p.c.id == post_id).with_for_update()).mappings().first()
             if row is None or row["state"] == "sent":
                 return False
             post = _post(row)
-            srow = c.execute("SELECT * FROM subscriptions WHERE id = ?", (post.subscription_id,)).fetchone()
+            srow = c.execute(sa.select(s).where(s.c.id == post.subscription_id).with_for_update()).mappings().first()
             if srow is None:
                 return False
             sub = _sub(srow)
-            c.execute(
-                "UPDATE posts SET state = 'sent', message_id = ?, sent_at = ?, lease_until = 0, last_error = NULL,"
-                " shown = ? WHERE id = ?",
-                (message_id, now, json.dumps(shown) if shown is not None else None, post_id),
-            )
-            c.execute(
-                "UPDATE subscriptions SET last_cursor = MAX(last_cursor, ?), next_due = ?, last_post_at = ? WHERE id = ?",
-                (post.to_cursor, max(sub.next_due, sub.schedule.next_after(now, sub.created_at)), now, sub.id),
-            )
+            c.execute(p.update().where(p.c.id == post_id).values(
+                state="sent", message_id=message_id, sent_at=now, lease_until=0, last_error=None,
+                shown=json.dumps(shown) if shown is not None else None))
+            c.execute(s.update().where(s.c.id == sub.id).values(
+                last_cursor=max(sub.last_cursor, post.to_cursor),
+                next_due=max(sub.next_due, sub.schedule.next_after(now, sub.created_at)), last_post_at=now))
             return True
 
     def post(self, post_id: int) -> Post | None:
-        rows = self._read("SELECT * FROM posts WHERE id = ?", (post_id,))
+        rows = self._read(sa.select(S.posts).where(S.posts.c.id == post_id))
         return _post(rows[0]) if rows else None
 
     def posts(self, subscription_id: int | None = None, state: str | None = None) -> list[Post]:
-        sql, args = "SELECT * FROM posts WHERE 1 = 1", []
+        p = S.posts
+        q = sa.select(p)
         if subscription_id is not None:
-            sql += " AND subscription_id = ?"
-            args.append(subscription_id)
+            q = q.where(p.c.subscription_id == subscription_id)
         if state is not None:
-            sql += " AND state = ?"
-            args.append(state)
-        return [_post(r) for r in self._read(sql + " ORDER BY id", tuple(args))]
+            q = q.where(p.c.state == state)
+        return [_post(r) for r in self._read(q.order_by(p.c.id))]
 
     def told_before(self, subscription_id: int, before_post_id: int | None = None, *, since: float = 0.0,
                     limit: int = 8) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
         """The stories the subscription's last ``limit`` sent posts (before ``before_post_id``, sent
         at ``since`` or later) showed, newest post first: (article ids, sentences shown) each."""
-        rows = self._read(
-            "SELECT shown FROM posts WHERE subscription_id = ? AND state = 'sent' AND shown IS NOT NULL"
-            " AND id < ? AND sent_at >= ? ORDER BY id DESC LIMIT ?",
-            (subscription_id, before_post_id if before_post_id is not None else 2**62, since, limit),
-        )
+        p = S.posts
+        rows = self._read(sa.select(p.c.shown).where(
+            p.c.subscription_id == subscription_id, p.c.state == "sent", p.c.shown.is_not(None),
+            p.c.id < (before_post_id if before_post_id is not None else 2**62), p.c.sent_at >= since,
+        ).order_by(p.c.id.desc()).limit(limit))
         out = []
         for r in rows:
             try:
-                stories = json.loads(r[0])
+                stories = json.loads(r["shown"])
                 out.extend((tuple(map(str, st.get("articles", ()))), tuple(map(str, st.get("sentences", ()))))
                            for st in stories if isinstance(st, dict))
             except (ValueError, TypeError, AttributeError):
@@ -691,9 +929,9 @@ class Store:
         return out
 
     def last_sent(self, subscription_id: int) -> Post | None:
-        rows = self._read(
-            "SELECT * FROM posts WHERE subscription_id = ? AND state = 'sent' ORDER BY id DESC LIMIT 1", (subscription_id,)
-        )
+        p = S.posts
+        rows = self._read(sa.select(p).where(p.c.subscription_id == subscription_id, p.c.state == "sent")
+                          .order_by(p.c.id.desc()).limit(1))
         return _post(rows[0]) if rows else None
 
     # ------------------------------------------------------------------ feeds
@@ -702,105 +940,171 @@ class Store:
         """Add a feed to a guild (0: global) with its filters; returns (feed, created). Polled at once.
         An existing feed is returned as it is (its filters unchanged)."""
         now = time.time() if now is None else now
+        f = S.feeds
         with self._tx() as c:
-            row = c.execute("SELECT * FROM feeds WHERE guild_id = ? AND url = ?", (guild_id, url)).fetchone()
-            if row is not None:
-                return _feed(row), False
-            cur = c.execute("INSERT INTO feeds(guild_id, url, added_by, added_at, next_poll, include_terms, exclude_terms)"
-                            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            (guild_id, url, added_by, now, now, json.dumps(list(include)), json.dumps(list(exclude))))
-            return _feed(c.execute("SELECT * FROM feeds WHERE id = ?", (cur.lastrowid,)).fetchone()), True
+            ins = self._insert_ignore(f).values(guild_id=guild_id, url=url, added_by=added_by, added_at=now, next_poll=now,
+                                                include_terms=json.dumps(list(include)),
+                                                exclude_terms=json.dumps(list(exclude)))
+            created = c.execute(ins).rowcount == 1
+            row = c.execute(sa.select(f).where(f.c.guild_id == guild_id, f.c.url == url)).mappings().one()
+            return _feed(row), created
 
     def set_feed_filters(self, guild_id: int, feed_id: int, *, include: Iterable[str] | None = None,
                          exclude: Iterable[str] | None = None) -> Feed | None:
         """Change one of a guild's feed's filters (None: leave that one as it is); None when no such feed."""
+        f = S.feeds
         with self._tx() as c:
-            row = c.execute("SELECT * FROM feeds WHERE id = ? AND guild_id = ?", (feed_id, guild_id)).fetchone()
-            if row is None:
-                return None
+            values = {}
             if include is not None:
-                c.execute("UPDATE feeds SET include_terms = ? WHERE id = ?", (json.dumps(list(include)), feed_id))
+                values["include_terms"] = json.dumps(list(include))
             if exclude is not None:
-                c.execute("UPDATE feeds SET exclude_terms = ? WHERE id = ?", (json.dumps(list(exclude)), feed_id))
-            return _feed(c.execute("SELECT * FROM feeds WHERE id = ?", (feed_id,)).fetchone())
+                values["exclude_terms"] = json.dumps(list(exclude))
+            if values:
+                c.execute(f.update().where(f.c.id == feed_id, f.c.guild_id == guild_id).values(**values))
+            row = c.execute(sa.select(f).where(f.c.id == feed_id, f.c.guild_id == guild_id)).mappings().first()
+            return _feed(row) if row is not None else None
 
     def remove_feed(self, guild_id: int, feed_id: int) -> Feed | None:
         """Remove one of a guild's feeds (its seen items stay seen)."""
+        f = S.feeds
         with self._tx() as c:
-            row = c.execute("SELECT * FROM feeds WHERE id = ? AND guild_id = ?", (feed_id, guild_id)).fetchone()
+            row = c.execute(sa.select(f).where(f.c.id == feed_id, f.c.guild_id == guild_id).with_for_update()
+                            ).mappings().first()
             if row is None:
                 return None
-            c.execute("DELETE FROM feeds WHERE id = ?", (feed_id,))
+            c.execute(f.delete().where(f.c.id == feed_id))
             return _feed(row)
 
     def feed(self, feed_id: int) -> Feed | None:
-        rows = self._read("SELECT * FROM feeds WHERE id = ?", (feed_id,))
+        rows = self._read(sa.select(S.feeds).where(S.feeds.c.id == feed_id))
         return _feed(rows[0]) if rows else None
 
     def feeds(self, guild_id: int | None = None) -> list[Feed]:
-        if guild_id is None:
-            rows = self._read("SELECT * FROM feeds ORDER BY id")
-        else:
-            rows = self._read("SELECT * FROM feeds WHERE guild_id = ? ORDER BY id", (guild_id,))
-        return [_feed(r) for r in rows]
+        f = S.feeds
+        q = sa.select(f)
+        if guild_id is not None:
+            q = q.where(f.c.guild_id == guild_id)
+        return [_feed(r) for r in self._read(q.order_by(f.c.id))]
 
     def due_feeds(self, now: float) -> list[Feed]:
-        return [_feed(r) for r in self._read(
-            "SELECT * FROM feeds WHERE disabled = 0 AND next_poll <= ? ORDER BY next_poll, id", (now,))]
+        f = S.feeds
+        return [_feed(r) for r in self._read(sa.select(f).where(f.c.disabled == 0, f.c.next_poll <= now)
+                                             .order_by(f.c.next_poll, f.c.id))]
+
+    def lease_feeds(self, now: float, owner: str, limit: int = 100, feed_ids: Iterable[int] | None = None) -> list[Feed]:
+        """Take the poll lease of the due feeds no other process holds (at most ``limit``; or only these
+        ``feed_ids``, due or not): each feed is polled by one process at a time. The lease ends when the
+        poll is recorded (:meth:`feed_polled`, :meth:`feed_failed`, :meth:`release_feed`) or runs out
+        (``feed_lease_seconds``: the process died)."""
+        f = S.feeds
+        with self._tx() as c:
+            if feed_ids is not None:  # these (the holder may renew its own lease)
+                q = sa.select(f.c.id).where(f.c.id.in_(list(feed_ids)),
+                                            sa.or_(f.c.lease_until <= now, f.c.lease_owner == owner))
+            else:  # due, enabled, and no one's (a feed this process holds is being polled already)
+                q = sa.select(f.c.id).where(f.c.disabled == 0, f.c.next_poll <= now, f.c.lease_until <= now)
+            ids = [r[0] for r in c.execute(q.order_by(f.c.next_poll, f.c.id).limit(limit)
+                                           .with_for_update(skip_locked=True))]
+            if not ids:
+                return []
+            c.execute(f.update().where(f.c.id.in_(ids)).values(lease_owner=owner, lease_until=now + self.feed_lease_seconds))
+            return [_feed(r) for r in c.execute(sa.select(f).where(f.c.id.in_(ids)).order_by(f.c.next_poll, f.c.id)).mappings()]
+
+    def release_feed(self, feed_id: int, owner: str) -> None:
+        f = S.feeds
+        with self._tx() as c:
+            c.execute(f.update().where(f.c.id == feed_id, f.c.lease_owner == owner).values(lease_owner=None, lease_until=0))
+
+    def feed_lease(self, feed_id: int) -> tuple[str | None, float]:
+        rows = self._read(sa.select(S.feeds.c.lease_owner, S.feeds.c.lease_until).where(S.feeds.c.id == feed_id))
+        return (rows[0]["lease_owner"], rows[0]["lease_until"]) if rows else (None, 0.0)
 
     def feed_polled(self, feed_id: int, now: float, *, status: str, next_poll: float, etag: str | None = None,
                     last_modified: str | None = None, title: str | None = None, new_items: int = 0) -> None:
-        """Record a successful poll (200 or 304): failures reset, validators kept for the next request."""
+        """Record a successful poll (200 or 304): failures reset, validators kept for the next request,
+        the poll lease ends."""
+        f = S.feeds
+        values: dict[str, Any] = dict(polls=f.c.polls + 1, last_poll=now, last_status=status[:200], last_success=now,
+                                      failures=0, next_poll=next_poll, items=f.c["items"] + new_items,
+                                      lease_owner=None, lease_until=0)
+        if etag is not None:
+            values["etag"] = etag
+        if last_modified is not None:
+            values["last_modified"] = last_modified
+        if title:
+            values["title"] = title[:200]
         with self._tx() as c:
-            c.execute(
-                "UPDATE feeds SET polls = polls + 1, last_poll = ?, last_status = ?, last_success = ?, failures = 0,"
-                " next_poll = ?, etag = COALESCE(?, etag), last_modified = COALESCE(?, last_modified),"
-                " title = CASE WHEN ? != '' THEN ? ELSE title END, items = items + ? WHERE id = ?",
-                (now, status[:200], now, next_poll, etag, last_modified, title or "", (title or "")[:200], new_items,
-                 feed_id),
-            )
+            c.execute(f.update().where(f.c.id == feed_id).values(**values))
 
     def feed_failed(self, feed_id: int, now: float, error: str, *, next_poll: float, disable_after: int) -> Feed | None:
         """Record a failed poll; the feed is disabled once it failed ``disable_after`` times in a row."""
+        f = S.feeds
         with self._tx() as c:
-            c.execute(
-                "UPDATE feeds SET polls = polls + 1, last_poll = ?, last_status = 'error', last_error = ?,"
-                " last_error_at = ?, failures = failures + 1, next_poll = ?,"
-                " disabled = CASE WHEN failures + 1 >= ? THEN 1 ELSE disabled END WHERE id = ?",
-                (now, error[:500], now, next_poll, disable_after, feed_id),
-            )
-            row = c.execute("SELECT * FROM feeds WHERE id = ?", (feed_id,)).fetchone()
+            c.execute(f.update().where(f.c.id == feed_id).values(
+                polls=f.c.polls + 1, last_poll=now, last_status="error", last_error=error[:500], last_error_at=now,
+                failures=f.c.failures + 1, next_poll=next_poll, lease_owner=None, lease_until=0,
+                disabled=sa.case((f.c.failures + 1 >= disable_after, 1), else_=f.c.disabled)))
+            row = c.execute(sa.select(f).where(f.c.id == feed_id)).mappings().first()
             return _feed(row) if row else None
 
     def enable_feed(self, feed_id: int, now: float | None = None) -> None:
+        f = S.feeds
         with self._tx() as c:
-            c.execute("UPDATE feeds SET disabled = 0, failures = 0, next_poll = ? WHERE id = ?",
-                      (time.time() if now is None else now, feed_id))
+            c.execute(f.update().where(f.c.id == feed_id).values(disabled=0, failures=0,
+                                                                  next_poll=time.time() if now is None else now))
 
     def seen_items(self, keys: Iterable[str]) -> dict[str, str | None]:
         """Which of these item keys were seen before, and the article each became."""
         keys = list(dict.fromkeys(keys))
         out: dict[str, str | None] = {}
+        t = S.seen_items
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
-            rows = self._read(f"SELECT item_key, article_id FROM seen_items WHERE item_key IN ({','.join('?' * len(chunk))})",
-                              tuple(chunk))
-            out.update((r[0], r[1]) for r in rows)
+            rows = self._read(sa.select(t.c.item_key, t.c.article_id).where(t.c.item_key.in_(chunk)))
+            out.update((r["item_key"], r["article_id"]) for r in rows)
         return out
 
     def mark_seen(self, keys: Iterable[str], article_id: str | None, feed_id: int | None, now: float | None = None) -> None:
         now = time.time() if now is None else now
-        rows = [(k, article_id, feed_id, now) for k in dict.fromkeys(keys)]
+        rows = [{"item_key": k, "article_id": article_id, "feed_id": feed_id, "first_seen": now} for k in dict.fromkeys(keys)]
         if rows:
             with self._tx() as c:
-                c.executemany("INSERT OR IGNORE INTO seen_items(item_key, article_id, feed_id, first_seen) VALUES (?, ?, ?, ?)",
-                              rows)
+                c.execute(self._insert_ignore(S.seen_items), rows)
 
     def shared_articles(self) -> list[tuple[str, int]]:
         """(article id, guild id) for every article a second guild's source also brought (0: a global one)."""
-        return [(r[0], r[1]) for r in self._read("SELECT article_id, guild_id FROM article_guilds")]
+        g = S.article_guilds
+        return [(r["article_id"], r["guild_id"]) for r in self._read(sa.select(g.c.article_id, g.c.guild_id))]
 
     def share_article(self, article_id: str, guild_id: int) -> None:
         """Record that a guild's feed also carries an article another source added first."""
         with self._tx() as c:
-            c.execute("INSERT OR IGNORE INTO article_guilds(article_id, guild_id) VALUES (?, ?)", (article_id, guild_id))
+            c.execute(self._insert_ignore(S.article_guilds), {"article_id": article_id, "guild_id": guild_id})
+
+    # -------------------------------------------------------- fetched articles
+    def add_fetched(self, records: Iterable[dict], now: float | None = None) -> int:
+        """Keep feed and link articles (their JSON records, as the fetched file holds them) where every
+        process can load them; returns how many were new. PostgreSQL tells listeners at once."""
+        now = time.time() if now is None else now
+        rows = [{"article_id": str(r["id"]), "guild_id": r.get("guild_id") or None, "record": json.dumps(r),
+                 "arrived": float(r.get("arrived") or now)} for r in records]
+        if not rows:
+            return 0
+        with self._tx() as c:
+            self._lock_articles(c)  # seq in commit order: a reader's "after N" never skips one
+            got = c.execute(self._insert_ignore(S.fetched_articles), rows).rowcount
+            if self.is_postgres:
+                c.execute(sa.select(sa.func.pg_notify("precis_articles", "")))
+        return max(0, got)
+
+    def fetched_after(self, seq: int, limit: int = 1000) -> list[tuple[int, dict]]:
+        """(seq, record) of the feed and link articles kept after ``seq``, oldest first."""
+        t = S.fetched_articles
+        rows = self._read(sa.select(t.c.seq, t.c.record).where(t.c.seq > seq).order_by(t.c.seq).limit(limit))
+        out = []
+        for r in rows:
+            try:
+                out.append((r["seq"], json.loads(r["record"])))
+            except ValueError:
+                log.warning("store: fetched article %s has a damaged record; skipped", r["seq"])
+        return out

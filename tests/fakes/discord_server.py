@@ -555,6 +555,17 @@ class FakeDiscord:
                 return sess
         raise RuntimeError("no open, identified gateway connection (is the client running and ready?)")
 
+    def _session_for(self, guild_id: Any) -> _GatewaySession:
+        """The open session whose shard holds ``guild_id`` (as Discord routes a guild's events), else the
+        most recent one (an unsharded client)."""
+        if guild_id:
+            for sess in reversed(self.gateway_sessions):
+                shard = (sess.identify or {}).get("shard")
+                if sess.open and sess.identified and shard and \
+                        (int(guild_id) >> 22) % max(1, int(shard[1])) == int(shard[0]):
+                    return sess
+        return self.gateway
+
     async def _send(self, sess: _GatewaySession, frame: Mapping[str, Any]) -> None:
         text = json.dumps(frame)
         async with sess.lock:
@@ -631,11 +642,16 @@ class FakeDiscord:
         sess.identify = dict(d)
         sess.identified = True
         intents = int(d.get("intents") or 0)
+        shard = d.get("shard")  # [shard id, shard count]: this session gets that shard's guilds only, as on Discord
+
+        def on_shard(gid: int) -> bool:
+            return not shard or (int(gid) >> 22) % max(1, int(shard[1])) == int(shard[0])
+
         ready = {
             "v": 10,
             "user": self.bot_user,
             "user_settings": {},
-            "guilds": [{"id": str(gid), "unavailable": True} for gid in self.guilds],
+            "guilds": [{"id": str(gid), "unavailable": True} for gid in self.guilds if on_shard(gid)],
             "presences": [],
             "private_channels": [],
             "relationships": [],
@@ -652,8 +668,9 @@ class FakeDiscord:
             ready["shard"] = d["shard"]
         await self.dispatch_event("READY", ready, session=sess)
         if intents & 1:  # GUILDS intent
-            for guild in self.guilds.values():
-                await self.dispatch_event("GUILD_CREATE", guild, session=sess)
+            for gid, guild in self.guilds.items():
+                if on_shard(gid):
+                    await self.dispatch_event("GUILD_CREATE", guild, session=sess)
 
     async def _resume(self, sess: _GatewaySession, d: Mapping[str, Any]) -> None:
         old = next((s for s in self.gateway_sessions if s.session_id == d.get("session_id")), None)
@@ -698,7 +715,7 @@ class FakeDiscord:
         Dispatching the same id again models a duplicate delivery (the record,
         its deadline and its acknowledged state are kept)."""
         payload = copy.deepcopy(dict(payload))
-        sess = self.gateway
+        sess = self._session_for(payload.get("guild_id"))
         iid = int(payload["id"])
         rec = self.interactions.get(iid)
         if rec is None:

@@ -23,7 +23,7 @@ from ...engines.digest import DigestRunner, TickResult
 from ...handlers.core import Handlers
 from ...handlers.reply import Reply
 from ...render.discord import RenderedReply, render_reply
-from ...store import Store, StoreError
+from ...store import Store, StoreError, open_store
 from .cooldown import Cooldowns
 from .pool import Busy, WorkerPool
 from .respond import (
@@ -45,6 +45,25 @@ log = logging.getLogger("bot.adapters.discord")
 
 DIGEST_INTERVAL_S = 30.0
 FEED_TICK_S = 60.0  # how often due feeds are looked for (each feed has its own FEED_INTERVAL_MINUTES)
+FETCHED_SYNC_S = 2.0  # PostgreSQL: how often other processes' new feed and link articles are looked for
+
+
+def shard_options(settings) -> dict[str, Any]:
+    """discord.py's sharding options for SHARD_COUNT / SHARD_IDS: one shard id -> ``shard_id`` on a
+    plain client; several (or all of SHARD_COUNT > 1) -> ``shard_ids`` on an auto-sharded one."""
+    ids, count = settings.shards, settings.shard_count
+    if count <= 1:
+        return {}
+    if ids is not None and len(ids) == 1:
+        return {"shard_id": ids[0], "shard_count": count}
+    return {"shard_ids": list(ids) if ids is not None else None, "shard_count": count}
+
+
+def describe_shards(settings) -> str:
+    ids, count = settings.shards, settings.shard_count
+    if count <= 1:
+        return "one (no sharding)"
+    return f"{','.join(map(str, ids)) if ids is not None else 'all'} of {count}"
 
 
 def job_kind(fn: Callable[..., Any], kwargs: dict[str, Any]) -> str:
@@ -64,6 +83,12 @@ class PrecisTree(app_commands.CommandTree):
 
 
 class PrecisBot(commands.Bot):
+    def __new__(cls, app: Precis, *args: Any, **kwargs: Any) -> "PrecisBot":
+        # several shards in one process: discord.py's AutoShardedBot (one gateway connection per shard)
+        if cls is PrecisBot and "shard_ids" in shard_options(app.settings):
+            cls = ShardedPrecisBot
+        return super().__new__(cls)
+
     def __init__(
         self,
         app: Precis,
@@ -86,15 +111,22 @@ class PrecisBot(commands.Bot):
             help_command=None,
             allowed_mentions=NO_MENTIONS,
             tree_cls=PrecisTree,
+            **shard_options(app.settings),
         )
         s = app.settings
         self.app = app
         self.settings = s
         self._own_store = store is None
-        self.store = store if store is not None else Store(s.db_path)
+        self.store = store if store is not None else open_store(s, on_open=self._store_opened)
+        if s.shard_count > 1 and hasattr(self.store, "set_shards"):
+            self.store.set_shards(s.shards if s.shards is not None else range(s.shard_count), s.shard_count)
         from ...sources.service import Sources
 
         self.sources = sources if sources is not None else Sources(s, self.store, app=app)
+        self.fetched_interval = FETCHED_SYNC_S
+        self._fetched_task: asyncio.Task[None] | None = None
+        log.info("database: %s; shards: %s", self.store.describe() if hasattr(self.store, "describe") else "?",
+                 describe_shards(s))
         self.feed_interval = feed_interval
         self.handlers = Handlers(app, self.sources)
         # Two lanes, each admitting a request while its expected wait is at most QUEUE_MAX_WAIT_SECONDS:
@@ -125,8 +157,12 @@ class PrecisBot(commands.Bot):
         from .cogs.feeds import FeedCog
 
         await self.add_cog(FeedCog(self, self.feed_interval))
-        await self.pool.run_background(self.sources.sync_global_feeds)
-        await self.pool.run_background(self.digests.sync_articles)
+        try:
+            await self.pool.run_background(self._store_ready_work)
+        except StoreError as exc:  # the database is not reachable yet: done once it is (see _store_opened)
+            log.warning("start-up store work postponed: %s", exc)
+        if getattr(self.store, "is_postgres", False) and self.fetched_interval:
+            self._fetched_task = asyncio.create_task(self._follow_fetched(), name="precis-fetched-sync")
         await self.sync_commands()
         if self.watch:
             from ...corpus.watch import watch_corpus
@@ -136,6 +172,30 @@ class PrecisBot(commands.Bot):
                 watch_corpus(self.settings.corpus_path, self._reload_in_background, stop_event=self._watch_stop),
                 name="precis-corpus-watch",
             )
+
+    def _store_ready_work(self) -> None:
+        """What start-up does with the store: the FEEDS setting's feeds, other processes' articles,
+        the corpus's article order for digests."""
+        self.sources.sync_global_feeds()
+        self.sources.sync_fetched()
+        self.digests.sync_articles()
+
+    def _store_opened(self, _store) -> None:
+        """The database became reachable after start-up (from the retry thread)."""
+        if getattr(self, "sources", None) is not None:
+            self.sources.reload_shares()
+            self._store_ready_work()
+
+    async def _follow_fetched(self) -> None:
+        """PostgreSQL: other processes' new feed and link articles join this one's corpus within seconds."""
+        while not self.is_closed():
+            try:
+                await self.pool.run_background(self.sources.sync_fetched)
+            except StoreError as exc:
+                log.debug("fetched articles: %s", exc)
+            except Exception:  # noqa: BLE001 - keep following
+                log.exception("fetched articles: sync failed")
+            await asyncio.sleep(self.fetched_interval)
 
     async def sync_commands(self) -> list[app_commands.AppCommand]:
         """To DISCORD_DEV_GUILD_ID when set (instant); globally otherwise, and only when the commands changed."""
@@ -165,12 +225,15 @@ class PrecisBot(commands.Bot):
         return synced
 
     async def on_ready(self) -> None:
-        log.info("logged in as %s (%s); %d guild(s)", self.user, self.user.id if self.user else "?", len(self.guilds))
+        log.info("logged in as %s (%s); %d guild(s); shards %s", self.user, self.user.id if self.user else "?",
+                 len(self.guilds), describe_shards(self.settings))
 
     # ------------------------------------------------------------ shut-down
     async def close(self) -> None:
         if self._watch_stop is not None:
             self._watch_stop.set()
+        if self._fetched_task is not None:
+            self._fetched_task.cancel()
         if self._watch_task is not None:
             try:
                 await asyncio.wait_for(self._watch_task, 5)
@@ -296,3 +359,7 @@ class PrecisBot(commands.Bot):
         what retention says is too old (cheap when nothing is)."""
         await self.sources.poll_due()
         await self.pool.run_background(lambda: self.app.retire(batched=True))
+
+
+class ShardedPrecisBot(PrecisBot, commands.AutoShardedBot):
+    """PrecisBot serving several shards in one process (SHARD_IDS with more than one id)."""
