@@ -22,6 +22,13 @@ load, is removed and rebuilt.
 
 Every failure to find or load a model raises
 :class:`~models.registry.ModelUnavailable` naming the model and the reason.
+
+:class:`Generator` is the transformers backend. :func:`open_generator` picks the
+backend for a ``SUMMARY_MODEL`` setting: a ``.gguf`` runs on llama.cpp in-process
+(:mod:`models.llamacpp`, no de-quantisation) when xllamacpp is installed, an
+``http(s)://.../v1`` URL on an OpenAI-compatible server
+(:mod:`models.openai_backend`), anything else here. Every backend has
+``generate_copy``: the copy constraint (:mod:`models.decoding`) in its own form.
 """
 
 from __future__ import annotations
@@ -532,6 +539,41 @@ class Generator:
         }
         return [t.strip() for t in tok.batch_decode(out, skip_special_tokens=True)]
 
+    # ------------------------------------------------------------------ copy-constrained
+
+    backend = "transformers"
+    constraint = "logits processor"  # how this backend takes the copy constraint (models/decoding.py)
+
+    def generate_copy(
+        self,
+        prompt: str,
+        support: str,
+        *,
+        strict: bool = False,
+        max_new_tokens: int = 80,
+        target_tokens: int = 20,
+        end_bonus: float = 0.15,
+        skip_bonus: float = 0.0,
+        lookup_tokens: int = 10,
+    ) -> str:
+        """A greedy reply to ``prompt`` that is a compression of ``support`` the copy constraint allows
+        (:class:`models.decoding.CopyConstraint`, as a logits processor); '' when none fits."""
+        from .decoding import transformers_copy_generate
+
+        t0 = time.perf_counter()
+        text, n_new = transformers_copy_generate(
+            self, prompt, support, strict=strict, max_new_tokens=max_new_tokens, target_tokens=target_tokens,
+            end_bonus=end_bonus, skip_bonus=skip_bonus, lookup_tokens=lookup_tokens,
+        )
+        seconds = time.perf_counter() - t0
+        self.last_stats = {"new_tokens": float(n_new), "seconds": seconds,
+                           "tokens_per_s": n_new / seconds if seconds > 0 else 0.0}
+        return text
+
+    def describe(self) -> str:
+        """One line for /about: backend, device and number format."""
+        return f"transformers, {self.device}, {str(self.dtype).removeprefix('torch.')}, loaded from {self.loaded_from}"
+
     def _count_new(self, out, gc) -> int:
         """Generated tokens in the first row: no decoder start token, no trailing padding."""
         row = out[0].tolist()
@@ -546,3 +588,68 @@ class Generator:
         if n < len(row) and pad in eos_ids:
             n += 1  # the first of them was the real end-of-sequence token
         return n
+
+
+# --------------------------------------------------------------------------- backends
+
+BACKENDS = ("auto", "transformers", "llamacpp", "openai")
+
+
+def pick_backend(model: str | ModelSpec, backend: str = "auto") -> str:
+    """Which backend serves ``model``: a server URL -> openai; a .gguf with xllamacpp installed ->
+    llamacpp; else transformers. An explicit ``backend`` other than auto is used as given."""
+    from .llamacpp import available
+    from .openai_backend import is_server_url
+
+    backend = (backend or "auto").strip().lower().replace(".", "").replace("-", "")
+    if backend not in BACKENDS:
+        raise ModelUnavailable(f"unknown generator backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if backend != "auto":
+        return backend
+    if isinstance(model, str) and is_server_url(model):
+        return "openai"
+    try:
+        spec = model if isinstance(model, ModelSpec) else resolve(model, "generator")
+    except ModelUnavailable:
+        return "transformers"  # whose loader reports it, worded as ever
+    if spec.gguf_file and available():
+        return "llamacpp"
+    return "transformers"
+
+
+def open_generator(
+    model: str | ModelSpec = DEFAULT_GENERATOR,
+    *,
+    backend: str = "auto",
+    cache_dir: Path | str | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    allow_download: bool = False,
+    dtype: Any = None,
+    model_name: str = "",
+    api_key: str | None = None,
+    connect_timeout: float = 5.0,
+    read_timeout: float = 60.0,
+    max_concurrency: int = 2,
+    retries: int = 3,
+):
+    """The generator for a SUMMARY_MODEL setting, on the backend :func:`pick_backend` chooses:
+    :class:`Generator` (transformers), :class:`models.llamacpp.LlamaCppGenerator` or
+    :class:`models.openai_backend.OpenAIGenerator`. All have ``generate``, ``generate_batch``,
+    ``generate_copy`` (the copy constraint, each in its own form) and ``describe``."""
+    kind = pick_backend(model, backend)
+    if kind == "openai":
+        from .openai_backend import OpenAIGenerator
+
+        if isinstance(model, ModelSpec):
+            raise ModelUnavailable("the openai backend needs a server URL (http://host:port/v1)")
+        return OpenAIGenerator(
+            model, model_name=model_name, api_key=api_key, connect_timeout=connect_timeout,
+            read_timeout=read_timeout, max_concurrency=max_concurrency, retries=retries,
+        )
+    if kind == "llamacpp":
+        from .llamacpp import LlamaCppGenerator
+
+        return LlamaCppGenerator(model, threads=threads)
+    return Generator(model, cache_dir=cache_dir, device=device, threads=threads,
+                     allow_download=allow_download, dtype=dtype)

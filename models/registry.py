@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-Role = Literal["embedder", "generator"]
+Role = Literal["embedder", "generator", "classifier"]  # classifier: VERIFY_MODEL (bot/grounding/model_checker.py)
 Source = Literal["bundled", "local", "hub"]
 
 

@@ -98,6 +98,31 @@ def test_overlong_prompt_is_cut_to_the_context(t5_gen: Generator) -> None:
     assert t5_gen.last_stats["prompt_tokens"] <= t5_gen.context_length
 
 
+def test_copy_constrained_generation_keeps_to_the_support(t5_gen: Generator) -> None:
+    """The transformers form of the copy constraint (a logits processor): even a random tiny model
+    can only write a compression of the sentence that models/decoding.py's word check accepts."""
+    from models.decoding import satisfies
+
+    for support in (PROMPT, "Leon Yeaman, 55, was not killed by Mr Smith on Friday, police said."):
+        for strict in (False, True):
+            out = t5_gen.generate_copy(f"Shorten: {support}", support, strict=strict, max_new_tokens=40)
+            assert out == "" or satisfies(out, support, strict=strict), out
+            assert t5_gen.last_stats["new_tokens"] <= 40
+    assert t5_gen.backend == "transformers" and "transformers" in t5_gen.describe()
+
+
+def test_backend_choice(tiny_t5_dir: Path) -> None:  # noqa: F811
+    from models.generator import open_generator, pick_backend
+
+    assert pick_backend(str(tiny_t5_dir)) == "transformers"  # safetensors: transformers
+    assert pick_backend("http://127.0.0.1:8080/v1") == "openai"
+    assert pick_backend(str(tiny_t5_dir), "llama-cpp") == "llamacpp"
+    assert pick_backend("no/such-model-here") == "transformers"  # its loader says why it is missing
+    with pytest.raises(ModelUnavailable, match="unknown generator backend"):
+        pick_backend(DEFAULT_GENERATOR, "tensorflow")
+    assert isinstance(open_generator(str(tiny_t5_dir)), Generator)
+
+
 def test_spec_is_accepted_directly(tiny_t5_dir: Path) -> None:  # noqa: F811
     spec = resolve(str(tiny_t5_dir), "generator")
     gen = Generator(spec, threads=None, dtype="float32")

@@ -96,6 +96,7 @@ RELATION_NOTE = (
     "The generated answer did not match the first supporting sentence ({what}); showing that sentence instead."
 )
 EMPTY_GENERATION_NOTE = "The summary model gave no answer; showing the supporting sentence instead."
+MODEL_ERROR_NOTE = "The summary model failed ({error}); showing the supporting sentence instead."
 SENTENCE_REF_NOTE = "The summary model only pointed at a sentence; showing that supporting sentence instead."
 _SENTENCE_REF = re.compile(r"(?:sentence\s*)?\[?(\d)\]?\.?", re.IGNORECASE)
 NO_ANSWER_NOTE = (
@@ -740,7 +741,12 @@ class Answerer:
     def _abstractive(self, q: str, support: list[Support], conf: float, fallback: Answer) -> Answer:
         """The model's short answer, kept only when ONE supporting sentence says it with the same bindings
         (:func:`bot.grounding.verifier.backing_sentence`); otherwise the extractive answer with a note."""
-        text = self.generator.generate(self.prompt(q, support), system=self.SYSTEM, max_new_tokens=self.MAX_NEW_TOKENS)
+        try:
+            text = self.generator.generate(self.prompt(q, support), system=self.SYSTEM,
+                                           max_new_tokens=self.MAX_NEW_TOKENS)
+        except Exception as exc:  # noqa: BLE001 - e.g. a summary server that is down: the answer still comes
+            short = " ".join(str(exc).split())[:200] or type(exc).__name__
+            return replace(fallback, note=MODEL_ERROR_NOTE.format(error=short))
         text = _WS.sub(" ", text or "").strip()
         if not text:
             return replace(fallback, note=EMPTY_GENERATION_NOTE)
