@@ -359,6 +359,69 @@ def print_abs_table(title: str, rows: list[dict]) -> None:
         )
 
 
+class StandAlone:
+    """Lines that stand on their own, counted over abstractive results: shown lines (generated or the
+    article's own sentence), lines left out, shown lines with a reference no earlier line resolves
+    (bot/grounding/references.py, the engine's own detector), and report attributions kept (a shown
+    line made from a sentence with "the paper said" / "..., X reported" / "according to ..." still says who)."""
+
+    def __init__(self) -> None:
+        self.shown = self.own = self.left_out = self.unresolved = self.attr = self.attr_kept = 0
+        self.examples: list[str] = []
+
+    def add(self, res) -> None:
+        from bot.engines.abstractive import CONTEXT, _attributions, context_problem
+        from bot.grounding.references import count_unresolved
+
+        lines = list(res.lines)
+        self.shown += len(lines)
+        self.own += sum(1 for x in lines if x.own)
+        self.left_out += sum(1 for _, why in res.dropped if "which no shown line explains" in why)
+        src = [(x.source or x.support[0]) for x in lines]
+        refs = count_unresolved([(x.text, (s.article, s.index)) for x, s in zip(lines, src)])
+        for x, r in zip(lines, refs):
+            if r is not None:
+                self.unresolved += 1
+                if len(self.examples) < 5:
+                    self.examples.append(f"{r.word!r}: {x.text[:110]}")
+        for x, s in zip(lines, src):
+            if _attributions(s.text):
+                self.attr += 1
+                why = context_problem(x.text, s.text, names_person=True) or ""
+                self.attr_kept += int(not why.startswith(f"{CONTEXT}: attribution dropped"))
+
+    def print(self, title: str) -> None:
+        n = max(self.shown, 1)
+        print(f"\nStand-alone lines: {title}")
+        print(f"  shown {self.shown} (generated {self.shown - self.own}, the article's own sentence {self.own}); "
+              f"left out as leaning on an unshown sentence: {self.left_out}")
+        print(f"  unresolved references: {self.unresolved}/{self.shown} = {self.unresolved / n:.1%} of shown lines")
+        print(f"  report attributions kept: {self.attr_kept}/{self.attr}"
+              f" = {self.attr_kept / max(self.attr, 1):.1%} of shown lines made from an attributed sentence")
+        for e in self.examples:
+            print(f"    unresolved {e}")
+
+
+def run_sample_abstractive(gen, embedder, cache_dir: Path, weights: Weights) -> None:
+    """The bot's own sample corpus, as a member meets it: each article's 3-line abstractive summary."""
+    from bot.config import SAMPLE_CORPUS
+    from bot.corpus.loader import load_corpus
+    from bot.engines.abstractive import AbstractiveSummarizer
+
+    arts = load_corpus(SAMPLE_CORPUS).articles
+    index = SentenceIndex(embedder, EmbeddingCache(cache_dir, embedder.name, embedder.dim))
+    index.build(arts, progress=False)
+    summ = AbstractiveSummarizer(index, ExtractiveSummarizer(index, weights), gen)
+    standalone, claims, found = StandAlone(), 0, 0
+    for row, art in enumerate(arts):
+        res = summ(row, 3)
+        standalone.add(res)
+        c, f = entity_counts([x.text for x in res.lines], " ".join(art.sentences))
+        claims, found = claims + c, found + f
+    standalone.print(f"the sample corpus ({len(arts)} articles, 3 lines each)")
+    print(f"  entity precision {found / max(claims, 1):.3f} ({claims} names and numbers)")
+
+
 def run_abstractive(items, embedder, cache_dir: Path, weights: Weights, args) -> list[dict]:
     import os
 
@@ -391,14 +454,17 @@ def run_abstractive(items, embedder, cache_dir: Path, weights: Weights, args) ->
 
         def run(i, a, n):
             res = summ(i, n)
+            standalone.add(res)
             dropped[0] += len(res.dropped)
             fallbacks[0] += int(res.fell_back)
             if args.verbose:
                 print(f"  #{i}: {[x.text for x in res.lines]} dropped={list(res.dropped)}", file=sys.stderr)
             return [x.text for x in res.lines]
 
+        standalone = StandAlone()
         row = evaluate_abs(name, items, run)
         row["dropped"], row["fallbacks"] = dropped[0], fallbacks[0]
+        standalone.print(f"{name}, {title}")
         return row
 
     rows.append(abstractive_row("precis abstractive", AbstractiveConfig()))
@@ -412,6 +478,7 @@ def run_abstractive(items, embedder, cache_dir: Path, weights: Weights, args) ->
 
     if not args.skip_bare:
         rows.append(evaluate_abs(f"bare {gen.name}"[:28], items, bare))
+    run_sample_abstractive(gen, embedder, cache_dir, weights)
     print_abs_table(title, rows)
     print(
         f"(generator load {load_s:.1f}s, not counted per article; load average at the end "

@@ -102,7 +102,18 @@ def _verify(args, settings) -> int:
         except ModelUnavailable as exc:
             print(f"Cannot score with the summary model: {exc}", file=sys.stderr)
             return 1
-    return verify(args.input, Verifier(threshold=args.threshold, scorer=scorer))
+    checker = None
+    from .grounding.model_checker import checker_from_settings, is_lexical
+
+    if not is_lexical(settings.verify_model):  # VERIFY_MODEL: a classifier on top of the lexical checks
+        from models.registry import ModelUnavailable
+
+        try:
+            checker = checker_from_settings(settings)
+        except (ModelUnavailable, ValueError) as exc:
+            print(f"VERIFY_MODEL {settings.verify_model!r} is unavailable ({exc}); "
+                  "checking with the lexical verifier", file=sys.stderr)
+    return verify(args.input, Verifier(threshold=args.threshold, scorer=scorer, checker=checker))
 
 
 SMALL_JOB_BYTES = 256 * 1024  # a summarize input this small is a few articles: start-up is what counts
@@ -214,10 +225,11 @@ def main(argv: list[str] | None = None) -> int:
 def _console_sources(settings, app):
     """Feeds and links for the console (global feeds), or None when the state store cannot be opened."""
     from .sources.service import SourceError, Sources
-    from .store import Store, StoreError
+    from .store import StoreError, open_store
 
     try:
-        sources = Sources(settings, Store(settings.db_path), app=app)
+        sources = Sources(settings, open_store(settings), app=app)
+        sources.sync_fetched()  # PostgreSQL: the feed and link articles every process fetched
         sources.sync_global_feeds()
     except (StoreError, SourceError) as exc:
         log.warning("feeds and links are unavailable in the console: %s", exc)

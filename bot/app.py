@@ -62,6 +62,10 @@ class ModelSlot:
     def loaded(self) -> bool:
         return self._model is not None
 
+    def peek(self):
+        """The model if it is loaded, else None (never loads it)."""
+        return self._model
+
     def get(self):
         from models.registry import ModelUnavailable
 
@@ -150,18 +154,65 @@ class Precis:
         if generator_factory is None:
             generator_factory = self._default_generator
         self.generator = ModelSlot(settings.summary_model, generator_factory)
+        # VERIFY_MODEL's classifier, loaded on first use; None: the lexical checker alone
+        from .grounding.model_checker import is_lexical
+
+        self.checker = None if is_lexical(settings.verify_model) else ModelSlot(
+            settings.verify_model, self._default_checker)
+        self._checker_fallback_logged = False
+
+    def _default_checker(self):
+        from .grounding.model_checker import checker_from_settings
+
+        return checker_from_settings(self.settings)
+
+    def verifier(self):
+        """The verifier summary lines must pass: the lexical checks, plus VERIFY_MODEL's classifier when it
+        loads. One that fails to load leaves the lexical checker in charge (logged once; /about says so)."""
+        from models.registry import ModelUnavailable
+
+        from .grounding.verifier import Verifier
+
+        checker = None
+        if self.checker is not None:
+            try:
+                checker = self.checker.get()
+            except ModelUnavailable as exc:
+                if not self._checker_fallback_logged:
+                    self._checker_fallback_logged = True
+                    log.warning("VERIFY_MODEL %r is unavailable (%s): checking with the lexical verifier",
+                                self.settings.verify_model, exc)
+        return Verifier(checker=checker)
+
+    def checker_state(self) -> str:
+        """Which checker runs, for /about."""
+        slot = self.checker
+        if slot is None:
+            return "lexical (bundled: word overlap and structural checks)"
+        if slot.error:
+            return f"lexical - VERIFY_MODEL {slot.name} is unavailable: {slot.error}"
+        state = "loaded" if slot.loaded else "loads on first use"
+        return f"{slot.name} + the lexical checks ({state})"
 
     def _default_generator(self):
-        from models.generator import Generator
+        from models.generator import open_generator
 
         s = self.settings
-        return Generator(
+        key = s.summary_api_key.get_secret_value() if s.summary_api_key is not None else None
+        return open_generator(
             s.summary_model,
+            backend=s.summary_backend,
             cache_dir=s.data_dir / "models",
             device=s.model_device,
             threads=s.model_threads or None,
             allow_download=s.allow_downloads,
             dtype=s.summary_dtype,
+            model_name=s.summary_model_name,
+            api_key=key,
+            connect_timeout=s.summary_connect_timeout,
+            read_timeout=s.summary_read_timeout,
+            max_concurrency=s.summary_max_concurrency,
+            retries=s.summary_retries,
         )
 
     # ---------------------------------------------------------- snapshots

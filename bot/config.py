@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SAMPLE_CORPUS = Path(__file__).resolve().parent / "data" / "sample_corpus.txt"
@@ -32,6 +32,15 @@ class Settings(BaseSettings):
     no_bf16: bool = False  # act as a CPU without native bf16 (what such a CPU runs), for measuring it
     summary_dtype: str = "auto"
     allow_downloads: bool = False
+    # Generator backend (models/generator.py open_generator): auto = an http(s)://.../v1 SUMMARY_MODEL is an
+    # OpenAI-compatible server, a .gguf runs on llama.cpp in-process (xllamacpp), anything else on transformers.
+    summary_backend: str = "auto"  # auto, transformers, llamacpp, openai
+    summary_model_name: str = ""  # the served model's name, where the server needs one
+    summary_api_key: SecretStr | None = None  # sent only to SUMMARY_MODEL's server; never logged
+    summary_connect_timeout: float = Field(5.0, gt=0, le=120)
+    summary_read_timeout: float = Field(60.0, gt=0, le=600)
+    summary_max_concurrency: int = Field(2, ge=1, le=64)
+    summary_retries: int = Field(3, ge=0, le=10)
 
     summary_length: int = Field(3, ge=1, le=10)
     max_question_chars: int = 300
@@ -59,7 +68,31 @@ class Settings(BaseSettings):
     max_article_age_days: float = Field(30.0, ge=0)
     max_articles: int = Field(50_000, ge=1)
 
+    # The checker (bot/grounding/model_checker.py): "lexical" (the bundled verifier alone) or a Hugging Face
+    # sequence-classification model (NLI / factual consistency: hub id or folder) scoring each summary line
+    # against its support, on top of the lexical checks (which stay blocking). A model that fails to load
+    # leaves the lexical checker in charge (log + /about). VERIFY_LABEL: the label meaning "supported" when
+    # the model's config does not name it (a name or an index).
+    verify_model: str = "lexical"
+    verify_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    verify_label: str = ""
+
     log_level: str = "INFO"
+
+    # Past one process (bot/store/db.py; README "Several processes"). DATABASE_URL unset: the SQLite
+    # file in DATA_DIR (one process, nothing to install); postgresql://user:password@host:5432/db:
+    # a PostgreSQL server that several processes share. Start-up waits for an unreachable server,
+    # retrying every few seconds for DATABASE_WAIT_SECONDS (the bot answers extractive queries meanwhile).
+    database_url: SecretStr | None = None
+    database_wait_seconds: float = Field(120.0, ge=0)
+    # Discord shards: SHARD_COUNT in all; SHARD_IDS, the ones this process serves ("0,1"; empty: all).
+    shard_count: int = Field(1, ge=1, le=16384)
+    shard_ids: str = ""
+
+    @field_validator("summary_api_key", mode="before")
+    @classmethod
+    def _blank_api_key_is_none(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
 
     @field_validator("discord_token", mode="before")
     @classmethod
@@ -70,6 +103,41 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_corpus_is_sample(cls, v: object) -> object:
         return SAMPLE_CORPUS if v is None or (isinstance(v, str) and not v.strip()) else v
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _blank_database_is_sqlite(cls, v: object) -> object:
+        if isinstance(v, str) and not v.strip():
+            return None
+        if isinstance(v, str) and not v.strip().lower().startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+            raise ValueError("DATABASE_URL must be a postgresql://user:password@host:port/database URL "
+                             "(or unset for the SQLite file in DATA_DIR)")
+        return v
+
+    @model_validator(mode="after")
+    def _shards_in_range(self) -> "Settings":
+        self.shards  # raises ValueError on a bad SHARD_IDS
+        return self
+
+    @property
+    def shards(self) -> tuple[int, ...] | None:
+        """The shard ids this process serves (None: all of them, SHARD_IDS unset)."""
+        text = self.shard_ids.strip()
+        if not text:
+            return None
+        try:
+            ids = tuple(dict.fromkeys(int(x) for x in text.split(",") if x.strip()))
+        except ValueError:
+            raise ValueError(f"SHARD_IDS must be comma-separated numbers, e.g. 0,1 (got {text[:50]!r})") from None
+        bad = [i for i in ids if not 0 <= i < self.shard_count]
+        if bad or not ids:
+            raise ValueError(f"SHARD_IDS {text[:50]!r}: each id must be from 0 to SHARD_COUNT - 1 ({self.shard_count - 1})")
+        return ids
+
+    @property
+    def database(self) -> Path | str:
+        """What :class:`bot.store.Store` opens: the PostgreSQL URL, or the SQLite file in DATA_DIR."""
+        return self.database_url.get_secret_value().strip() if self.database_url is not None else self.db_path
 
     @field_validator("discord_dev_guild_id", mode="before")
     @classmethod

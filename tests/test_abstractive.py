@@ -648,3 +648,118 @@ def test_a_dropped_he_said_is_fine_when_the_line_names_the_speaker(embedder) -> 
     # without the name, the same cut falls back
     anon = "A lockdown of Tokyo for a month could shrink the economy by about 1 percent."
     assert ab.context_problem(anon, ix.texts[1]) is not None
+
+
+# ================================================================ standing alone (#21 item 2)
+_JAPAN = (
+    "Japan will ban the entry of travellers from the United States, China and most of Europe, "
+    "the Asahi newspaper reported on Monday. "
+    "Travellers who have been in these areas in the past two weeks will be barred, the paper said. "
+    "Tokyo may also ban travel to and from some countries in Africa, it said, citing government sources. "
+    "Shops in the capital stayed open on Sunday."
+)
+
+
+def test_a_bare_it_said_is_resolved_to_who_said_it(embedder) -> None:
+    ix = _pronoun_index(embedder, _JAPAN)
+    src = SentenceInfo(0, 2, ix.texts[2], 1.0)
+    text, row = ab.resolve_attribution(ix.texts[2], ix, src)
+    assert text == "Tokyo may also ban travel to and from some countries in Africa, the paper said, citing government sources."
+    assert row == 1
+    # an opening sentence or one with no attribution before it is left alone
+    assert ab.resolve_attribution("It said so.", ix, SentenceInfo(0, 0, "It said so.", 1.0)) == ("It said so.", None)
+    assert ab.resolve_attribution(ix.texts[3], ix, SentenceInfo(0, 3, ix.texts[3], 1.0)) == (ix.texts[3], None)
+
+
+def test_the_japan_summary_keeps_the_lead_and_no_bare_it_said(embedder) -> None:
+    """The rewrites drop the lead's attribution and shorten the rest; the lead comes back as the article's
+    sentence, and no shown line ends up with a bare "it said" or an unexplained "these areas"."""
+    from bot.grounding.references import count_unresolved
+
+    ix = _pronoun_index(embedder, _JAPAN)
+    srcs = _sources(ix)[:3]
+
+    def rule(source: str, strict: bool) -> str:
+        return re.split(r", the Asahi newspaper|, citing", source)[0].rstrip(".") + "."
+
+    res = _engine(ix, rule)[0]._run(srcs, np.arange(0, 4), lambda: srcs, "fallback", ())
+    texts = [line.text for line in res.lines]
+    assert texts[0] == ix.texts[0]  # the lead with "the Asahi newspaper reported"
+    assert texts[1] == ix.texts[1]
+    assert texts[2] == "Tokyo may also ban travel to and from some countries in Africa, the paper said."
+    assert not any(re.search(r"\bit said\b", t) for t in texts)
+    assert count_unresolved([(line.text, (0, line.support[0].index)) for line in res.lines]) == [None] * 3
+    # the line that now names "the paper" is supported by the sentence that says so, too
+    assert {s.index for s in res.lines[2].support} >= {1, 2}
+    _assert_grounded(ix, res)
+
+
+def test_a_sentence_leaning_on_one_the_summary_skips_is_left_out(embedder) -> None:
+    """Sources 0 and 2 (not 1): "these areas" in sentence 2 points at sentence 1, which is not shown and whose
+    rewrite cannot help, so the line is left out with a note; the lead stays."""
+    ix = _pronoun_index(embedder, (
+        "Flooding closed roads across the north of the county on Friday, police said. "
+        "Officials named Barton, Ellery and Moss as the worst hit villages. "
+        "Residents of these villages were told to leave their homes by Saturday. "
+        "A relief centre opened at the town hall."
+    ))
+    srcs = [SentenceInfo(0, i, ix.texts[i], 1.0) for i in (0, 2, 3)]
+    res = _engine(ix, lambda source, strict: source)[0]._run(srcs, np.arange(0, 4), lambda: srcs, "fallback", ())
+    texts = [line.text for line in res.lines]
+    assert texts == [ix.texts[0], ix.texts[3]]
+    assert any("these villages" in why for _, why in res.dropped)
+    assert "1 line left out: it leans on a sentence the summary does not show." in res.notes
+
+
+def test_a_rewrite_leaning_on_a_skipped_sentence_falls_back_to_its_own(embedder) -> None:
+    """The rewrite opens "He"; the article's own sentence names the person, so it stands in."""
+    ix = _pronoun_index(embedder, (
+        "The council approved the new budget on Tuesday. "
+        "Mayor Ann Lee said the plan would fund two new schools. "
+        "Lee told reporters the vote was the most important of her term. "
+        "Critics said the plan was too costly."
+    ))
+    srcs = [SentenceInfo(0, i, ix.texts[i], 1.0) for i in (0, 2)]
+
+    def rule(source: str, strict: bool) -> str:
+        return "She told reporters the vote was the most important of her term." if source.startswith("Lee") else source
+
+    eng = _engine(ix, rule, resolve_pronouns=False)[0]
+    res = eng._run(srcs, np.arange(0, 4), lambda: srcs, "fallback", ())
+    assert [line.text for line in res.lines] == [ix.texts[0], ix.texts[2]]
+    assert any("leans on 'She'" in why for _, why in res.dropped)
+
+
+@pytest.mark.parametrize(
+    ("line", "source", "earlier", "word"),
+    [
+        ("He said the club would appeal.", (0, 5), [("The club lost 2-1 on Saturday.", (0, 0))], "He"),
+        ("These areas account for most cases.", (0, 4), [("Japan banned travel.", (0, 0))], "These areas"),
+        ("The ministry denied the report.", (0, 6), [("Officials spoke on Monday.", (0, 0))], "The ministry"),
+        ("Prices rose, it said.", (0, 3), [("Inflation is high.", (0, 0))], "it said"),
+        ("Travellers from those countries must wait.", (0, 3), [], "those countries"),
+    ],
+)
+def test_unresolved_reference_detector_flags(line, source, earlier, word) -> None:
+    from bot.grounding.references import unresolved
+
+    ref = unresolved(line, source, earlier)
+    assert ref is not None and ref.word == word
+
+
+@pytest.mark.parametrize(
+    ("line", "source", "earlier"),
+    [
+        ("He said the club would appeal.", (0, 5), [("Coach Tom Hill was angry.", (0, 0))]),  # a person named
+        ("These areas account for most cases.", (0, 1), [("Japan banned travel from three areas.", (0, 0))]),
+        ("It said prices rose.", (0, 3), [("The bank spoke.", (0, 2))]),  # the sentence right before is shown
+        ("The ministry denied it.", (1, 6), [("The health ministry spoke.", (1, 0))]),
+        ("This week the council met.", (0, 4), []),  # a date, not a reference
+        ("Japan banned travel.", (0, 0), []),
+        ("Shares fell.", None, []),
+    ],
+)
+def test_unresolved_reference_detector_passes(line, source, earlier) -> None:
+    from bot.grounding.references import unresolved
+
+    assert unresolved(line, source, earlier) is None

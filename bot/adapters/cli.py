@@ -9,6 +9,8 @@ the bot would have answered it then - only articles published by then count (und
 "this week", "recently" count back from it. Without it, now.
     python -m bot fetch [--url URL ...] [--feed URL ...] [--data-dir DIR] --json
     python -m bot verify --input FILE.jsonl [--threshold T] [--model-score] --json
+    (with VERIFY_MODEL set to a classifier, each line also carries "checker" and each sentence its best
+    "chunk" of the article and its "lexical_score"; "score" is then the model's)
 
 One output line per input line, in the same order. A bad input line gives
 ``{"id", "error"}`` and the run goes on. Output lines are JSON Lines that survive any line splitter:
@@ -175,12 +177,12 @@ def ask(app: Precis, questions_path: Path, mode: str, k: int, out: TextIO = sys.
 
 def _load_shares(app: Precis) -> None:
     """Which guilds share which article, from the state store (when there is one)."""
-    from ..store import Store, StoreError
+    from ..store import StoreError, open_store
 
-    if not app.settings.db_path.exists():
+    if app.settings.database_url is None and not app.settings.db_path.exists():
         return
     try:
-        with Store(app.settings.db_path) as store:
+        with open_store(app.settings) as store:
             app.scopes.load(store.shared_articles())
     except StoreError as exc:
         log.warning("guild shares unavailable (%s): only the articles the guild brought first are visible", exc)
@@ -192,9 +194,13 @@ def fetch(settings, urls: list[str], feeds: list[str], out: TextIO = sys.stdout,
     Last-Modified) is kept in DATA_DIR, so a second run prints only what is new."""
     from ..sources.service import SourceError, Sources, check_url, run_sync
     from ..sources.fetch import FetchError
-    from ..store import GLOBAL_GUILD, Store
+    from ..store import GLOBAL_GUILD, ReconnectingStore, open_store
 
-    store = Store(settings.db_path)
+    store = open_store(settings)
+    if isinstance(store, ReconnectingStore) and not store.wait_ready(settings.database_wait_seconds):
+        print(f"cannot reach the database: {store.describe()}", file=sys.stderr)
+        store.close()
+        return 1
     sources = Sources(settings, store, fetcher=fetcher)
 
     async def run() -> None:

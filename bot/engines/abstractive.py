@@ -19,8 +19,12 @@ Pipeline for one article (``AbstractiveSummarizer(row, n)``):
    may end early only at a clause boundary. A 135M model left free invents
    names and numbers; constrained, it compresses. Decoding uses prompt-lookup
    speculation (the source is in the prompt), which is exactly greedy and ~3x
-   faster on copy-heavy output. A generator without those internals (a
-   remote or fake one) is prompted the same way without the constraint.
+   faster on copy-heavy output. The constraint is defined once
+   (:mod:`models.decoding`) and every backend takes it in its own form: a
+   logits processor (transformers), a GBNF grammar (llama.cpp in-process and
+   llama.cpp's server), or a word-by-word check of the reply (other
+   OpenAI-compatible servers). Only a generator with no ``generate_copy`` (a
+   test fake) is prompted without it.
    A line that then opens with "He"/"She"/"His" names the person instead
    (:func:`resolve_pronoun`: the one person the sentence before names, word
    for word from the article; that sentence joins the line's support).
@@ -53,7 +57,6 @@ Pipeline for one article (``AbstractiveSummarizer(row, n)``):
 
 from __future__ import annotations
 
-import copy
 import logging
 import re
 import time
@@ -67,6 +70,7 @@ from ..index.sentence_index import SentenceIndex
 from .extractive import ExtractiveSummarizer, SentenceInfo, Weights
 from ..grounding.claims import unsupported
 from ..grounding.verifier import Article as Source
+from ..grounding.references import unresolved
 from ..grounding.verifier import Verifier
 
 log = logging.getLogger(__name__)
@@ -88,6 +92,8 @@ CUT_NOTE = "A very long sentence was shortened to fit the model's context before
 class GeneratedLine:
     text: str
     support: tuple[SentenceInfo, ...]  # best first; score = support similarity
+    source: SentenceInfo | None = None  # the sentence it was made from
+    own: bool = False  # the source sentence itself (its rewrite failed, or no model output was usable)
 
 
 @dataclass(frozen=True)
@@ -127,369 +133,10 @@ class AbstractiveConfig:
 
 
 # --------------------------------------------------------------------------- copy constraint
-
-_UNIT = re.compile(r"\w+(?:[’'\-.,/&]\w+)*|[^\w\s]")
-_PROTECTED = frozenset(
-    """not no never nor neither none nobody nothing nowhere cannot without
-    may might could would should must can
-    allegedly alleged alleges allege reportedly reported reports apparently possibly probably likely unlikely
-    perhaps suspected suspect believed believe believes claimed claims claim accused accuses denied denies deny
-    rumoured rumored purportedly supposedly if unless whether
-    said says say told tells according insisted insists warned warns added adds
-    former ex acting deputy vice interim assistant late would-be
-    only almost nearly about around approximately roughly more less fewer than over under least up some
-    another""".split()
-)
-_HEDGES = frozenset(
-    """claim claims claimed claiming alleges alleged allegedly allegation allegations reportedly rumoured rumored
-    suspected accused accuses purportedly supposedly believed denied denies deny""".split()
-)
-_BOUNDARY = frozenset(
-    {",", ";", ":", "-", "–", "—", "(", "and", "but", "which", "who", "whom", "whose", "where", "while", "when",
-     "after", "before", "with", "following", "because", "since", "amid", "despite", "although", "though",
-     "including", "so", "or", "until", "in", "on", "at", "for", "from", "by", "during"}
-)  # fmt: skip
-_UNIT_WORDS = frozenset(
-    "% per cent percent hundred thousand million billion trillion bn m k years year months month weeks week days "
-    "day hours hour minutes miles mile km kilometres kilometers metres meters feet ft pounds lb kg tonnes tons "
-    "people".split()
-)
-_PHRASE_START = frozenset(
-    "in on at for from by during with without near after before over under into onto across through "
-    "between among against around toward towards despite amid via like".split()
-)
-_DETERMINERS = frozenset("a an the his her its their this that these those one".split())
-_OPENERS = _PHRASE_START | frozenset(
-    "however meanwhile but and so yet also still now then earlier later instead today yesterday last this".split()
-)
-_VERBS = frozenset(
-    """is are was were be been being am has have had will would can could shall should may might must do does
-    did said says say told tells made makes took takes gave gives came comes went goes left found finds got
-    gets saw sees won wins lost became becomes began begins brought bought built held holds kept keeps led
-    leads met meets paid pays put puts ran runs sent sends set sets shot sold sells stood stands struck threw
-    wrote writes hit hits fell falls flew grew knew rose spoke stole wore drew drove broke chose hid lay rode
-    sang sank shook slept spent stuck swam swore taught thought understood woke want wants needs plans faces
-    face remains remain seems seem appears appear allows allow""".split()
-)
-_NOT_VERBS = frozenset("hundred speed indeed need seed feed breed bleed greed creed embed".split())
-_TITLE_ABBR = frozenset("mr mrs ms dr prof st gen sen rep gov lt col capt sgt rev".split())
-_CURRENCY = frozenset("$£€¥")
-_BULLETS = frozenset("•·*-–—>")
-_CLOSERS = frozenset("'\"’”)]»")
-_TERMINAL = frozenset(".!?")
-_NEG_SUFFIX = ("n't", "n’t")
-
-
-def _is_number(u: str) -> bool:
-    return bool(re.fullmatch(r"\d[\d,./]*\w*", u))
-
-
-def _is_capital(u: str) -> bool:
-    return u[:1].isupper()
-
-
-def _verb_like(w: str) -> bool:
-    """A rough finite-verb test (no tagger): auxiliaries, common verbs, regular past tense."""
-    if w in _VERBS:
-        return True
-    return len(w) >= 5 and w.endswith("ed") and w not in _NOT_VERBS
-
-
-@dataclass
-class _Unit:
-    text: str
-    space: bool  # whitespace before it in the source
-    lead: list[int] = field(default_factory=list)  # token ids when it starts the output
-    cont: list[int] = field(default_factory=list)  # token ids when it follows other output
-
-
-class CopyConstraint:
-    """Which tokens may come next so the output is a meaning-safe compression of ``source``.
-
-    The output is the source's units (words and punctuation) in order, token
-    for token, with only these deletions (each must skip no protected word:
-    negation, modal, hedge, attribution, ``former``/``deputy``, quantifier):
-
-    * an aside between two commas or dashes, ``Leon Yeaman, 55, was`` (only
-      when it holds no verb, or is a relative clause: ``, who had ...,``);
-    * a verb-less phrase from a preposition up to a comma,
-      ``club on Friday morning, with`` -> ``club, with``;
-    * a parenthesis;
-    * a verb-less opening phrase up to a comma (``Speaking in ..., the``) or
-      leading punctuation (bullets);
-    * everything after a clause boundary, once a verb has been kept (the
-      output then takes the sentence's closing punctuation and ends).
-
-    Names, a currency and its number, a number and its unit, ``Mr`` and the
-    name after it are never split. ``allowed(generated_ids)`` gives the
-    permitted next token ids (an NFA over (unit, token, variant, verb kept)
-    states, cached by prefix). ``strict=True`` allows only the last rule.
-    """
-
-    def __init__(self, encode, source: str, eos_ids: list[int], strict: bool = False) -> None:
-        units: list[_Unit] = []
-        for m in _UNIT.finditer(source):
-            space = m.start() > 0 and source[m.start() - 1].isspace()
-            text = m.group()
-            lead = list(encode(text))
-            cont = list(encode((" " if space else "") + text)) if units else lead
-            if lead and cont:
-                units.append(_Unit(text, space, lead, cont))
-        self.units = units
-        self.eos = list(eos_ids)
-        self.strict = strict
-        n = len(units)
-        low = [u.text.lower() for u in units]
-        self.low = low
-        self.punct = [not re.match(r"\w", u.text) for u in units]
-        self.protected = [w in _PROTECTED or w.endswith(_NEG_SUFFIX) for w in low]
-        self.verb = [_verb_like(w) for w in low]
-        # hard[k]: units k and k+1 stay together (no skip between, no end after k, no landing on k+1)
-        hard = [False] * n
-        name = [False] * n  # units k and k+1 belong to one name: no skip or end after k
-        for k in range(n - 1):
-            a, b = units[k].text, units[k + 1].text
-            al, bl = low[k], low[k + 1]
-            numberish = _is_number(a) or (al in _UNIT_WORDS and k > 0 and hard[k - 1])
-            if a in _CURRENCY or (numberish and (bl in _UNIT_WORDS or bl.startswith("year-old"))):
-                hard[k] = True
-            elif al == "per" and bl == "cent":
-                hard[k] = True
-            elif al in _TITLE_ABBR and (b == "." or _is_capital(b)):
-                hard[k] = True
-            elif a == "." and k > 0 and low[k - 1] in _TITLE_ABBR:
-                hard[k] = True
-            elif al in _PROTECTED and _is_number(b):
-                hard[k] = True  # "more than 2,000", "about 30"
-            elif _is_capital(a) and a[0].isalpha() and _is_capital(b) and b[0].isalpha() and b != "I":
-                name[k] = True
-        self.hard, self.name = hard, name
-        # the closing block: final . ! ? and any closing quotes or brackets after it
-        end = n
-        while end > 0 and units[end - 1].text in _CLOSERS:
-            end -= 1
-        self.end = end - 1 if end > 0 and units[end - 1].text in _TERMINAL else None
-        self.body_end = self.end if self.end is not None else n
-        self.prot_prefix = np.concatenate([[0], np.cumsum(self.protected)]).astype(int)
-        self.verb_prefix = np.concatenate([[0], np.cumsum(self.verb)]).astype(int)
-        # hedge_after[j]: a hedge ("claims", "allegedly") follows unit j; cutting it off would state a claim as fact
-        hedges = [w in _HEDGES for w in low] + [False]
-        self.hedge_after = [any(hedges[j + 1 :]) for j in range(n)]
-        self._jumps = [self._mid_jumps(j) for j in range(n)]
-        self._starts = self._start_units()
-        self._cache: dict[tuple[int, ...], frozenset] = {}
-
-    # unit-level rules --------------------------------------------------------
-    def _count(self, prefix: np.ndarray, a: int, b: int) -> int:
-        """How many flagged units among units[a:b]."""
-        return int(prefix[b] - prefix[a]) if b > a else 0
-
-    def _may_land(self, k: int) -> bool:
-        """May the output continue at unit k after skipping unit k - 1?"""
-        if k == 0:
-            return True
-        if self.hard[k - 1]:
-            return False
-        # inside a name only on its last word ("Wright" of "Ian Wright")
-        return not (self.name[k - 1] and k < len(self.units) - 1 and self.name[k])
-
-    def _may_leave(self, j: int) -> bool:
-        """May the output skip what follows unit j, or end after it?"""
-        return not (self.hard[j] or self.name[j])
-
-    def _start_units(self) -> list[int]:
-        n = len(self.units)
-        if n == 0:
-            return []
-        k0, first_allowed = 0, 0
-        if self.units[0].text == "(":  # "(CNN)The ...": a leading source tag goes
-            close = next((k for k in range(1, min(n, 8)) if self.units[k].text == ")"), None)
-            if close is not None and close + 1 < self.body_end:
-                k0 = first_allowed = close + 1
-        while k0 < self.body_end - 1 and self.units[k0].text in _BULLETS:
-            k0 += 1  # leading bullets and dashes are optional (quotes are not: they must stay paired)
-        out = sorted({first_allowed, k0})
-        first = self.low[k0]
-        if self.strict or not (first in _OPENERS or first.endswith(("ing", "ly"))):
-            return out  # only an adverbial opening may go, never the subject
-        for k in range(k0 + 1, self.body_end):
-            if self.units[k - 1].text in (",", ":") and self._may_land(k):
-                if not self._count(self.prot_prefix, 0, k) and not self._count(self.verb_prefix, 0, k):
-                    out.append(k)
-                    break
-        return out
-
-    def _mid_jumps(self, j: int) -> list[int]:
-        n = len(self.units)
-        if self.strict or j + 2 >= self.body_end or not self._may_leave(j) or self.punct[j]:
-            return []
-        first = self.units[j + 1].text
-        out: list[int] = []
-
-        def ok(a: int, b: int) -> bool:  # skipping units[a:b] and landing on b
-            return b < self.body_end and self._may_land(b) and not self._count(self.prot_prefix, a, b)
-
-        if first in (",", "-", "–", "—"):
-            for c in range(j + 2, self.body_end):
-                if self.units[c].text == first:
-                    relative = self.low[j + 2] in ("who", "which", "whose", "whom", "where")
-                    if c > j + 2 and ok(j + 1, c + 1) and (relative or not self._count(self.verb_prefix, j + 1, c)):
-                        out.append(c + 1)
-                    break
-        elif first == "(":
-            for c in range(j + 2, self.body_end):
-                if self.units[c].text == ")":
-                    if ok(j + 1, c + 1):
-                        out.append(c + 1)
-                    break
-        elif self.low[j + 1] in _PHRASE_START:
-            for c in range(j + 2, self.body_end):
-                if self.units[c].text in (",", ";"):
-                    # not when what follows the comma may describe the dropped phrase (an apposition)
-                    after = self.units[c + 1].text if c + 1 < len(self.units) else "."
-                    apposition = after.lower() in _DETERMINERS or _is_capital(after)
-                    if ok(j + 1, c) and not self._count(self.verb_prefix, j + 1, c) and not apposition:
-                        out.append(c)
-                    break
-        return [k for k in out if k < n]
-
-    def _ends_clause(self, j: int) -> bool:
-        """Is unit j the last before a clause boundary (so the output may end after it)?"""
-        if j + 1 >= self.body_end or not self._may_leave(j) or self.punct[j] or self.hedge_after[j]:
-            return False
-        nxt = self.low[j + 1]
-        return (nxt in _BOUNDARY or nxt in (",", ";", ":", "-", "–", "—", "(")) and not self.protected[j + 1]
-
-    def next_units(self, j: int, verb: bool) -> list[int]:
-        """Units that may follow unit j (j = -1: the first unit); ``verb``: a verb was kept."""
-        if j == -1:
-            return list(self._starts)
-        out = [j + 1] if j + 1 < len(self.units) else []
-        out.extend(self._jumps[j])
-        if self.end is not None and self.end > j + 1 and verb and self._ends_clause(j):
-            out.append(self.end)
-        return out
-
-    def may_stop(self, j: int, verb: bool) -> bool:
-        """May the output end after unit j?"""
-        if j == len(self.units) - 1:
-            return True
-        return self.end is None and verb and self._ends_clause(j)
-
-    # token level -------------------------------------------------------------
-    def _ids(self, k: int, v: int) -> list[int]:
-        return self.units[k].cont if v else self.units[k].lead
-
-    def _states(self, gen: tuple[int, ...]) -> frozenset:
-        """NFA states after ``gen``: (unit, its tokens emitted, variant 0=lead/1=cont, verb kept)."""
-        if gen in self._cache:
-            return self._cache[gen]
-        if not gen:
-            states = frozenset((k, 0, 0, False) for k in self.next_units(-1, False))
-        else:
-            t = gen[-1]
-            states = frozenset(
-                (k, p + 1, v, vb) for k, p, v, vb in self._expand(self._states(gen[:-1])) if self._ids(k, v)[p] == t
-            )
-        self._cache[gen] = states
-        return states
-
-    def _expand(self, states: frozenset) -> set:
-        """Completed units open the units that may follow them."""
-        out = set()
-        for k, p, v, vb in states:
-            if p < len(self._ids(k, v)):
-                out.add((k, p, v, vb))
-            else:
-                vb2 = vb or self.verb[k]
-                out.update((k2, 0, 1, vb2) for k2 in self.next_units(k, vb2))
-        return out
-
-    def allowed(self, gen) -> list[int]:
-        return self.options(gen)[0]
-
-    def last_stop(self, gen: list[int]) -> tuple[int, str] | None:
-        """For output cut off by the token budget: (tokens to keep, text to append) so it
-        ends at the last point where ending was allowed, or None if there was none."""
-        tail = "".join(u.text for u in self.units[self.end :]) if self.end is not None else ""
-        for n in range(len(gen), 0, -1):
-            for k, p, v, vb in self._states(tuple(int(t) for t in gen[:n])):
-                if p < len(self._ids(k, v)):
-                    continue
-                vb2 = vb or self.verb[k]
-                if self.may_stop(k, vb2):
-                    return n, ""
-                if self.end is not None and self.end in self.next_units(k, vb2) and self.end > k + 1:
-                    return n, tail
-        return None
-
-    def options(self, gen) -> tuple[list[int], set[int], set[int]]:
-        """(allowed next ids, ids that end the output early, ids that skip words) after ``gen``."""
-        gen = tuple(int(t) for t in gen)
-        if gen and gen[-1] in self.eos:
-            return self.eos, set(), set()
-        states = self._states(gen)
-        out: set[int] = set()
-        ending: set[int] = set()
-        skipping: set[int] = set()
-        copying: set[int] = set()
-        last = len(self.units) - 1
-        for k, p, v, vb in states:
-            ids = self._ids(k, v)
-            if p < len(ids):
-                copying.add(ids[p])
-                continue
-            vb2 = vb or self.verb[k]
-            if self.may_stop(k, vb2):
-                out.update(self.eos)
-                if k != last:
-                    ending.update(self.eos)
-            for k2 in self.next_units(k, vb2):
-                t = self._ids(k2, 1)[0]
-                if k2 == k + 1:
-                    copying.add(t)
-                elif k2 == self.end:
-                    ending.add(t)
-                else:
-                    skipping.add(t)
-        out |= copying | ending | skipping
-        if not out:
-            return self.eos, set(), set()
-        return sorted(out), ending - copying, skipping - copying - ending
-
-
-class _CopyLogits:
-    """Logits processor: mask to :class:`CopyConstraint`, nudge towards shorter output.
-
-    Ending early earns ``end_bonus`` per token generated beyond ``target_tokens``;
-    skipping an aside earns ``skip_bonus``. Both are small next to the model's
-    own preferences for fluent text; greedy decoding stays deterministic.
-    """
-
-    def __init__(self, constraint: CopyConstraint, start: int, target_tokens: int, end_bonus: float, skip_bonus: float):
-        self.c = constraint
-        self.start = start
-        self.target = target_tokens
-        self.end_bonus = end_bonus
-        self.skip_bonus = skip_bonus
-
-    def __call__(self, input_ids, scores):
-        torch = _torch()
-        out = torch.full_like(scores, float("-inf"))
-        for row in range(scores.shape[0]):
-            gen = input_ids[row, self.start :].tolist()
-            allowed, ending, skipping = self.c.options(gen)
-            idx = torch.tensor(allowed, dtype=torch.long, device=scores.device)
-            out[row, idx] = scores[row, idx]
-            over = len(gen) - self.target
-            if ending and over > 0 and self.end_bonus:
-                e = torch.tensor(sorted(ending), dtype=torch.long, device=scores.device)
-                out[row, e] += self.end_bonus * over
-            if skipping and self.skip_bonus:
-                sk = torch.tensor(sorted(skipping), dtype=torch.long, device=scores.device)
-                out[row, sk] += self.skip_bonus
-        return out
-
+# Defined once in models/decoding.py (with its GBNF grammar and word-by-word check for the
+# other backends); re-exported here, where the engine and its tests have always found it.
+from models.decoding import _TERMINAL, CopyConstraint  # noqa: E402,F401
+from models.decoding import CopyLogits as _CopyLogits  # noqa: E402,F401
 
 # --------------------------------------------------------------------------- text helpers
 
@@ -576,6 +223,35 @@ def resolve_pronoun(text: str, index: SentenceIndex, source: SentenceInfo) -> tu
     return text, None
 
 
+_IT_SAID = re.compile(r"(?P<lead>^|[,;]\s*)(?P<it>[Ii]t|[Tt]hey)\s+(?P<cue>said|says|added|reported|reports|told|stated)\b")
+_NOT_WHO = frozenset({"it", "they", "he", "she", "we", "i", "you"})
+
+
+def resolve_attribution(text: str, index: SentenceIndex, source: SentenceInfo) -> tuple[str, int | None]:
+    """", it said" names no one once the line is out of its article: say who, from the nearest of the
+    two sentences before the source that attributes to someone other than a pronoun ("..., the paper
+    said" -> ", the paper said"). Nothing changes when neither does. Returns (text, global row of the
+    sentence that names who)."""
+    m = _IT_SAID.search(text)
+    if not m or source.index == 0:
+        return text, None
+    base = int(index.offsets[source.article])
+    for back in range(1, _BACK + 1):
+        pos = source.index - back
+        if pos < 0:
+            break
+        row = base + pos
+        whos = [w for w, _ in _attributions(index.texts[row]) if w.split()[-1].lower() not in _NOT_WHO]
+        if not whos:
+            continue
+        who = whos[-1].strip()
+        if len(who.split()) > 4:
+            return text, None
+        who = who[0].upper() + who[1:] if not m.group("lead") else (who[0].lower() + who[1:] if who.split()[0] in ("The", "A", "An") else who)
+        return text[: m.start("it")] + who + text[m.end("it") :], row
+    return text, None
+
+
 # --------------------------------------------------------------------------- context
 # A summary line stands alone: it must not lean on a sentence the summary leaves out.
 _REFERENCE_OPENING = re.compile(
@@ -628,6 +304,8 @@ def context_problem(text: str, source: str, names_person: bool = False) -> str |
         if head in _PERSON_PRONOUNS:
             if (has_cue and head in words) or names_person:
                 continue
+        elif head in ("it", "they") and has_cue:
+            continue  # ", it said" kept, or resolved to who said it (resolve_attribution)
         elif has_cue and head in words:
             continue
         elif cue in ("said", "says", "told") and who_words[0][:1].isupper() and who_words[-1].lower() in words:
@@ -667,7 +345,10 @@ class AbstractiveSummarizer:
         extractive: ExtractiveSummarizer,
         generator: Any,
         config: AbstractiveConfig | None = None,
+        verifier: Verifier | None = None,
     ) -> None:
+        """``verifier``: the checker each line must pass (the app's, with VERIFY_MODEL's classifier when one
+        loaded); default the lexical :class:`Verifier`."""
         self.index = index
         self.extractive = extractive
         self.generator = generator
@@ -678,7 +359,7 @@ class AbstractiveSummarizer:
             index, replace(base, position=c.position, focus_power=c.focus_power, brevity=c.brevity)
         )
         self.last_stats: dict[str, float] = {}
-        self.verifier = Verifier() if c.verify else None
+        self.verifier = (verifier or Verifier()) if c.verify else None
 
     # ------------------------------------------------------------------ public
     def __call__(self, article_row: int, sentences_count: int = 3) -> AbstractiveResult:
@@ -723,7 +404,7 @@ class AbstractiveSummarizer:
             outputs = self._generate(prompts, strict=False, stats=stats)
         except Exception as exc:  # noqa: BLE001 - a failing model must not take the reply down
             log.exception("abstractive generation failed")
-            lines = tuple(GeneratedLine(s.text, (s,)) for s in fallback())
+            lines = tuple(GeneratedLine(s.text, (s,), s, True) for s in fallback())
             short = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
             self.last_stats = {**stats, "seconds": time.perf_counter() - t0}
             return AbstractiveResult(lines, (), True, (*notes, ERROR_NOTE.format(error=short)))
@@ -762,30 +443,36 @@ class AbstractiveSummarizer:
                     cands[i].problem = f"{cands[i].problem} (regenerated: {new[0].problem})"
 
         # Each source sentence keeps its place: its generated lines that passed, else the sentence itself.
-        kept: list[GeneratedLine] = []
+        entries: list[tuple[GeneratedLine, SentenceInfo, bool]] = []  # (line, source, generated)
         dropped: list[tuple[str, str]] = []
         fell: dict[str, int] = {"unverified": 0, "context": 0}
-        generated = 0
         for group in _by_source(cands):
             for cd in group:
                 if cd.problem:
                     dropped.append((cd.text, cd.problem))
             ok = [cd for cd in group if not cd.problem]
             if ok:
-                kept.extend(GeneratedLine(cd.text, cd.support) for cd in ok)
-                generated += len(ok)
+                entries.extend((GeneratedLine(cd.text, cd.support, cd.source), cd.source, True) for cd in ok)
                 continue
             failed = [cd.problem for cd in group if cd.problem and cd.problem != REPEAT]
             if failed and not any(cd.problem == REPEAT for cd in group):
                 # the lead is never lost: the article's own sentence stands in for its failed rewrite
-                src = group[0].source
-                kept.append(GeneratedLine(src.text, (replace(src, score=1.0),)))
+                entries.append((self._own_line(group[0].source), group[0].source, False))
                 fell["context" if failed[0].startswith(CONTEXT) else "unverified"] += 1
         # a duplicate check after regeneration
-        kept = self._dedupe(kept, dropped)
+        entries = self._dedupe(entries, dropped)
+        entries, leaning = self._stand_alone(entries, fell, dropped)
+        kept = [e[0] for e in entries]
+        generated = sum(1 for e in entries if e[2])
+        if leaning:
+            plural = leaning > 1
+            notes.append(
+                f"{leaning} line{'s' if plural else ''} left out: {'they lean' if plural else 'it leans'} on a "
+                f"sentence the summary does not show."
+            )
         self.last_stats = {**stats, "seconds": time.perf_counter() - t0}
         if not generated:
-            lines = tuple(GeneratedLine(s.text, (s,)) for s in fallback())
+            lines = tuple(GeneratedLine(s.text, (s,), s, True) for s in fallback())
             return AbstractiveResult(lines, tuple(dropped), True, (*notes, fallback_note))
         one = len({s.article for s in sources}) == 1
         where, own = ("article", "article's") if one else ("articles", "articles'")
@@ -853,72 +540,22 @@ class AbstractiveSummarizer:
         return [gen.generate(p, **kw) for p in prompts]
 
     def _constrained(self, source: str, prompt: str, *, strict: bool, stats: dict) -> str:
+        """One copy-constrained rewrite of ``source``, in whatever form the backend takes the
+        constraint (models/decoding.py: logits processor, GBNF grammar, or a word-by-word check)."""
         gen = self.generator
-        tok = gen.tokenizer
-        model = gen.model
-        torch = _torch()
-        seq2seq = bool(getattr(gen, "is_seq2seq", False))
-        render = getattr(gen, "_render", None)
-        if render is not None:
-            text = render(prompt, None)
-            add_special = not getattr(gen, "has_chat_template", False)
-        elif not seq2seq and getattr(tok, "chat_template", None):
-            messages = [{"role": "user", "content": prompt}]
-            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            add_special = False
-        else:
-            text, add_special = prompt, True
-        enc = tok([text], return_tensors="pt", add_special_tokens=add_special)
-        device = getattr(gen, "device", "cpu")
-        enc = {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
-        gc = copy.deepcopy(model.generation_config)
-        gc.max_length = None
-        gc.min_length = None
-        gc.min_new_tokens = None
-        gc.max_new_tokens = self._budget(source)
-        gc.num_beams = 1
-        gc.do_sample = False
-        gc.temperature = gc.top_k = gc.top_p = None
-        gc.no_repeat_ngram_size = None
-        gc.repetition_penalty = 1.0
-        gc.early_stopping = False
-        gc.length_penalty = None
-        if gc.pad_token_id is None:
-            gc.pad_token_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        eos = gc.eos_token_id if gc.eos_token_id is not None else tok.eos_token_id
-        eos_ids = [int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos]) if e is not None]
-        if gc.eos_token_id is None:
-            gc.eos_token_id = eos_ids
-        if not seq2seq and self.config.lookup_tokens:
-            gc.prompt_lookup_num_tokens = int(self.config.lookup_tokens)
-
-        def encode(s: str) -> list[int]:
-            return tok(s, add_special_tokens=False)["input_ids"]
-
-        cons = CopyConstraint(encode, source, eos_ids, strict=strict)
-        if not cons.units:
-            return ""
-        start = 1 if seq2seq else enc["input_ids"].shape[1]
-
-        from transformers import LogitsProcessorList
-
         c = self.config
-        proc = _CopyLogits(cons, start, c.target_tokens, c.end_bonus, c.skip_bonus)
-        with torch.inference_mode():
-            out = model.generate(**enc, generation_config=gc, logits_processor=LogitsProcessorList([proc]))
-        new = [int(t) for t in out[0, start:].tolist()]
-        stats["generated_tokens"] += float(len(new))
+        kw = dict(strict=strict, max_new_tokens=self._budget(source), target_tokens=c.target_tokens,
+                  end_bonus=c.end_bonus, skip_bonus=c.skip_bonus, lookup_tokens=c.lookup_tokens)
+        if callable(getattr(gen, "generate_copy", None)):
+            text = gen.generate_copy(prompt, source, **kw)
+            n_new = int((getattr(gen, "last_stats", None) or {}).get("new_tokens", 0))
+        else:  # a bare model + tokenizer pair
+            from models.decoding import transformers_copy_generate
+
+            text, n_new = transformers_copy_generate(gen, prompt, source, **kw)
+        stats["generated_tokens"] += float(n_new)
         stats["generations"] += 1
-        while new and new[-1] == gc.pad_token_id and new[-1] not in eos_ids:
-            new.pop()
-        if new and new[-1] in eos_ids:
-            return tok.decode(new, skip_special_tokens=True).strip()
-        # Out of tokens mid-sentence: back to the last point where it could have ended.
-        keep = cons.last_stop(new)
-        if keep is None:
-            return ""
-        n, tail = keep
-        return (tok.decode(new[:n], skip_special_tokens=True) + tail).strip()
+        return text
 
     # ------------------------------------------------------------------ checking
     def _candidates(self, source: SentenceInfo, output: str, whole: bool = False) -> list[_Candidate]:
@@ -936,7 +573,11 @@ class AbstractiveSummarizer:
         for sent in parts[:2]:
             t = _tidy(sent)
             if t:
-                t, row = resolve_pronoun(t, self.index, source) if self.config.resolve_pronouns else (t, None)
+                row = None
+                if self.config.resolve_pronouns:
+                    t, row = resolve_pronoun(t, self.index, source)
+                    t, row2 = resolve_attribution(t, self.index, source)
+                    row = row if row is not None else row2
                 out.append(_Candidate(source, t, named_in=row))
         if not out:
             out.append(_Candidate(source, (output or "").strip(), problem="the model returned nothing usable"))
@@ -1027,14 +668,48 @@ class AbstractiveSummarizer:
             c.text.split()[-1] in words for sent in sents[: source.index + 1] for c in named_people(sent, article)
         )
 
-    def _dedupe(self, kept: list[GeneratedLine], dropped: list) -> list[GeneratedLine]:
-        out: list[GeneratedLine] = []
-        for line in kept:
-            if any(line.text == o.text for o in out):
-                dropped.append((line.text, REPEAT))
+    def _dedupe(self, entries: list, dropped: list) -> list:
+        out: list = []
+        for entry in entries:
+            if any(entry[0].text == o[0].text for o in out):
+                dropped.append((entry[0].text, REPEAT))
                 continue
-            out.append(line)
+            out.append(entry)
         return out
+
+    def _own_line(self, src: SentenceInfo) -> GeneratedLine:
+        """The source sentence itself, its opening "He"/"She" and bare ", it said" resolved from the article
+        (the sentence that says who then supports the line too)."""
+        text, support = src.text, [replace(src, score=1.0)]
+        if self.config.resolve_pronouns:
+            for resolve in (resolve_pronoun, resolve_attribution):
+                text, row = resolve(text, self.index, src)
+                if row is not None:
+                    ix = self.index
+                    support.append(SentenceInfo(int(ix.sent_article[row]), int(ix.sent_pos[row]), ix.texts[row], 1.0))
+        return GeneratedLine(text, tuple(support), src, True)
+
+    def _stand_alone(self, entries: list, fell: dict, dropped: list) -> tuple[list, int]:
+        """No shown line leans on what the summary does not say (bot/grounding/references.py): a rewrite
+        that does falls back to its own (resolved) sentence; a sentence that still does is left out,
+        unless nothing else would be left. Returns the entries and how many were left out."""
+        out: list = []
+        leaning = 0
+        for k, (line, src, generated) in enumerate(entries):
+            earlier = [(e[0].text, (e[1].article, e[1].index)) for e in out]
+            ref = unresolved(line.text, (src.article, src.index), earlier)
+            if ref is not None and generated:
+                own = self._own_line(src)
+                dropped.append((line.text, f"{CONTEXT}: leans on '{ref.word}'"))
+                fell["context"] += 1
+                line, generated = own, False
+                ref = unresolved(line.text, (src.article, src.index), earlier)
+            if ref is not None and (out or k < len(entries) - 1):
+                dropped.append((line.text, f"{CONTEXT}: leans on '{ref.word}', which no shown line explains"))
+                leaning += 1
+                continue
+            out.append((line, src, generated))
+        return out, leaning
 
     def _support_scores(self, texts: list[str], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(len(texts), len(rows)) support scores, and the texts' embeddings."""
@@ -1062,6 +737,8 @@ def _torch():
 
 
 def _can_constrain(gen: Any) -> bool:
+    if callable(getattr(gen, "generate_copy", None)):
+        return True  # every backend in models/ takes the copy constraint in its own form
     model = getattr(gen, "model", None)
     tok = getattr(gen, "tokenizer", None)
     return model is not None and tok is not None and hasattr(model, "generate") and callable(tok)

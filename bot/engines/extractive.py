@@ -20,7 +20,8 @@ like: news puts its key facts first, and on CNN/DailyMail no centrality score
 we tried beat the first three sentences on articles it was not tuned on (the
 old rule, "lead only when the first sentence is central", fell 1.6 ROUGE-1
 below the lead on held-out articles and 3.2 below on SummEval's). Bylines,
-boilerplate ("Scroll down for video") and fragments are skipped, and within
+boilerplate ("Scroll down for video"), fragments and near-copies of an earlier lead
+sentence are skipped, and within
 the first ``lead_window`` usable sentences a very long one (over
 ``lead_long_words``) gives way to a shorter one just after it: the score is
 ``-lead_position * ln(1 + rank) - lead_long_cost * min(1, excess / lead_long_words)``.
@@ -142,7 +143,13 @@ class ExtractiveSummarizer:
         if not w.lead_share or (n > w.lead_share * m and n > w.lead_max):
             return []
         texts = list(ix.texts[rows])
-        usable = lead_sentences(texts, max(n, w.lead_window), w.lead_min_words)
+        usable = lead_sentences(texts, max(n, w.lead_window) + 2, w.lead_min_words)
+        if len(usable) > 1:  # a near-copy of an earlier lead sentence (a repeated caption) says nothing new
+            E = ix.vectors(rows)[usable]
+            L = ix.lex[rows][usable]
+            sim = np.maximum(E @ E.T, (L @ L.T).toarray())
+            usable = [u for k, u in enumerate(usable) if not k or float(sim[k, :k].max()) < DUPLICATE]
+        usable = usable[: max(n, w.lead_window)]
         if len(usable) < n:
             return []
         return choose_lead(
@@ -195,7 +202,10 @@ def choose_lead(
     return sorted(ids[i] for i in order)
 
 
-def select_mmr(score: np.ndarray, sim: np.ndarray, n: int, penalty: float, duplicate: float = 0.9) -> list[int]:
+DUPLICATE = 0.9  # similarity (the larger of MiniLM and TF-IDF cosine) at which a sentence repeats another
+
+
+def select_mmr(score: np.ndarray, sim: np.ndarray, n: int, penalty: float, duplicate: float = DUPLICATE) -> list[int]:
     """Greedy MMR. The penalty is relative to the spread of the scores; a sentence
     at least ``duplicate``-similar to a chosen one is taken only when nothing else is left.
     ``penalty=0`` turns redundancy control off altogether."""

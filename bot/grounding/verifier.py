@@ -27,6 +27,13 @@ Features (all computed against the detokenised article, stems compared):
 
 The summary's score is its weakest sentence's. Everything is plain Python and
 numpy; a few milliseconds per summary.
+
+With a ``checker`` (``VERIFY_MODEL``, :mod:`.model_checker`: an NLI or factual-consistency
+classifier), each sentence is also scored by the model against chunks of the article (the best
+chunk's probability of "supported"). Then a sentence's ``score`` is the model's, ``supported`` is
+``model score >= its threshold`` and no blocking lexical problem, and a low model score is itself
+a blocking problem ("not entailed ..."): the lexical checks stay blocking whatever the model says,
+and the word-overlap score gives way to the model's.
 """
 
 from __future__ import annotations
@@ -71,6 +78,7 @@ FEATURES = (
 )  # fmt: skip
 PRONOUNS = frozenset("it he she they this these those his her their its him them there that such".split())
 BLOCKING = ("unsupported", "number", "roles", "negation", "attribution", "modality")  # problem kinds that make a sentence unsupported
+NOT_ENTAILED = "not entailed"  # with a model checker (VERIFY_MODEL): its score is under the threshold (blocking)
 
 
 @dataclass(frozen=True)
@@ -88,15 +96,21 @@ class SentenceVerdict:
     problems: tuple[str, ...]
     support: tuple[Support, ...]
     features: dict = field(default_factory=dict, compare=False, repr=False)
+    lexical_score: float | None = None  # with a model checker: the word-overlap score ``score`` replaced
+    chunk: tuple[int, int] | None = None  # with a model checker: article sentences [start, end) of its best chunk
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "text": self.text,
             "score": round(self.score, 4),
             "supported": self.supported,
             "problems": list(self.problems),
             "support": [{"index": s.index, "text": s.text, "score": round(s.score, 4)} for s in self.support],
         }
+        if self.chunk is not None:
+            out["lexical_score"] = round(self.lexical_score or 0.0, 4)
+            out["chunk"] = {"start": self.chunk[0], "end": self.chunk[1]}
+        return out
 
 
 @dataclass(frozen=True)
@@ -104,13 +118,17 @@ class Verdict:
     score: float
     supported: bool
     sentences: tuple[SentenceVerdict, ...]
+    checker: str | None = None  # the model checker's name; None: the lexical checker alone
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "score": round(self.score, 4),
             "supported": self.supported,
             "sentences": [s.to_json() for s in self.sentences],
         }
+        if self.checker is not None:
+            out["checker"] = self.checker
+        return out
 
 
 # ------------------------------------------------------------------ article side
@@ -317,10 +335,13 @@ class Verifier:
     ``scorer``: a :class:`~bot.grounding.likelihood.LikelihoodScorer` (the summary
     model). With one, the weights file's ``"lm"`` model is used (lexical features
     plus the likelihood gain); without, its ``"lexical"`` model.
+
+    ``checker``: a :class:`~bot.grounding.model_checker.ModelChecker` (``VERIFY_MODEL``); see the
+    module doc. ``threshold`` is then the model score a sentence needs (default: the checker's).
     """
 
     def __init__(self, weights: dict | str | Path | None = None, threshold: float | None = None,
-                 scorer=None) -> None:
+                 scorer=None, checker=None) -> None:
         w = weights if isinstance(weights, dict) else load_weights(str(weights) if weights else None)
         if "lexical" in w:  # the shipped file holds both models
             w = w["lm"] if scorer is not None and "lm" in w else w["lexical"]
@@ -330,8 +351,17 @@ class Verifier:
         self.scale = np.asarray(w["scale"], dtype=np.float64)
         self.coef = np.asarray(w["coef"], dtype=np.float64)
         self.intercept = float(w["intercept"])
-        self.threshold = float(w["threshold"] if threshold is None else threshold)
-        self.blocking = tuple(w.get("blocking", BLOCKING))
+        self.checker = checker
+        if checker is not None:
+            self.threshold = float(checker.threshold if threshold is None else threshold)
+        else:
+            self.threshold = float(w["threshold"] if threshold is None else threshold)
+        self.blocking = tuple(w.get("blocking", BLOCKING)) + ((NOT_ENTAILED,) if checker is not None else ())
+
+    @property
+    def name(self) -> str:
+        """What checks: ``lexical``, or the model checker's name (its lexical checks still run)."""
+        return "lexical" if self.checker is None else self.checker.name
 
     # features ---------------------------------------------------------------
     def sentence_features(
@@ -422,15 +452,28 @@ class Verifier:
             supports = [" ".join(x.text for x in sorted(r[3], key=lambda x: x.index)) for r in rows]
             for r, st in zip(rows, self.scorer.stats(supports, [r[0] for r in rows])):
                 r[1].update({f"lm_{k}": v for k, v in st.items()})
+        best = self.checker.best_many([s.text for s in art.sentences], [r[0] for r in rows]) if (
+            self.checker is not None and rows) else None
         out = []
-        for text, feats, problems, support in rows:
+        for k, (text, feats, problems, support) in enumerate(rows):
             p = self.probability(feats)
+            if best is None:
+                blocked = any(pr.startswith(self.blocking) for pr in problems)
+                out.append(SentenceVerdict(text, p, p >= self.threshold and not blocked, tuple(problems),
+                                           tuple(support), feats))
+                continue
+            b = best[k]
+            if b.score < self.threshold:
+                where = f"sentence {b.start + 1}" if b.end - b.start <= 1 else f"sentences {b.start + 1}-{b.end}"
+                problems = problems + [f"{NOT_ENTAILED}: {self.checker.name} gives {b.score:.2f} < "
+                                       f"{self.threshold:.2f} at best ({where})"]
             blocked = any(pr.startswith(self.blocking) for pr in problems)
-            out.append(SentenceVerdict(text, p, p >= self.threshold and not blocked, tuple(problems),
-                                       tuple(support), feats))
+            out.append(SentenceVerdict(text, b.score, b.score >= self.threshold and not blocked, tuple(problems),
+                                       tuple(support), feats, lexical_score=p, chunk=(b.start, b.end)))
+        checker = None if self.checker is None else self.checker.name
         if not out:
-            return Verdict(0.0, False, ())
-        return Verdict(min(x.score for x in out), all(x.supported for x in out), tuple(out))
+            return Verdict(0.0, False, (), checker)
+        return Verdict(min(x.score for x in out), all(x.supported for x in out), tuple(out), checker)
 
     def sentence(self, article: str | list[str] | Article, text: str) -> SentenceVerdict:
         return self(article, [text]).sentences[0]

@@ -134,7 +134,8 @@ class Handlers:
             from ..engines.abstractive import AbstractiveSummarizer
 
             with self.app.generate_lock:
-                result = AbstractiveSummarizer(snap.index, snap.summarizer, gen)(row, length)
+                result = AbstractiveSummarizer(snap.index, snap.summarizer, gen,
+                                               verifier=self.app.verifier())(row, length)
             return self._abstractive_reply(snap, art.title, result, meta)
         picked = snap.summarizer(row, length)
         notes = (f"The article has only {len(picked)} sentence(s).",) if len(picked) < length else ()
@@ -165,7 +166,8 @@ class Handlers:
             from ..engines.abstractive import AbstractiveSummarizer
 
             with self.app.generate_lock:
-                result = AbstractiveSummarizer(snap.index, snap.summarizer, gen).topic(picked, length)
+                result = AbstractiveSummarizer(snap.index, snap.summarizer, gen,
+                                               verifier=self.app.verifier()).topic(picked, length)
             return self._abstractive_reply(snap, f"Topic: {topic}", result, meta)
         return Reply(
             kind="summary",
@@ -380,6 +382,9 @@ class Handlers:
         sentences = int(np.diff(snap.index.offsets)[rows].sum()) if rows else 0
         gen = app.generator
         gen_state = "loaded" if gen.loaded else (f"unavailable: {gen.error}" if gen.error else "loads on first use")
+        describe = getattr(gen.peek() if hasattr(gen, "peek") else None, "describe", None)
+        if gen.loaded and callable(describe):
+            gen_state = f"loaded: {describe()}"  # backend, CPU path; a server's reachability
         uptime = int(time.time() - app.started_at)
         from importlib.metadata import PackageNotFoundError, version
 
@@ -392,8 +397,15 @@ class Handlers:
             f"Corpus: {len(rows)} articles, {sentences} sentences ({app.settings.corpus_path})\n"
             f"Embedder: {app.embedder.name}\n"
             f"Summary model: {app.settings.summary_model} ({gen_state})\n"
+            f"Checker: {app.checker_state()}\n"
             f"Uptime: {uptime // 3600}h {uptime % 3600 // 60}m {uptime % 60}s"
         )
+        store = getattr(self.sources, "store", None)  # the database and shards this process uses (issue 22)
+        if store is not None and hasattr(type(store), "describe"):
+            text += f"\nDatabase: {store.describe()}"
+        s = app.settings
+        if getattr(s, "shard_count", 1) > 1:
+            text += f"\nShards: {','.join(map(str, s.shards)) if s.shards is not None else 'all'} of {s.shard_count}"
         return Reply(kind="about", title="About Precis", text=text)
 
 
