@@ -67,6 +67,9 @@ from . import schema as S
 from .schedule import Schedule
 
 log = logging.getLogger(__name__)
+# Alembic logs each step at INFO ("setup plugin ...", "Context impl ..."): noise in the console and the
+# bot's log; the store logs the revision it moved to itself.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 SCHEMA_VERSION = 4  # the last PRAGMA user_version generation; later changes are Alembic revisions
 DEFAULT_LEASE_SECONDS = 120.0
