@@ -763,3 +763,20 @@ def test_unresolved_reference_detector_passes(line, source, earlier) -> None:
     from bot.grounding.references import unresolved
 
     assert unresolved(line, source, earlier) is None
+
+
+def test_the_place_of_a_left_out_line_goes_to_the_next_sentence_that_stands_alone(embedder) -> None:
+    ix = _pronoun_index(embedder, (
+        "Flooding closed roads across the north of the county on Friday, police said. "
+        "Officials named Barton, Ellery and Moss as the worst hit villages. "
+        "Residents of these villages were told to leave their homes by Saturday. "
+        "A relief centre opened at the town hall. "
+        "Its staff handed out blankets and food. "
+        "The Red Cross sent forty volunteers to the county on Sunday."
+    ))
+    srcs = [SentenceInfo(0, i, ix.texts[i], 1.0) for i in (0, 2, 3)]
+    res = _engine(ix, lambda source, strict: source)[0]._run(srcs, np.arange(0, 6), lambda: srcs, "fallback", ())
+    # sentence 2 leans on the unshown sentence 1; sentence 4 ("Its staff") leans on 3, which is shown,
+    # so it takes the place as it is
+    assert [line.text for line in res.lines] == [ix.texts[0], ix.texts[3], ix.texts[4]]
+    assert res.lines[2].own and res.lines[2].support[0].index == 4

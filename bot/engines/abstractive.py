@@ -692,7 +692,9 @@ class AbstractiveSummarizer:
     def _stand_alone(self, entries: list, fell: dict, dropped: list) -> tuple[list, int]:
         """No shown line leans on what the summary does not say (bot/grounding/references.py): a rewrite
         that does falls back to its own (resolved) sentence; a sentence that still does is left out,
-        unless nothing else would be left. Returns the entries and how many were left out."""
+        unless nothing else would be left, and in a one-article summary the next sentences after the
+        last shown one that stand alone take the places left, as they are. Returns the entries and
+        how many were left out."""
         out: list = []
         leaning = 0
         for k, (line, src, generated) in enumerate(entries):
@@ -709,6 +711,21 @@ class AbstractiveSummarizer:
                 leaning += 1
                 continue
             out.append((line, src, generated))
+        if leaning and out and len({e[1].article for e in entries}) == 1:
+            # one article: the next sentences after the last shown one take the places left, as they are
+            ix = self.index
+            art = out[-1][1].article
+            base, end = int(ix.offsets[art]), int(ix.offsets[art + 1])
+            pos = max(e[1].index for e in out) + 1
+            while len(out) < len(entries) and base + pos < end and pos <= max(e[1].index for e in entries) + 3:
+                src = SentenceInfo(art, pos, ix.texts[base + pos], 1.0)
+                pos += 1
+                if len(src.text.split()) < 5 or any(src.text == e[0].text for e in out):
+                    continue
+                earlier = [(e[0].text, (e[1].article, e[1].index)) for e in out]
+                line = self._own_line(src)
+                if unresolved(line.text, (art, src.index), earlier) is None:
+                    out.append((line, src, False))
         return out, leaning
 
     def _support_scores(self, texts: list[str], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
