@@ -82,3 +82,16 @@ def pg_url():
         yield url
     finally:
         drop_schema(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_target(request, tmp_path):
+    """Where a store lives, once per engine: a SQLite file path, or a PostgreSQL URL with a schema of its own."""
+    if request.param == "sqlite":
+        yield tmp_path / "data" / "precis.sqlite3"
+        return
+    url, name = create_schema()
+    try:
+        yield url
+    finally:
+        drop_schema(name)

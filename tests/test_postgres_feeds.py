@@ -18,7 +18,7 @@ import pytest
 from bot.sources.service import Sources
 from bot.store import Store
 from tests.fakes.web import WebServer, rss
-from tests.pg_fixtures import create_schema, drop_schema, pg_url  # noqa: F401 - fixture
+from tests.pg_fixtures import pg_url, store_target  # noqa: F401 - fixtures
 from tests.test_sources import feed_items, fetcher
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,16 +26,9 @@ GUILD_A, GUILD_B = 11 << 22, 12 << 22
 T0 = 1_740_812_400.0
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def target(request, tmp_path):
-    if request.param == "sqlite":
-        yield tmp_path / "data" / "precis.sqlite3"
-        return
-    url, name = create_schema()
-    try:
-        yield url
-    finally:
-        drop_schema(name)
+@pytest.fixture
+def target(store_target):
+    return store_target
 
 
 @pytest.fixture

@@ -17,22 +17,15 @@ import sqlalchemy as sa
 from bot.store import Schedule, ScheduleError, Store, StoreError
 from bot.store import schema as S
 from bot.store.db import SCHEMA_VERSION, redact_url, shard_of
-from tests.pg_fixtures import create_schema, drop_schema
+from tests.pg_fixtures import store_target  # noqa: F401 - fixture
 
 T0 = datetime(2025, 3, 1, 7, 0, tzinfo=timezone.utc).timestamp()  # 07:00 UTC
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request, tmp_path):
+@pytest.fixture
+def db(store_target):
     """Where the store lives: a SQLite file path, or a PostgreSQL URL with a schema of its own."""
-    if request.param == "sqlite":
-        yield tmp_path / "data" / "precis.sqlite3"
-        return
-    url, name = create_schema()
-    try:
-        yield url
-    finally:
-        drop_schema(name)
+    return store_target
 
 
 @pytest.fixture
