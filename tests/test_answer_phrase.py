@@ -271,3 +271,14 @@ def test_an_opening_dateline_is_never_an_answer(sentence, dateline, answer):
     assert answer in texts
     assert not any(c.start < len(dateline) for c in candidates(sentence))
     assert "Gov" not in texts  # a title's abbreviation alone is no name
+
+
+def test_who_reported_is_the_name_after_the_comma_of_a_tail_attribution() -> None:
+    from bot.engines.answer_phrase import best_phrase
+
+    s = ("Japan will ban the entry of foreign citizens traveling from the United States, China, South Korea "
+         "and most of Europe, the Asahi newspaper reported on Monday.")
+    assert best_phrase("Who reported the Japan travel ban?", s).text == "Asahi"
+    # a comma that holds no name does not move the subject
+    s2 = "The Foreign Ministry press office, in an email response, confirmed Kazakh media reports in December."
+    assert best_phrase("Who confirmed the reports?", s2).text == "Foreign Ministry"

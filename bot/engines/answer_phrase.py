@@ -333,6 +333,7 @@ def nearness(sentence: str, cand: Candidate, question_words: set[str], spans=Non
 _WHO_VERB = re.compile(r"(?i)^\s*who\s+([a-z][\w’']*)")
 _AUX = frozenset("is was are were be been has have had did does do will would can could may might must shall should".split())
 _SAID = frozenset("said says told tells".split())  # stop words elsewhere, but "Who said ...?" has a subject
+_REPORT_VERBS = frozenset("said says reported reports told announced confirmed wrote".split())
 _CLAUSE_BREAK = re.compile(r"(?i)\b(?:that|which|who|whom|whose|and|but|after|before|when|while|because|as)\b|[;:]")
 
 
@@ -352,6 +353,10 @@ def subject_of_question_verb(question: str, sentence: str, spans=None) -> tuple[
             brk = None
             for bm in _CLAUSE_BREAK.finditer(sentence, start, a):
                 brk = bm.end()
+            if verb in _REPORT_VERBS:  # "..., the Asahi newspaper reported": who reported follows the comma
+                comma = sentence.rfind(",", brk if brk is not None else start, a)
+                if comma >= 0 and re.search(r"\b[A-Z]", sentence[comma + 1 : a]):
+                    brk = comma + 1
             return (brk if brk is not None else start, a)
     return None
 
