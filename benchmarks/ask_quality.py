@@ -573,7 +573,8 @@ def evaluate(st: Setup, months: set[str], w: ReaderWeights, ts: dict[bool, float
         ab = configure(st.full, w, ts)
         ab = Answerer(index, generator, abstain_threshold=ts[False], timed_threshold=ts[True], reader=w,
                       previous=ab)
-        c = {k: 0 for k in ("n", "correct", "wrong", "vague", "abstained", "kept", "ext_correct", "ext_wrong")}
+        c = {k: 0 for k in ("n", "correct", "wrong", "vague", "abstained", "kept", "ext_correct", "ext_wrong",
+                            "first_correct", "first_wrong", "ext_first_correct", "ext_first_wrong")}
         ms = []
         per_month: dict[str, int] = {}
         for qid in st.live:
@@ -593,6 +594,10 @@ def evaluate(st: Setup, months: set[str], w: ReaderWeights, ts: dict[bool, float
             c["ext_" + judge(e.answer, pat, wrong)] = c.get("ext_" + judge(e.answer, pat, wrong), 0) + 1
             c[judge(a.answer, pat, wrong)] += 1
             c["kept"] += a.note is None
+            # the first line, what a member reads first: the short answer where one leads
+            for key, x in (("first_", a), ("ext_first_", e)):
+                first = x.short or x.answer.split("\n")[0]
+                c[key + judge(first, pat, wrong)] = c.get(key + judge(first, pat, wrong), 0) + 1
         c["ms"] = ms
         out["abstractive"] = c
     return out
@@ -686,6 +691,9 @@ def print_lmo(res: dict) -> None:
               f"abstained {amean('abstained'):.1f} %, model's answer kept {amean('kept'):.1f} %; extractive on the "
               f"same questions correct {amean('ext_correct'):.1f} %, wrong {amean('ext_wrong'):.1f} %; latency p50 "
               f"{percentile(ms, 50):.0f} ms, p95 {percentile(ms, 95):.0f} ms over {len(ms)}")
+        print(f"  first line alone: abstractive correct {amean('first_correct'):.1f} %, wrong "
+              f"{amean('first_wrong'):.1f} %; extractive correct {amean('ext_first_correct'):.1f} %, wrong "
+              f"{amean('ext_first_wrong'):.1f} %")
     print("per month (live correct / archive correct / (a) / (b) abstention): " + "; ".join(
         f"{f['month']} {_pct(f['live']['correct'], f['live']['n']):.0f}/{_pct(f['archive']['correct'], f['archive']['n']):.0f}"
         f"/{_pct(f['un_a']['abstained'], f['un_a']['n']):.0f}/{_pct(f['un_b']['abstained'], f['un_b']['n']):.0f} "
@@ -753,12 +761,14 @@ def main(argv: list[str] | None = None) -> int:
         generator = None
         if args.abstractive:
             from bot.config import Settings
-            from models.generator import Generator
+            from models.generator import open_generator
 
             st = Settings()
-            generator = Generator(st.summary_model, cache_dir=st.data_dir / "models", threads=args.threads or 1,
-                                  dtype=args.gen_dtype)
-            print(f"abstractive: {generator.name}, {str(generator.dtype).removeprefix('torch.')}")
+            # the bot's own backend for SUMMARY_MODEL (SUMMARY_BACKEND): llama.cpp for the bundled GGUF
+            generator = open_generator(st.summary_model, backend=st.summary_backend, cache_dir=st.data_dir / "models",
+                                       threads=args.threads or 1, dtype=args.gen_dtype,
+                                       max_concurrency=st.summary_max_concurrency)
+            print(f"abstractive: {generator.name}, {generator.describe()}")
         lmo = lmo_eval(qs, arts, embedder, cache_dir, generator, args.max_false, args.abstractive_limit)
     else:
         print(f"skipped RealTime QA: {args.realtimeqa} not found")

@@ -45,8 +45,8 @@ def cpu_path(gen) -> str:
 
         return f"torch {str(gen.dtype).removeprefix('torch.')} (CPU native bf16: {'yes' if cpu_has_bf16() else 'no'})"
     if getattr(gen, "backend", "") == "llama.cpp":
-        return f"llama.cpp Q4_1, {gen.cpu}"
-    return "llama.cpp server Q4_1 (separate process)"
+        return f"llama.cpp Q4_1, {gen.workers} worker(s) x {gen.threads} thread, {gen.cpu}"
+    return "llama.cpp server Q4_1 (separate process, 1 slot)"
 
 
 def child(args) -> None:
@@ -59,13 +59,17 @@ def child(args) -> None:
     from models.runtime import set_threads
 
     set_threads(args.threads)
+    if args.no_bf16:  # what a CPU without native bf16 runs: transformers in float32
+        from models.runtime import disable_bf16
+
+        disable_bf16()
     items = sq.load_cnndm(args.cnndm, args.limit)
     embedder = Embedder("minilm")
     tmp = Path(tempfile.mkdtemp(prefix="precis-bench-"))
     index = SentenceIndex(embedder, EmbeddingCache(tmp / "emb", embedder.name, embedder.dim))
     index.build([a for a, _, _ in items], progress=False)
     extractive = ExtractiveSummarizer(index)
-    kw = dict(cache_dir=tmp / "models", threads=args.threads)
+    kw = dict(cache_dir=tmp / "models", threads=args.threads, max_concurrency=args.workers)
     if args.child == "server":
         model, backend = args.url, "openai"
         kw["api_key"] = os.environ.get("SUMMARY_API_KEY")
@@ -87,6 +91,7 @@ def child(args) -> None:
 
     row = sq.evaluate_abs(args.child, items, run)
     rss = sq.peak_rss_mb()
+    pss = _pss_mb()
     path = cpu_path(gen)
     gc.collect()
     t = time.perf_counter()
@@ -95,7 +100,7 @@ def child(args) -> None:
     gen2 = open_generator(model, backend=backend, **kw)  # noqa: F841
     warm_load = time.perf_counter() - t
     out = {"row": row, "cold_load": cold_load, "first_reply": first_reply, "warm_load": warm_load,
-           "rss": rss, "cpu": path, "summaries": summaries}
+           "rss": rss, "pss": pss, "cpu": path, "summaries": summaries}
     Path(args.out).write_text(json.dumps(out))
     sys.stdout.flush()
     sys.stderr.flush()
@@ -120,6 +125,18 @@ def serve(args) -> None:
     os._exit(0)  # no teardown: the process ends here
 
 
+def _pss_mb() -> float:
+    """This process's proportional set size now (MB): pages shared with others (or mapped twice, as
+    llama.cpp's workers map the one GGUF file) counted once, split between their users."""
+    try:
+        for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
 def _peak_rss_of(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -136,6 +153,13 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=None, help="articles (default: all)")
     ap.add_argument("--backends", default=",".join(BACKENDS))
     ap.add_argument("--threads", type=int, default=1, help="generator threads (the bot's MODEL_THREADS)")
+    ap.add_argument("--workers", type=int, default=3,
+                    help="requests at once (the bot's SUMMARY_MAX_CONCURRENCY): llama.cpp in-process runs this many "
+                         "single-thread workers and the engine sends a summary's sentences to them at once; the "
+                         "server row's client sends this many (its server has one slot); transformers takes one at "
+                         "a time")
+    ap.add_argument("--no-bf16", action="store_true",
+                    help="act as a CPU without native bf16 (transformers then runs in float32, as there)")
     ap.add_argument("--save", default=None, help="also write the results (JSON) here, after each backend")
     ap.add_argument("--load", default=None, help="print the table from a --save file (and run the backends"
                     " it lacks)")
@@ -156,7 +180,8 @@ def main() -> int:
     if args.load and Path(args.load).is_file():
         saved = json.loads(Path(args.load).read_text())
         results, server_rss = saved["results"], saved["server_rss"]
-    base = [sys.executable, __file__, "--cnndm", str(args.cnndm), "--threads", str(args.threads)]
+    base = [sys.executable, __file__, "--cnndm", str(args.cnndm), "--threads", str(args.threads),
+            "--workers", str(args.workers)] + (["--no-bf16"] if args.no_bf16 else [])
     if args.limit:
         base += ["--limit", str(args.limit)]
     for b in [x.strip() for x in args.backends.split(",") if x.strip()]:
@@ -188,21 +213,25 @@ def main() -> int:
 
     n = len(next(iter(results.values()))["summaries"]) if results else 0
     print(f"\nCNN/DailyMail dev, abstractive, {n} articles, 3 sentences vs highlights; generator threads "
-          f"{args.threads}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+          f"{args.threads}, llama.cpp workers {args.workers}; {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}")
     print(f"{'backend':<14}{'R1':>6}{'R2':>6}{'RLsum':>7}{'ent.prec':>9}{'subseq':>8}{'p50 s':>7}{'p95 s':>7}"
-          f"{'cold load':>10}{'cold 1st reply':>15}{'warm load':>10}{'peak RSS MB':>12}  CPU path")
+          f"{'cold load':>10}{'cold 1st reply':>15}{'warm load':>10}{'peak RSS MB':>12}{'PSS MB':>9}  CPU path")
     for b, r in results.items():
         row = r["row"]
         rss = f"{r['rss']:.0f}" + (f" +{server_rss:.0f}" if b == "server" else "")
         print(f"{b:<14}{row['R1']:6.1f}{row['R2']:6.1f}{row['RLsum']:7.1f}{row['entity_precision']:9.3f}"
               f"{row['subsequence']:8.1%}{row['p50_s']:7.2f}{row['p95_s']:7.2f}{r['cold_load']:10.2f}"
-              f"{r['cold_load'] + r['first_reply']:15.2f}{r['warm_load']:10.2f}{rss:>12}  {r['cpu']}")
+              f"{r['cold_load'] + r['first_reply']:15.2f}{r['warm_load']:10.2f}{rss:>12}{r.get('pss', float('nan')):9.0f}"
+              f"  {r['cpu']}")
     if "server" in results and "llamacpp" in results:
         a, b = results["llamacpp"]["summaries"], results["server"]["summaries"]
         same = sum(x == y for x, y in zip(a, b))
         print(f"server summaries identical to in-process llama.cpp: {same}/{len(a)} ({same / max(len(a), 1):.0%})")
     if "server" in results:
         print("server row: peak RSS = the bot's process + the llama.cpp server process")
+    print("PSS: the bot's process at the end, shared pages split (llama.cpp's workers each map the one GGUF file,"
+          " which RSS counts once per worker)")
     return 0
 
 

@@ -200,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return ask(app, args.questions, args.mode, max(1, min(args.k, 10)), guild_id=args.guild)
 
+    if command == "run":
+        app.preload_generator()  # llama.cpp: loaded and warm before the first /summary mode:abstractive
     if command == "run" and settings.discord_token is not None:
         from .adapters.discord.runner import run_discord
 

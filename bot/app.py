@@ -215,6 +215,39 @@ class Precis:
             retries=s.summary_retries,
         )
 
+    def preload_generator(self) -> threading.Thread | None:
+        """Load SUMMARY_MODEL in the background now, when it is cheap: a GGUF on llama.cpp in-process
+        (under a second, the weights memory-mapped), then one short rewrite on each worker, so the first
+        ``/summary mode:abstractive`` waits for neither. A transformers model (de-quantising a GGUF takes
+        minutes and a GB on a small box) and a server URL still load on first use. The thread, or None."""
+        from models.generator import pick_backend
+        from models.registry import ModelUnavailable
+
+        s = self.settings
+        try:
+            if self.generator.loaded or pick_backend(s.summary_model, s.summary_backend) != "llamacpp":
+                return None
+        except ModelUnavailable:
+            return None  # the first use says why, as ever
+
+        def run() -> None:
+            from .engines.abstractive import warm_up
+
+            try:
+                gen = self.generator.get()
+            except Exception:  # noqa: BLE001 - ModelSlot logged it; /about and the first use say why
+                return
+            t = time.perf_counter()
+            try:
+                warm_up(gen)
+                log.info("generator warmed up in %.2fs", time.perf_counter() - t)
+            except Exception as exc:  # noqa: BLE001 - a warm-up is only an optimisation
+                log.warning("generator warm-up failed: %s", exc)
+
+        thread = threading.Thread(target=run, name="precis-preload", daemon=True)
+        thread.start()
+        return thread
+
     # ---------------------------------------------------------- snapshots
     @staticmethod
     def _snapshot_of(index: SentenceIndex) -> Snapshot:

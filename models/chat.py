@@ -17,6 +17,7 @@ A backend here implements ``_chat(payload) -> dict`` (an OpenAI
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -37,10 +38,21 @@ class ChatGenerator:
     has_chat_template = True
     grammar_field: str | None = None  # request field that carries a GBNF grammar, if the backend takes one
 
+    concurrency = 1  # requests worth sending at once (the OpenAI backend's max_concurrency, llama.cpp's workers)
+
     def __init__(self) -> None:
-        self.last_stats: dict[str, float] = {}
+        self._local = threading.local()
         self.rejected = 0  # replies that broke the copy constraint (a server that cannot constrain)
         self.load_seconds = 0.0
+
+    @property
+    def last_stats(self) -> dict[str, float]:
+        """The statistics of this thread's last request (requests from other threads run at once)."""
+        return getattr(self._local, "stats", {})
+
+    @last_stats.setter
+    def last_stats(self, value: dict[str, float]) -> None:
+        self._local.stats = value
 
     # ------------------------------------------------------------------ to implement
     def _chat(self, payload: dict[str, Any]) -> dict[str, Any]:  # pragma: no cover - abstract
@@ -131,23 +143,27 @@ class ChatGenerator:
         end_bonus: float = 0.15,
         skip_bonus: float = 0.0,
         lookup_tokens: int = 10,
+        span: bool = False,
+        system: str | None = None,
     ) -> str:
         """A greedy reply that the copy constraint allows for ``support``; '' when there is none.
+        ``span``: one unbroken run of its words (``/ask``'s short answers); ``system``: a system message.
 
         ``target_tokens``/``end_bonus``/``skip_bonus`` steer the transformers logits processor
         only (a grammar has no scores to nudge); ``lookup_tokens`` likewise."""
-        grammar = gbnf(support, strict=strict)
+        grammar = gbnf(support, strict=strict, span=span)
         if grammar is None:
             return ""
         payload = self._base_payload(max_new_tokens, False)
-        payload["messages"] = self._messages(prompt, None)
+        payload["messages"] = self._messages(prompt, system)
         if self.grammar_field:
             payload[self.grammar_field] = grammar
         text, finish = self._complete(payload)
         text = text.strip()
         if finish == "length":
-            text = truncate(text, support, strict=strict)
-        if text and not satisfies(text, support, strict=strict):
+            # a compression is backed up to where it may end; a span cut by the budget is no short answer
+            text = "" if span else truncate(text, support, strict=strict)
+        if text and not satisfies(text, support, strict=strict, span=span):
             self.rejected += 1
             log.info("%s: a reply broke the copy constraint; its line falls back to the article's sentence",
                      self.name)

@@ -49,6 +49,9 @@ _PROTECTED = frozenset(
     only almost nearly about around approximately roughly more less fewer than over under least up some
     another""".split()
 )
+# attribution words: protected inside a compression, but a span may end before one or start after it
+# ("the Kazakh Foreign Ministry" | said; said | "on Tuesday")
+_ATTRIBUTION = frozenset("said says say told tells according insisted insists warned warns added adds reported reports".split())
 _HEDGES = frozenset(
     """claim claims claimed claiming alleges alleged allegedly allegation allegations reportedly rumoured rumored
     suspected accused accuses purportedly supposedly believed denied denies deny""".split()
@@ -79,6 +82,11 @@ _VERBS = frozenset(
     wrote writes hit hits fell falls flew grew knew rose spoke stole wore drew drove broke chose hid lay rode
     sang sank shook slept spent stuck swam swore taught thought understood woke want wants needs plans faces
     face remains remain seems seem appears appear allows allow""".split()
+)
+# a span answer does not end on one of these ("traveling from the", "the ship was")
+_FUNCTION = (_DETERMINERS - {"one"}) | _PHRASE_START | frozenset(
+    """and or but nor to of that than as is are was were be been being am has have had will shall do does did
+    s 's ’s""".split()
 )
 _NOT_VERBS = frozenset("hundred speed indeed need seed feed breed bleed greed creed embed".split())
 _TITLE_ABBR = frozenset("mr mrs ms dr prof st gen sen rep gov lt col capt sgt rev".split())
@@ -133,9 +141,15 @@ class CopyConstraint:
     name after it are never split. ``allowed(generated_ids)`` gives the
     permitted next token ids (an NFA over (unit, token, variant, verb kept)
     states, cached by prefix). ``strict=True`` allows only the last rule.
+
+    ``span=True`` (``/ask``'s short answers): the output is one unbroken run of
+    the source's words instead, from any word to any later one, that does not
+    split a name, a number from its unit or ``Mr`` from the name, does not start
+    just after a protected word (``not`` | ``killed``, ``more than`` | ``2,000``)
+    and does not end just before one (``was`` | ``not``).
     """
 
-    def __init__(self, encode, source: str, eos_ids=(), strict: bool = False) -> None:
+    def __init__(self, encode, source: str, eos_ids=(), strict: bool = False, span: bool = False) -> None:
         units: list[_Unit] = []
         for m in _UNIT.finditer(source):
             space = m.start() > 0 and source[m.start() - 1].isspace()
@@ -149,12 +163,15 @@ class CopyConstraint:
                 units.append(_Unit(text, space, lead, cont))
         self.units = units
         self.eos = list(eos_ids)
-        self.strict = strict
+        self.strict = strict or span
+        self.span = span
         n = len(units)
         low = [u.text.lower() for u in units]
         self.low = low
         self.punct = [not re.match(r"\w", u.text) for u in units]
         self.protected = [w in _PROTECTED or w.endswith(_NEG_SUFFIX) for w in low]
+        # a span may not start just after, or end just before, one of these (negation, modal, hedge, quantifier)
+        self.guard = [p and w not in _ATTRIBUTION for p, w in zip(self.protected, low)]
         self.verb = [_verb_like(w) for w in low]
         # hard[k]: units k and k+1 stay together (no skip between, no end after k, no landing on k+1)
         hard = [False] * n
@@ -213,6 +230,9 @@ class CopyConstraint:
         n = len(self.units)
         if n == 0:
             return []
+        if self.span:  # any word a span may open on
+            return [k for k in range(self.body_end) if not self.punct[k] and self._may_land(k)
+                    and not (k > 0 and self.guard[k - 1])]
         k0, first_allowed = 0, 0
         if self.units[0].text == "(":  # "(CNN)The ...": a leading source tag goes
             close = next((k for k in range(1, min(n, 8)) if self.units[k].text == ")"), None)
@@ -265,6 +285,18 @@ class CopyConstraint:
                     break
         return [k for k in out if k < n]
 
+    def _list_goes_on(self, j: int) -> bool:
+        """Does a list of names go on after unit j ("the United States | , China, South Korea and ...";
+        "Paris | , France")? A span ending there would give part of the list as the whole answer."""
+        n = len(self.units)
+        if j + 2 >= n or not _is_capital(self.units[j].text):
+            return False
+        nxt, after = self.low[j + 1], self.units[j + 2].text
+        if nxt in ("and", "or", "&"):  # "Tom | and Jerry"; "China, South Korea | and most of Europe"
+            return _is_capital(after) or "," in (u.text for u in self.units[max(0, j - 4) : j])
+        return nxt in (",", ";") and (_is_capital(after) or (after.lower() in ("and", "or") and j + 3 < n
+                                                             and _is_capital(self.units[j + 3].text)))
+
     def _ends_clause(self, j: int) -> bool:
         """Is unit j the last before a clause boundary (so the output may end after it)?"""
         if j + 1 >= self.body_end or not self._may_leave(j) or self.punct[j] or self.hedge_after[j]:
@@ -277,6 +309,8 @@ class CopyConstraint:
         if j == -1:
             return list(self._starts)
         out = [j + 1] if j + 1 < len(self.units) else []
+        if self.span:
+            return out
         out.extend(self._jumps[j])
         if self.end is not None and self.end > j + 1 and verb and self._ends_clause(j):
             out.append(self.end)
@@ -286,6 +320,9 @@ class CopyConstraint:
         """May the output end after unit j?"""
         if j == len(self.units) - 1:
             return True
+        if self.span:
+            return (j < self.body_end and not self.punct[j] and self._may_leave(j) and self.low[j] not in _FUNCTION
+                    and not (j + 1 < len(self.units) and self.guard[j + 1]) and not self._list_goes_on(j))
         return self.end is None and verb and self._ends_clause(j)
 
     # token level -------------------------------------------------------------
@@ -412,8 +449,8 @@ def _supports(support: str | Sequence[str]) -> list[str]:
     return [s for s in items if s and s.strip()]
 
 
-def _constraints(support: str | Sequence[str], strict: bool) -> list[CopyConstraint]:
-    return [c for c in (CopyConstraint(None, s, strict=strict) for s in _supports(support)) if c.units]
+def _constraints(support: str | Sequence[str], strict: bool, span: bool = False) -> list[CopyConstraint]:
+    return [c for c in (CopyConstraint(None, s, strict=strict, span=span) for s in _supports(support)) if c.units]
 
 
 def _gbnf_literal(text: str) -> str:
@@ -476,12 +513,13 @@ def _grammar_rules(c: CopyConstraint, prefix: str) -> tuple[list[str], list[str]
     return rules, roots
 
 
-def gbnf(support: str | Sequence[str], *, strict: bool = False) -> str | None:
+def gbnf(support: str | Sequence[str], *, strict: bool = False, span: bool = False) -> str | None:
     """A GBNF grammar (llama.cpp) accepting exactly the compressions :class:`CopyConstraint` allows
-    of one of the ``support`` sentences; None when no output is possible (an empty support)."""
+    of one of the ``support`` sentences (``span``: the unbroken runs of words it allows); None when no
+    output is possible (an empty support)."""
     rules: list[str] = []
     roots: list[str] = []
-    for i, c in enumerate(_constraints(support, strict)):
+    for i, c in enumerate(_constraints(support, strict, span)):
         r, alts = _grammar_rules(c, f"s{i}-")
         rules.extend(r)
         roots.extend(alts)
@@ -512,7 +550,7 @@ def _walk(c: CopyConstraint, words: list[str]) -> list[set[tuple[int, bool]]]:
     return out
 
 
-def satisfies(output: str, support: str | Sequence[str], *, strict: bool = False) -> bool:
+def satisfies(output: str, support: str | Sequence[str], *, strict: bool = False, span: bool = False) -> bool:
     """Is ``output`` a compression the copy constraint allows of one of the ``support`` sentences?
 
     Checked word by word (units: words and punctuation; spacing is ignored): the
@@ -520,20 +558,20 @@ def satisfies(output: str, support: str | Sequence[str], *, strict: bool = False
     words = _UNIT.findall(output or "")
     if not words:
         return False
-    for c in _constraints(support, strict):
+    for c in _constraints(support, strict, span):
         path = _walk(c, words)
         if len(path) == len(words) and any(c.may_stop(k, vb) for k, vb in path[-1]):
             return True
     return False
 
 
-def truncate(output: str, support: str | Sequence[str], *, strict: bool = False) -> str:
+def truncate(output: str, support: str | Sequence[str], *, strict: bool = False, span: bool = False) -> str:
     """Output cut off by the token budget, backed up to the last point where the constraint lets
     it end (adding the sentence's closing punctuation where it may jump there); '' if none."""
     matches = list(_UNIT.finditer(output or ""))
     words = [m.group() for m in matches]
     best = ""
-    for c in _constraints(support, strict):
+    for c in _constraints(support, strict, span):
         path = _walk(c, words)
         tail = "".join(u.text for u in c.units[c.end :]) if c.end is not None else ""
         for n in range(len(path), 0, -1):
@@ -566,6 +604,8 @@ def transformers_copy_generate(
     end_bonus: float = 0.15,
     skip_bonus: float = 0.0,
     lookup_tokens: int = 10,
+    span: bool = False,
+    system: str | None = None,
 ) -> tuple[str, int]:
     """Copy-constrained greedy generation with a transformers model: (text, tokens generated).
 
@@ -580,10 +620,12 @@ def transformers_copy_generate(
     seq2seq = bool(getattr(gen, "is_seq2seq", False))
     render = getattr(gen, "_render", None)
     if render is not None:
-        text = render(prompt, None)
+        text = render(prompt, system)
         add_special = not getattr(gen, "has_chat_template", False)
     elif not seq2seq and getattr(tok, "chat_template", None):
         messages = [{"role": "user", "content": prompt}]
+        if system and system.strip():
+            messages.insert(0, {"role": "system", "content": system})
         text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         add_special = False
     else:
@@ -615,7 +657,7 @@ def transformers_copy_generate(
     def encode(s: str) -> list[int]:
         return tok(s, add_special_tokens=False)["input_ids"]
 
-    cons = CopyConstraint(encode, source, eos_ids, strict=strict)
+    cons = CopyConstraint(encode, source, eos_ids, strict=strict, span=span)
     if not cons.units:
         return "", 0
     start = 1 if seq2seq else enc["input_ids"].shape[1]
@@ -631,6 +673,8 @@ def transformers_copy_generate(
         new.pop()
     if new and new[-1] in eos_ids:
         return tok.decode(new, skip_special_tokens=True).strip(), n_new
+    if span:  # out of tokens: a span that long is no short answer
+        return "", n_new
     # Out of tokens mid-sentence: back to the last point where it could have ended.
     keep = cons.last_stop(new)
     if keep is None:

@@ -555,15 +555,18 @@ class Generator:
         end_bonus: float = 0.15,
         skip_bonus: float = 0.0,
         lookup_tokens: int = 10,
+        span: bool = False,
+        system: str | None = None,
     ) -> str:
         """A greedy reply to ``prompt`` that is a compression of ``support`` the copy constraint allows
-        (:class:`models.decoding.CopyConstraint`, as a logits processor); '' when none fits."""
+        (:class:`models.decoding.CopyConstraint`, as a logits processor; ``span``: one unbroken run of its
+        words); '' when none fits."""
         from .decoding import transformers_copy_generate
 
         t0 = time.perf_counter()
         text, n_new = transformers_copy_generate(
             self, prompt, support, strict=strict, max_new_tokens=max_new_tokens, target_tokens=target_tokens,
-            end_bonus=end_bonus, skip_bonus=skip_bonus, lookup_tokens=lookup_tokens,
+            end_bonus=end_bonus, skip_bonus=skip_bonus, lookup_tokens=lookup_tokens, span=span, system=system,
         )
         seconds = time.perf_counter() - t0
         self.last_stats = {"new_tokens": float(n_new), "seconds": seconds,
@@ -630,7 +633,7 @@ def open_generator(
     api_key: str | None = None,
     connect_timeout: float = 5.0,
     read_timeout: float = 60.0,
-    max_concurrency: int = 2,
+    max_concurrency: int = 3,
     retries: int = 3,
 ):
     """The generator for a SUMMARY_MODEL setting, on the backend :func:`pick_backend` chooses:
@@ -650,6 +653,6 @@ def open_generator(
     if kind == "llamacpp":
         from .llamacpp import LlamaCppGenerator
 
-        return LlamaCppGenerator(model, threads=threads)
+        return LlamaCppGenerator(model, threads=threads, workers=max_concurrency)
     return Generator(model, cache_dir=cache_dir, device=device, threads=threads,
                      allow_download=allow_download, dtype=dtype)

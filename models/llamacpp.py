@@ -6,18 +6,34 @@ GGUF file as it is (no de-quantisation into torch weights: the bundled
 SmolLM2 loads in under a second), and embeds llama.cpp's own server, so the
 in-process path and a remote ``llama-server`` are the same code and protocol.
 
-The model is served by an in-process llama.cpp server: requests go straight
-to it as Python dicts (``handle_chat_completions``), greedy, with the copy
-constraint as a GBNF grammar (:func:`models.decoding.gbnf`). The same server
-also listens on 127.0.0.1 on a free port, which it always does; it is locked
-with a random API key made at start-up, and this class uses that port only
-to count tokens (``/tokenize``).
+The model is served by in-process llama.cpp servers: requests go straight
+to them as Python dicts (``handle_chat_completions``, which releases the GIL),
+greedy, with the copy constraint as a GBNF grammar
+(:func:`models.decoding.gbnf`). Each server also listens on 127.0.0.1 on a
+free port, which it always does; it is locked with a random API key made at
+start-up, and this class uses one such port only to count tokens
+(``/tokenize``).
+
+Workers: ``workers`` servers of one thread each (``SUMMARY_MAX_CONCURRENCY``,
+3 by default: a 3-sentence summary's rewrites all at once), one request each
+at a time. Each maps the same GGUF file read-only (the OS keeps one copy of
+the weights) and adds its KV cache and scratch buffers (~75 MB for SmolLM2). A
+summary's sentences are rewritten on the workers at once
+(:class:`bot.engines.abstractive.AbstractiveSummarizer`), so a summary takes
+about 60 % of the time of one worker when the other core is free (3 workers on
+2 cores: the three rewrites end together rather than one after two), and two
+members' requests share the cores as the OS schedules single-thread processes: no
+multi-thread barrier that stalls when the other core is busy (why llama.cpp
+runs with 1 thread per request here). Each request runs alone on its worker,
+so its greedy output is the same as on one worker or on a 1-slot llama.cpp
+server.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import queue
 import secrets
 import threading
 import time
@@ -112,6 +128,7 @@ class LlamaCppGenerator(ChatGenerator):
         threads: int | None = None,
         context_length: int = DEFAULT_CONTEXT,
         parallel: int = 1,
+        workers: int = 1,
     ) -> None:
         super().__init__()
         if isinstance(model, ModelSpec):
@@ -129,38 +146,55 @@ class LlamaCppGenerator(ChatGenerator):
 
         self.threads = max(1, int(threads or 1))
         self.context_length = int(context_length)
-        self._key = secrets.token_urlsafe(24)  # the listening port answers only to this process
+        self.workers = max(1, int(workers))
+        self.concurrency = self.workers  # requests that run at once (the abstractive engine sends that many)
+        self._key = secrets.token_urlsafe(24)  # the listening ports answer only to this process
         p = server_params(path, threads=self.threads, context_length=self.context_length, parallel=parallel,
                           api_key=self._key)
         t0 = time.perf_counter()
+        servers: list = []
         try:
-            self._server = xllamacpp.Server(p)
+            for _ in range(self.workers):
+                servers.append(xllamacpp.Server(p))
         except Exception as exc:  # noqa: BLE001
+            stop_server(servers, 2.0)
             raise ModelUnavailable(
                 f"generator {self.spec.name!r} is unavailable: llama.cpp could not load {path.name}: {exc}"
             ) from exc
         self.load_seconds = time.perf_counter() - t0
+        self._servers = servers
+        self._server = servers[0]
+        self._free: queue.SimpleQueue = queue.SimpleQueue()  # idle workers
+        for srv in servers:
+            self._free.put(srv)
         self.loaded_from = "gguf (llama.cpp)"
         self.device = "cpu"
         self.cpu = cpu_features()
         self._address = str(self._server.listening_address)
         self._http = None
         self._http_lock = threading.Lock()
-        log.info("generator %s loaded on llama.cpp in %.2fs (%d thread(s), CPU: %s)",
-                 self.spec.name, self.load_seconds, self.threads, self.cpu or "?")
+        log.info("generator %s loaded on llama.cpp in %.2fs (%d worker(s) of %d thread(s), CPU: %s)",
+                 self.spec.name, self.load_seconds, self.workers, self.threads, self.cpu or "?")
 
     @property
     def name(self) -> str:
         return self.spec.name
 
     def describe(self) -> str:
-        return f"llama.cpp in-process (xllamacpp), {self.threads} thread(s), CPU {self.cpu or 'unknown'}"
+        workers = f"{self.workers} workers of " if self.workers > 1 else ""
+        return (f"llama.cpp in-process (xllamacpp), {workers}{self.threads} thread(s), "
+                f"CPU {self.cpu or 'unknown'}")
 
     def _chat(self, payload: dict[str, Any]) -> dict[str, Any]:
+        if self._server is None:
+            raise GenerationError("llama.cpp is closed")
+        srv = self._free.get()  # waits for an idle worker
         try:
-            reply = self._server.handle_chat_completions(payload)
+            reply = srv.handle_chat_completions(payload)
         except Exception as exc:  # noqa: BLE001
             raise GenerationError(f"llama.cpp failed: {exc}") from exc
+        finally:
+            self._free.put(srv)
         if not isinstance(reply, dict):
             raise GenerationError("llama.cpp gave no reply")
         if "error" in reply and "choices" not in reply:
@@ -204,7 +238,8 @@ class LlamaCppGenerator(ChatGenerator):
         if self._http is not None:
             self._http.close()
             self._http = None
-        holder = [self._server]
+        holder = list(self._servers)
+        self._servers = []
         self._server = None
         stop_server(holder, timeout)
 

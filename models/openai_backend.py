@@ -95,7 +95,7 @@ class OpenAIGenerator(ChatGenerator):
         api_key: str | None = None,
         connect_timeout: float = 5.0,
         read_timeout: float = 60.0,
-        max_concurrency: int = 2,
+        max_concurrency: int = 3,
         retries: int = 3,
         backoff: float = 0.5,
         max_wait: float = 30.0,
@@ -111,7 +111,8 @@ class OpenAIGenerator(ChatGenerator):
         self.retries = max(0, int(retries))
         self.backoff = float(backoff)
         self.max_wait = float(max_wait)
-        self._slots = threading.BoundedSemaphore(max(1, int(max_concurrency)))
+        self.concurrency = max(1, int(max_concurrency))
+        self._slots = threading.BoundedSemaphore(self.concurrency)
         headers = {"Accept": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"

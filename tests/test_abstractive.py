@@ -780,3 +780,56 @@ def test_the_place_of_a_left_out_line_goes_to_the_next_sentence_that_stands_alon
     # so it takes the place as it is
     assert [line.text for line in res.lines] == [ix.texts[0], ix.texts[3], ix.texts[4]]
     assert res.lines[2].own and res.lines[2].support[0].index == 4
+
+
+# ====================================================================== several workers at once
+
+
+class CopyFake:
+    """A backend with ``generate_copy`` and ``concurrency`` workers: each request waits at a barrier
+    for as many requests as there are workers, so a summary that sent its sentences one after another
+    would break the barrier (and fall back) instead of getting its rewrites."""
+
+    def __init__(self, rule, concurrency: int) -> None:
+        import threading
+
+        self.rule = rule
+        self.concurrency = concurrency
+        self.barrier = threading.Barrier(concurrency, timeout=10) if concurrency > 1 else None
+        self.threads: set[str] = set()
+        self.last_stats: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self.calls = 0
+
+    def generate_copy(self, prompt, support, **kw):
+        import threading
+
+        with self.lock:
+            self.calls += 1
+            first = self.calls <= self.concurrency
+        if self.barrier is not None and first:  # the first ``concurrency`` requests must meet
+            self.barrier.wait()
+        self.threads.add(threading.current_thread().name)
+        return self.rule(support, prompt.startswith(STRICT_PROMPT.split("{")[0]))
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_a_summarys_sentences_are_rewritten_at_once_on_several_workers(sample_index, workers: int) -> None:
+    one = AbstractiveSummarizer(sample_index, ExtractiveSummarizer(sample_index), CopyFake(_first_clause, 1))
+    gen = CopyFake(_first_clause, workers)
+    many = AbstractiveSummarizer(sample_index, ExtractiveSummarizer(sample_index), gen)
+    a, b = one(0, 3), many(0, 3)
+    assert not b.fell_back and not b.notes and len(b.lines) == 3
+    assert b == a  # the same lines, in the same order, as one request at a time
+    assert len(gen.threads) == workers  # the requests really ran at once, each on its own thread
+    assert many.last_stats["generations"] == 3
+
+
+def test_warm_up_sends_one_short_rewrite_to_each_worker() -> None:
+    from bot.engines.abstractive import WARM_SENTENCE, warm_up
+
+    seen = []
+    gen = CopyFake(lambda s, strict: seen.append(s) or s, 2)  # the barrier: both at once, or it breaks
+    warm_up(gen)
+    assert seen == [WARM_SENTENCE, WARM_SENTENCE]
+    warm_up(object())  # a generator without generate_copy: nothing to warm, no error

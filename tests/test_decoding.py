@@ -65,22 +65,25 @@ def _random_walk(cons: CopyConstraint, rng: random.Random) -> list[int] | None:
     return None
 
 
-@pytest.mark.parametrize("strict", [False, True])
+@pytest.mark.parametrize("strict,span", [(False, False), (True, False), (False, True)])
 @pytest.mark.parametrize("source", SOURCES)
-def test_check_agrees_with_the_token_mask(source: str, strict: bool) -> None:
-    cons = CopyConstraint(_toy_encode(), source, eos_ids=[0], strict=strict)
-    rng = random.Random(zlib.crc32(source.encode()) + strict)  # stable across runs (hash() is salted)
+def test_check_agrees_with_the_token_mask(source: str, strict: bool, span: bool) -> None:
+    cons = CopyConstraint(_toy_encode(), source, eos_ids=[0], strict=strict, span=span)
+    rng = random.Random(zlib.crc32(source.encode()) + strict + 2 * span)  # stable across runs (hash() is salted)
     n = len(cons.units)
     allowed = refused = 0
     for _ in range(150):
         walk = _random_walk(cons, rng)
         if walk:
             assert _token_accepts(cons, walk), _text(cons, walk)
-            assert satisfies(_text(cons, walk), source, strict=strict), _text(cons, walk)
+            assert satisfies(_text(cons, walk), source, strict=strict, span=span), _text(cons, walk)
             allowed += 1
         sub = sorted(rng.sample(range(n), rng.randint(1, n)))
+        if span and rng.random() < 0.5:  # an unbroken run, allowed or not
+            a = rng.randrange(n)
+            sub = list(range(a, rng.randint(a + 1, n)))
         tok = _token_accepts(cons, sub)
-        assert satisfies(_text(cons, sub), source, strict=strict) == tok, _text(cons, sub)
+        assert satisfies(_text(cons, sub), source, strict=strict, span=span) == tok, _text(cons, sub)
         refused += not tok
     assert allowed and refused
 
@@ -169,6 +172,43 @@ def test_grammar_accepts_exactly_what_the_check_accepts(source: str) -> None:
             assert _text(cons, walk) in language
 
 
+@pytest.mark.parametrize("source", SOURCES)
+def test_span_grammar_is_exactly_the_runs_the_check_allows(source: str) -> None:
+    language = _gbnf_language(gbnf(source, span=True))
+    cons = CopyConstraint(_toy_encode(), source, eos_ids=[0], span=True)
+    n = len(cons.units)
+    runs = {_text(cons, list(range(a, b))) for a in range(n) for b in range(a + 1, n + 1)}
+    assert language == {t for t in runs if satisfies(t, source, span=True)}
+    assert language and all(t in runs for t in language)  # only unbroken runs of the source's words
+    assert source not in language or source.endswith(".")  # the whole sentence may be one
+
+
+@pytest.mark.parametrize(
+    "answer,ok",
+    [
+        ("more than 2,000 ethnic Kazakhs", True),
+        ("2,000 ethnic Kazakhs", False),  # "more than" cut off
+        ("the Kazakh Foreign Ministry", True),  # may end before "said"
+        ("on Tuesday", True),  # may start after "said"
+        ("Foreign Ministry", False),  # half a name
+        ("China is allowing more", False),  # ends on a quantifier's first word
+        ("China allowing", False),  # not unbroken
+        ("Chinese citizenship", True),
+    ],
+)
+def test_a_span_answer_keeps_names_numbers_and_quantifiers_whole(answer: str, ok: bool) -> None:
+    assert satisfies(answer, SOURCES[1], span=True) is ok
+
+
+@pytest.mark.parametrize(
+    "answer,ok",
+    [("not killed", True), ("killed by Mr Smith", False), ("Smith", False), ("Mr Smith", True),
+     ("Leon Yeaman, 55, was", False), ("Leon Yeaman", True)],
+)
+def test_a_span_answer_never_drops_a_negation(answer: str, ok: bool) -> None:
+    assert satisfies(answer, SOURCES[0], span=True) is ok
+
+
 def test_grammar_escapes_quotes_and_backslashes() -> None:
     src = 'He said "no" to the C:\\ drive deal.'
     grammar = gbnf(src)
@@ -178,3 +218,26 @@ def test_grammar_escapes_quotes_and_backslashes() -> None:
 
 def test_grammar_of_nothing_is_none() -> None:
     assert gbnf("") is None and gbnf([]) is None and gbnf("   ") is None
+
+
+@pytest.mark.parametrize(
+    "answer,ok",
+    [
+        ("the United States, China, South Korea and most of Europe", True),
+        ("the United States", False),  # the list goes on: part of it is not the answer
+        ("the United States, China, South Korea", False),
+        ("the Asahi newspaper", True),
+        ("Japan", True),
+    ],
+)
+def test_a_span_answer_takes_a_list_of_names_whole(answer: str, ok: bool) -> None:
+    src = ("Japan will step up its efforts by banning the entry of foreign citizens traveling from the United "
+           "States, China, South Korea and most of Europe, the Asahi newspaper reported on Monday.")
+    assert satisfies(answer, src, span=True) is ok
+
+
+@pytest.mark.parametrize("answer", ["China is allowing more than 2,000 ethnic Kazakhs to", "their Chinese citizenship and",
+                                    "China is", "ethnic Kazakhs to abandon their"])
+def test_a_span_answer_does_not_end_on_a_function_word(answer: str) -> None:
+    assert not satisfies(answer, SOURCES[1], span=True)
+    assert satisfies("China", SOURCES[1], span=True)

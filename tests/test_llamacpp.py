@@ -150,5 +150,83 @@ def test_the_bot_on_a_llamacpp_server_end_to_end(server, app_factory, llama) -> 
     ans = h.ask(KAZAKH_Q, mode="abstractive")
     assert ans.ok and not ans.abstained and ans.lines
     assert "2,000" in " ".join(line.text for line in ans.lines)
+    # the answer went through the server under the span constraint: words of support [1], unbroken
+    import copy
+
+    answerer = copy.copy(app.answerer)
+    answerer.generator = app.generator.peek()
+    found = answerer.answer(KAZAKH_Q, mode="abstractive")
+    assert found.short and satisfies(found.short, found.support[0].text, span=True), found.short
     # extractive keeps working beside it
     assert h.summary(article="Kazakhs").ok and h.ask(KAZAKH_Q).ok
+
+
+# ---------------------------------------------------------------- workers, and loading before the first use
+
+
+class _Tracked:
+    """A worker (an xllamacpp server) that counts the requests in flight across all workers."""
+
+    def __init__(self, server, book) -> None:
+        self.server, self.book = server, book
+
+    def handle_chat_completions(self, payload):
+        with self.book["lock"]:
+            self.book["now"] += 1
+            self.book["most"] = max(self.book["most"], self.book["now"])
+            self.book["by"].append(id(self))
+        try:
+            return self.server.handle_chat_completions(payload)
+        finally:
+            with self.book["lock"]:
+                self.book["now"] -= 1
+
+
+def test_two_workers_take_two_requests_at_once_and_say_what_one_worker_says(llama) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from models.llamacpp import LlamaCppGenerator
+
+    gen = LlamaCppGenerator(DEFAULT_GENERATOR, threads=1, workers=2)
+    try:
+        assert gen.concurrency == 2 and "2 workers of 1 thread" in gen.describe()
+        book = {"lock": threading.Lock(), "now": 0, "most": 0, "by": []}
+        while not gen._free.empty():  # wrap each idle worker
+            gen._free.get()
+        for srv in gen._servers:
+            gen._free.put(_Tracked(srv, book))
+        prompts = [PROMPT.format(sentence=s) for s in SENTENCES] * 2
+        with ThreadPoolExecutor(2) as pool:
+            outs = list(pool.map(lambda ps: gen.generate_copy(ps[0], ps[1], max_new_tokens=60),
+                                 zip(prompts, SENTENCES * 2)))
+        assert book["most"] == 2 and len(set(book["by"])) == 2 and book["now"] == 0
+        # each request runs alone on its worker: greedy output as on the one-worker generator
+        alone = [llama.generate_copy(p, s, max_new_tokens=60) for p, s in zip(prompts, SENTENCES * 2)]
+        assert outs == alone
+        assert all(o and satisfies(o, s) for o, s in zip(outs, SENTENCES * 2))
+    finally:
+        gen.close()
+
+
+def test_the_bundled_model_is_loaded_and_warm_before_the_first_question(app_factory) -> None:
+    app = app_factory()
+    assert not app.generator.loaded
+    thread = app.preload_generator()
+    assert thread is not None
+    thread.join(60)
+    gen = app.generator.peek()
+    assert gen is not None and gen.backend == "llama.cpp" and gen.concurrency == 3  # SUMMARY_MAX_CONCURRENCY
+    assert app.preload_generator() is None  # loaded once
+    reply = Handlers(app).summary(article="Kazakhs", mode="abstractive")
+    assert reply.ok and reply.meta["mode"] == "abstractive"
+    gen.close()
+
+
+def test_a_model_that_costs_a_load_is_not_preloaded(app_factory) -> None:
+    # transformers de-quantises the GGUF (minutes on a small box): it still loads on first use
+    app = app_factory(summary_backend="transformers")
+    assert app.preload_generator() is None and not app.generator.loaded
+    # a server URL: nothing to load, and no request before a member asks
+    app = app_factory(summary_model="http://127.0.0.1:9/v1")
+    assert app.preload_generator() is None and not app.generator.loaded

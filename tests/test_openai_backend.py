@@ -234,4 +234,10 @@ def test_constraint_breaking_server_through_the_bot(app_factory) -> None:
         text = " ".join(line.text for line in reply.lines)
         assert "invented" not in text  # the free rewrite never reaches the user
         assert app.generator.peek().rejected >= 1
+        # /ask's answer takes the same constraint (one run of words of support [1]): refused too
+        rejected = app.generator.peek().rejected
+        ans = h.ask(KAZAKH_Q, mode="abstractive")
+        assert ans.ok and not ans.abstained and "invented" not in " ".join(line.text for line in ans.lines)
+        assert any("own words" in n for n in ans.notes), ans.notes
+        assert app.generator.peek().rejected == rejected + 1
         _bot_still_answers(h)

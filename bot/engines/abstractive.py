@@ -19,7 +19,9 @@ Pipeline for one article (``AbstractiveSummarizer(row, n)``):
    may end early only at a clause boundary. A 135M model left free invents
    names and numbers; constrained, it compresses. Decoding uses prompt-lookup
    speculation (the source is in the prompt), which is exactly greedy and ~3x
-   faster on copy-heavy output. The constraint is defined once
+   faster on copy-heavy output. The sentences are rewritten at once when the
+   backend has several workers (llama.cpp's single-thread workers, a server's
+   slots), each request on its own, so the output does not depend on it. The constraint is defined once
    (:mod:`models.decoding`) and every backend takes it in its own form: a
    logits processor (transformers), a GBNF grammar (llama.cpp in-process and
    llama.cpp's server), or a word-by-word check of the reply (other
@@ -60,6 +62,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -527,10 +530,18 @@ class AbstractiveSummarizer:
         c = self.config
         template = STRICT_PROMPT if strict else PROMPT
         if self._constrains():
-            outs = []
-            for s in sentences:
-                outs.append(self._constrained(s, template.format(sentence=s), strict=strict, stats=stats))
-            return outs
+            def one(s: str) -> tuple[str, int]:
+                return self._constrained(s, template.format(sentence=s), strict=strict)
+
+            width = min(len(sentences), max(1, int(getattr(gen, "concurrency", 1) or 1)))
+            if width > 1:  # the backend's workers (llama.cpp) or server slots take the sentences at once
+                with ThreadPoolExecutor(width, thread_name_prefix="precis-rewrite") as pool:
+                    done = list(pool.map(one, sentences))
+            else:
+                done = [one(s) for s in sentences]
+            stats["generated_tokens"] += float(sum(n for _, n in done))
+            stats["generations"] += len(done)
+            return [text for text, _ in done]
         prompts = [template.format(sentence=s) for s in sentences]
         budget = max(self._budget(s) for s in sentences)
         kw = dict(max_new_tokens=budget, no_repeat_ngram_size=c.no_repeat_ngram_size)
@@ -539,9 +550,10 @@ class AbstractiveSummarizer:
             return list(gen.generate_batch(prompts, **kw))
         return [gen.generate(p, **kw) for p in prompts]
 
-    def _constrained(self, source: str, prompt: str, *, strict: bool, stats: dict) -> str:
+    def _constrained(self, source: str, prompt: str, *, strict: bool) -> tuple[str, int]:
         """One copy-constrained rewrite of ``source``, in whatever form the backend takes the
-        constraint (models/decoding.py: logits processor, GBNF grammar, or a word-by-word check)."""
+        constraint (models/decoding.py: logits processor, GBNF grammar, or a word-by-word check), and
+        the tokens it generated."""
         gen = self.generator
         c = self.config
         kw = dict(strict=strict, max_new_tokens=self._budget(source), target_tokens=c.target_tokens,
@@ -553,9 +565,7 @@ class AbstractiveSummarizer:
             from models.decoding import transformers_copy_generate
 
             text, n_new = transformers_copy_generate(gen, prompt, source, **kw)
-        stats["generated_tokens"] += float(n_new)
-        stats["generations"] += 1
-        return text
+        return text, n_new
 
     # ------------------------------------------------------------------ checking
     def _candidates(self, source: SentenceInfo, output: str, whole: bool = False) -> list[_Candidate]:
@@ -745,6 +755,25 @@ class AbstractiveSummarizer:
             for j, rt in enumerate(row_terms):
                 cont[t, j] = sum(1 for i in ids if i in rt) / len(uniq)
         return c.dense_weight * cos + (1.0 - c.dense_weight) * cont, q
+
+
+WARM_SENTENCE = "The council approved the new budget on Monday, officials said."
+
+
+def warm_up(gen: Any) -> None:
+    """One short copy-constrained rewrite on each of ``gen``'s workers (at once): the weights are read
+    into memory and each worker keeps the prompt's opening in its cache, so a member's first summary
+    pays for neither."""
+    if not callable(getattr(gen, "generate_copy", None)):
+        return
+    width = max(1, int(getattr(gen, "concurrency", 1) or 1))
+    prompt = PROMPT.format(sentence=WARM_SENTENCE)
+
+    def one(_: int) -> str:
+        return gen.generate_copy(prompt, WARM_SENTENCE, max_new_tokens=4)
+
+    with ThreadPoolExecutor(width, thread_name_prefix="precis-warm") as pool:
+        list(pool.map(one, range(width)))
 
 
 def _torch():

@@ -95,7 +95,9 @@ GUARD_NOTE = (
 RELATION_NOTE = (
     "The generated answer did not match the first supporting sentence ({what}); showing that sentence instead."
 )
-EMPTY_GENERATION_NOTE = "The summary model gave no answer; showing the supporting sentence instead."
+EMPTY_GENERATION_NOTE = (
+    "The summary model gave no answer in the supporting sentence's own words; showing the sentence instead."
+)
 MODEL_ERROR_NOTE = "The summary model failed ({error}); showing the supporting sentence instead."
 SENTENCE_REF_NOTE = "The summary model only pointed at a sentence; showing that supporting sentence instead."
 _SENTENCE_REF = re.compile(r"(?:sentence\s*)?\[?(\d)\]?\.?", re.IGNORECASE)
@@ -600,6 +602,11 @@ class Answerer:
     )
     CANDIDATES = 20  # retriever candidates the reader reranks
     timeframes = True  # a question's "this week" narrows it to the week's articles (benchmarks switch it off)
+    # with the span constraint: the answer is words of sentence 1, so ask for the fewest that answer
+    SPAN_SYSTEM = (
+        "You answer questions about news articles. Answer with the few words of sentence 1 that answer the "
+        "question: a name, a number, a place or a short phrase, not the whole sentence."
+    )
     MAX_NEW_TOKENS = 24  # a short answer; keeps abstractive /ask near 2 s on 2 cores
 
     def __init__(
@@ -741,9 +748,16 @@ class Answerer:
     def _abstractive(self, q: str, support: list[Support], conf: float, fallback: Answer) -> Answer:
         """The model's short answer, kept only when ONE supporting sentence says it with the same bindings
         (:func:`bot.grounding.verifier.backing_sentence`); otherwise the extractive answer with a note."""
+        gen = self.generator
         try:
-            text = self.generator.generate(self.prompt(q, support), system=self.SYSTEM,
-                                           max_new_tokens=self.MAX_NEW_TOKENS)
+            if callable(getattr(gen, "generate_copy", None)):
+                # the copy constraint in its span form (models/decoding.py), in whatever form the backend takes
+                # it: the answer is one unbroken run of words of support [1] that splits no name or number and
+                # cuts off no negation, modal or hedge; '' when the model cannot give one
+                text = gen.generate_copy(self.prompt(q, support), support[0].text, span=True, system=self.SPAN_SYSTEM,
+                                         max_new_tokens=self.MAX_NEW_TOKENS)
+            else:  # a bare generator (no constraint): its free answer goes through the same checks
+                text = gen.generate(self.prompt(q, support), system=self.SYSTEM, max_new_tokens=self.MAX_NEW_TOKENS)
         except Exception as exc:  # noqa: BLE001 - e.g. a summary server that is down: the answer still comes
             short = " ".join(str(exc).split())[:200] or type(exc).__name__
             return replace(fallback, note=MODEL_ERROR_NOTE.format(error=short))
