@@ -282,3 +282,15 @@ def test_who_reported_is_the_name_after_the_comma_of_a_tail_attribution() -> Non
     # a comma that holds no name does not move the subject
     s2 = "The Foreign Ministry press office, in an email response, confirmed Kazakh media reports in December."
     assert best_phrase("Who confirmed the reports?", s2).text == "Foreign Ministry"
+
+
+def test_the_subject_of_who_reported_is_not_outvoted_by_names_the_other_sentences_repeat() -> None:
+    from bot.engines.answer_phrase import best_phrase
+
+    s = ("Japan will ban the entry of foreign citizens traveling from the United States, China, South Korea "
+         "and most of Europe, the Asahi newspaper reported on Monday.")
+    others = ["At present, Japan only bans entry of citizens from some parts of South Korea and China.",
+              "Those entering from the United States, China and South Korea must quarantine for two weeks."]
+    assert best_phrase("Who reported that Japan would ban travellers?", s, others).text == "Asahi"
+    # without a subject, agreement still decides between names
+    assert best_phrase("Which country has the most cases?", s, others).text != "Asahi"

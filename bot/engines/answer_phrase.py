@@ -504,6 +504,7 @@ class Phrase:
     score: float  # fit x (1 + nearness)
     fit: float = 0.0  # how well the phrase's kind fits the question's (0..1)
     near: float = 0.0  # nearness to the question's words in the sentence (0..1)
+    subject: bool = False  # the subject of the who-question's verb in the sentence ("..., the Asahi newspaper reported")
 
 
 def scored_candidates(question: str, sentence: str, kind: str | None = None) -> list[Phrase]:
@@ -530,9 +531,10 @@ def scored_candidates(question: str, sentence: str, kind: str | None = None) -> 
         if kind == "number" and c.kind == "number" and re.fullmatch(r"(?:in )?(?:19|20)\d\d", c.text):
             f *= 0.3  # a bare year is rarely the quantity asked for
         near = nearness(sentence, c, qwords, spans)
-        if subject is not None and subject[0] <= c.start and c.end <= subject[1]:
+        is_subject = subject is not None and subject[0] <= c.start and c.end <= subject[1]
+        if is_subject:
             near = 1.0  # the subject of the question's verb
-        out.append(Phrase(c.text, display_kind(c.kind), f * (1.0 + near), f, near))
+        out.append(Phrase(c.text, display_kind(c.kind), f * (1.0 + near), f, near, is_subject))
     out.sort(key=lambda p: -p.score)
     return out
 
@@ -553,6 +555,9 @@ def best_phrase(question: str, sentence: str, others: list[str] | None = None, k
         for p in found:
             key = {w for w in words(p.text) if w not in _STOP and w not in qwords}
             agree = sum(1 for ow in other_words if key and key <= ow)
-            rescored.append(Phrase(p.text, p.kind, p.score * (1.0 + 0.25 * min(agree, 2)), p.fit, p.near))
-        found = sorted(rescored, key=lambda p: -p.score)
+            rescored.append(Phrase(p.text, p.kind, p.score * (1.0 + 0.25 * min(agree, 2)), p.fit, p.near,
+                                   p.subject))
+        # the subject of a who-question's verb is read off the sentence's structure: names the other sentences
+        # repeat ("South Korea" in a list) do not outvote it
+        found = sorted(rescored, key=lambda p: (-p.subject, -p.score))
     return found[0]
