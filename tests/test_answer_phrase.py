@@ -294,3 +294,31 @@ def test_the_subject_of_who_reported_is_not_outvoted_by_names_the_other_sentence
     assert best_phrase("Who reported that Japan would ban travellers?", s, others).text == "Asahi"
     # without a subject, agreement still decides between names
     assert best_phrase("Which country has the most cases?", s, others).text != "Asahi"
+
+
+@pytest.mark.parametrize(
+    "sentence,phrase,whole",
+    [
+        ("Japan will ban travellers from the United States, China, South Korea and most of Europe, the Asahi "
+         "newspaper reported.", "United States", "United States, China, South Korea and most of Europe"),
+        ("Japan will ban travellers from the United States, China, South Korea and most of Europe, the Asahi "
+         "newspaper reported.", "Asahi", "Asahi"),  # ", the Asahi" follows the list, it is not in it
+        ("Officials from Britain, Germany, France and Italy met on Monday, Reuters said.", "Germany",
+         "Britain, Germany, France and Italy"),
+        ("The summit in Paris, France, drew leaders from Kenya and Ghana.", "Paris", "Paris"),  # no "and": no list
+    ],
+)
+def test_a_question_asking_for_several_gets_the_whole_list(sentence: str, phrase: str, whole: str) -> None:
+    from bot.engines.answer_phrase import whole_list
+
+    assert whole_list("Which countries will take part?", sentence, phrase) == whole
+    assert whole_list("Which country will take part?", sentence, phrase) == phrase  # one asked for: one given
+
+
+def test_which_countries_is_answered_with_the_list_word_for_word() -> None:
+    from bot.engines.answer_phrase import best_phrase
+
+    s = ("Japan will step up its efforts to stop the spread of coronavirus by banning the entry of foreign citizens "
+         "traveling from the United States, China, South Korea and most of Europe, the Asahi newspaper reported.")
+    got = best_phrase("Which countries will Japan ban travellers from?", s).text
+    assert got == "United States, China, South Korea and most of Europe" and got in s

@@ -539,6 +539,57 @@ def scored_candidates(question: str, sentence: str, kind: str | None = None) -> 
     return out
 
 
+# "Which countries ...?", "What companies ...?": a question that asks for several
+_Q_PLURAL = re.compile(r"(?i)\b(?:which|what)\s+(?:\w+\s+)?(countries|nations|cities|states|companies|firms|teams|"
+                       r"clubs|people|players|leaders|airlines|banks|groups|regions|areas|places|parties|brands)\b")
+# what may stand between two members of a list of names: ", ", " and ", ", and ", " and most of the "
+_LIST_GAP = re.compile(r"(?i)\s*(?:,\s*(?:and\s+|or\s+)?|\s+and\s+|\s+or\s+)"
+                       r"(?:(?:most|parts|much|all|some|part)\s+of\s+)?(?:the\s+)?")
+
+
+def whole_list(question: str, sentence: str, phrase: str) -> str:
+    """For a question that asks for several ("Which countries ...?"): ``phrase`` grown to the whole list of
+    names it stands in, word for word from ``sentence`` ("United States" -> "United States, China, South
+    Korea and most of Europe"); else ``phrase`` as it is."""
+    if not _Q_PLURAL.search(question):
+        return phrase
+    names = [c for c in candidates(sentence) if c.kind in ("place", "name", "person", "person?")]
+    at = next((i for i, c in enumerate(names) if c.text == phrase), None)
+    if at is None:
+        return phrase
+    def gap(i: int) -> str | None:  # what joins names[i] and names[i + 1]: "and", "," or None (no list)
+        m = _LIST_GAP.fullmatch(sentence[names[i].end : names[i + 1].start])
+        if m is None:
+            return None
+        return "and" if re.search(r"(?i)\b(?:and|or)\b", m.group(0)) else ","
+
+    def holds_and(i: int) -> bool:  # one candidate may hold the list's end already: "France and Italy"
+        return re.search(r"\s(?:and|or|&)\s", names[i].text) is not None
+
+    # a list is "A, B, C and D": commas, then one "and"/"or" before its last name, which ends it
+    lo = hi = at
+    closed = holds_and(at)
+    while hi + 1 < len(names) and not closed:
+        g = gap(hi)
+        if g is None:
+            break
+        hi, closed = hi + 1, g == "and" or holds_and(hi + 1)
+    if not closed:
+        hi = at  # no "and" ahead: no list to the right that is sure to end there
+        if at == 0 or gap(at - 1) != "and":
+            return phrase  # nor is it a list's last name ("Europe, the Asahi newspaper")
+    ands = 1 if closed else 0
+    while lo > 0:
+        g = gap(lo - 1)
+        if g is None or (g == "and" and ands):
+            break
+        ands += g == "and"
+        lo -= 1
+    if not ands:
+        return phrase  # a run of commas with no "and" is no list ("Paris, France"; "..., the Asahi newspaper")
+    return sentence[names[lo].start : names[hi].end] if hi > lo else phrase
+
+
 def best_phrase(question: str, sentence: str, others: list[str] | None = None, kind: str | None = None
                 ) -> Phrase | None:
     """The short answer in ``sentence``: the best-fitting new candidate, helped by agreement with ``others``.
@@ -560,4 +611,6 @@ def best_phrase(question: str, sentence: str, others: list[str] | None = None, k
         # the subject of a who-question's verb is read off the sentence's structure: names the other sentences
         # repeat ("South Korea" in a list) do not outvote it
         found = sorted(rescored, key=lambda p: (-p.subject, -p.score))
-    return found[0]
+    best = found[0]
+    grown = whole_list(question, sentence, best.text)
+    return best if grown == best.text else Phrase(grown, best.kind, best.score, best.fit, best.near, best.subject)
