@@ -833,3 +833,35 @@ def test_warm_up_sends_one_short_rewrite_to_each_worker() -> None:
     warm_up(gen)
     assert seen == [WARM_SENTENCE, WARM_SENTENCE]
     warm_up(object())  # a generator without generate_copy: nothing to warm, no error
+
+
+def test_a_failing_line_is_regenerated_at_once_while_the_others_are_still_being_written(sample_index) -> None:
+    """The strict rewrite of a line that fails its checks starts as soon as that line fails: the other
+    lines' first rewrites wait here until it has been asked for, so a summary that regenerated only
+    after every first rewrite would never get them (they fall back after the wait)."""
+    import threading
+
+    asked_again = threading.Event()
+
+    def rule(source: str, strict: bool) -> str:
+        if "2,000" in source:
+            if strict:
+                asked_again.set()
+                return _first_clause(source)
+            return "Kazakhstan, China's eastern neighbor, is letting 2,000 people go."  # invents: fails
+        if not asked_again.wait(10):
+            return "Mongolia let 5,000 people go on Monday."  # too late: this line fails too
+        return _first_clause(source)
+
+    class Plain(CopyFake):  # no barrier: the first line's rewrite must not wait for the others
+        def __init__(self, concurrency: int) -> None:
+            super().__init__(rule, 1)
+            self.concurrency = concurrency
+
+    res = AbstractiveSummarizer(sample_index, ExtractiveSummarizer(sample_index), Plain(3))(0, 3)
+    assert len(res.lines) == 3 and res.dropped == () and res.notes == (), res.notes
+    assert res.lines[0].text.startswith("China is allowing more than 2,000")
+    # and the same summary as regenerating after every first rewrite, one request at a time
+    asked_again.set()
+    one = AbstractiveSummarizer(sample_index, ExtractiveSummarizer(sample_index), CopyFake(rule, 1))(0, 3)
+    assert one == res

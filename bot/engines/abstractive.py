@@ -404,7 +404,11 @@ class AbstractiveSummarizer:
             prompts, cut = self._fit([s.text for s in sources])
             if cut:
                 notes.append(CUT_NOTE)
-            outputs = self._generate(prompts, strict=False, stats=stats)
+            early: dict[tuple[int, int], str] = {}  # source -> its strict regeneration, started early
+            if self._width(len(prompts)) > 1 and c.retries > 0:
+                outputs, early = self._generate_and_retry(sources, prompts, support_rows, stats)
+            else:
+                outputs = self._generate(prompts, strict=False, stats=stats)
         except Exception as exc:  # noqa: BLE001 - a failing model must not take the reply down
             log.exception("abstractive generation failed")
             lines = tuple(GeneratedLine(s.text, (s,), s, True) for s in fallback())
@@ -428,12 +432,16 @@ class AbstractiveSummarizer:
                 if key not in by_source and len(by_source) < retries:
                     by_source[key] = i
             idx = list(by_source.values())
-            prompts2, _ = self._fit([cands[i].source.text for i in idx])
+            late = [i for i in idx if (cands[i].source.article, cands[i].source.index) not in early]
+            prompts2, _ = self._fit([cands[i].source.text for i in late])
             try:
-                outs2 = self._generate(prompts2, strict=True, stats=stats)
+                outs_late = self._generate(prompts2, strict=True, stats=stats) if late else []
             except Exception:  # noqa: BLE001
                 log.exception("abstractive regeneration failed")
-                outs2 = [""] * len(idx)
+                outs_late = [""] * len(late)
+            done = dict(zip(late, outs_late))
+            outs2 = [done[i] if i in done else early[(cands[i].source.article, cands[i].source.index)]
+                     for i in idx]
             stats["regenerated"] += len(idx)
             for i, out in zip(idx, outs2):
                 new = self._candidates(cands[i].source, out, whole)[:1]
@@ -525,6 +533,40 @@ class AbstractiveSummarizer:
         n = count(sentence) if count else int(1.6 * len(sentence.split()))
         return max(8, min(self.config.max_new_tokens, n + 4))
 
+    def _width(self, n: int) -> int:
+        """How many rewrites to send at once: the backend's workers or server slots (constrained only)."""
+        if not self._constrains():
+            return 1
+        return min(n, max(1, int(getattr(self.generator, "concurrency", 1) or 1)))
+
+    def _generate_and_retry(self, sources, prompts, support_rows, stats) -> tuple[list[str], dict]:
+        """The rewrites at once, as :meth:`_generate`; and a rewrite that fails its own checks is rewritten
+        the strict way at once, on its worker, rather than after the slowest of the others. The checks
+        that decide it (:meth:`_check` on that line alone) are the same as the summary's own, whose only
+        cross-line check (a repeat) never asks for a regeneration, so the result is the same as doing
+        it after; :meth:`_run` uses what it needs of them (at most ``retries``)."""
+        whole = True  # constrained: one compressed sentence per output
+
+        def one(k: int) -> tuple[str, int, str | None, int]:
+            text, n = self._constrained(prompts[k], PROMPT.format(sentence=prompts[k]), strict=False)
+            probe = self._candidates(sources[k], text, whole)
+            self._check(probe, support_rows)
+            if not any(cd.problem and cd.problem != REPEAT for cd in probe):
+                return text, n, None, 0
+            try:
+                again, n2 = self._constrained(prompts[k], STRICT_PROMPT.format(sentence=prompts[k]), strict=True)
+            except Exception:  # noqa: BLE001 - as a failed regeneration after: the line falls back
+                log.exception("abstractive regeneration failed")
+                return text, n, "", 0
+            return text, n, again, n2
+
+        with ThreadPoolExecutor(self._width(len(prompts)), thread_name_prefix="precis-rewrite") as pool:
+            done = list(pool.map(one, range(len(prompts))))
+        early = {(s.article, s.index): d[2] for s, d in zip(sources, done) if d[2] is not None}
+        stats["generated_tokens"] += float(sum(d[1] + d[3] for d in done))
+        stats["generations"] += len(done) + len(early)
+        return [d[0] for d in done], early
+
     def _generate(self, sentences: list[str], *, strict: bool, stats: dict) -> list[str]:
         gen = self.generator
         c = self.config
@@ -533,7 +575,7 @@ class AbstractiveSummarizer:
             def one(s: str) -> tuple[str, int]:
                 return self._constrained(s, template.format(sentence=s), strict=strict)
 
-            width = min(len(sentences), max(1, int(getattr(gen, "concurrency", 1) or 1)))
+            width = self._width(len(sentences))
             if width > 1:  # the backend's workers (llama.cpp) or server slots take the sentences at once
                 with ThreadPoolExecutor(width, thread_name_prefix="precis-rewrite") as pool:
                     done = list(pool.map(one, sentences))
