@@ -47,7 +47,8 @@ Pipeline for one article (``AbstractiveSummarizer(row, n)``):
    to ..."; a quote's "he said" may go when the line names the speaker), or
    that repeats an earlier line is regenerated once with stricter settings (no
    skips inside the sentence: its main clause, or for an unconstrained model a
-   stricter prompt). If it still fails, that line shows its source sentence,
+   stricter prompt). With several workers a line that fails its own checks is
+   regenerated at once, while the others are still being written. If it still fails, that line shows its source sentence,
    the article's own words, in its place (so the lead is never lost); the
    result lists the generated text with the reason and a note says how many
    lines fell back. A repeat is left out.
