@@ -7,8 +7,9 @@ Backends (models/generator.py ``open_generator``):
                 process), the bot pointed at it with SUMMARY_MODEL=http://127.0.0.1:PORT/v1
 
 Each backend runs in a fresh process with a fresh model cache folder (a fresh DATA_DIR): ``cold load`` is
-the generator's load there (for transformers it includes de-quantising the GGUF; for llama.cpp it is the
-first worker's, the others load in the background while the first summary runs), ``cold 1st reply`` the
+the generator's load there (for transformers it includes de-quantising the GGUF; for llama.cpp all its
+workers, one after the other: xllamacpp holds the GIL while it loads, so loading them in the background
+would stall the first summary's Python), ``cold 1st reply`` the
 load plus the first 3-sentence summary (what a new user waits for), ``warm load`` a second load in the same
 process (the cache folder filled, files in the page cache). Then every article: ROUGE-1/2/Lsum, entity
 precision, subseq (share of summary lines that are compressions of one article sentence: its words a

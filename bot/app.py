@@ -239,9 +239,6 @@ class Precis:
                 return
             t = time.perf_counter()
             try:
-                ready = getattr(gen, "wait_ready", None)
-                if callable(ready):  # llama.cpp's further workers load in the background: warm them all
-                    ready(60)
                 warm_up(gen)
                 log.info("generator warmed up in %.2fs", time.perf_counter() - t)
             except Exception as exc:  # noqa: BLE001 - a warm-up is only an optimisation

@@ -16,8 +16,7 @@ start-up, and this class uses one such port only to count tokens
 
 Workers: ``workers`` servers of one thread each (``SUMMARY_MAX_CONCURRENCY``,
 3 by default: a 3-sentence summary's rewrites all at once), one request each
-at a time. The first worker loads before the generator is returned; the others
-load in the background and take requests as each is ready (``wait_ready``). Each maps the same GGUF file read-only (the OS keeps one copy of
+at a time. Each maps the same GGUF file read-only (the OS keeps one copy of
 the weights) and adds its KV cache and scratch buffers (~75 MB for SmolLM2). A
 summary's sentences are rewritten on the workers at once
 (:class:`bot.engines.abstractive.AbstractiveSummarizer`), so a summary takes
@@ -153,24 +152,21 @@ class LlamaCppGenerator(ChatGenerator):
         p = server_params(path, threads=self.threads, context_length=self.context_length, parallel=parallel,
                           api_key=self._key)
         t0 = time.perf_counter()
+        servers: list = []
         try:
-            first = xllamacpp.Server(p)
+            for _ in range(self.workers):
+                servers.append(xllamacpp.Server(p))
         except Exception as exc:  # noqa: BLE001
+            stop_server(servers, 2.0)
             raise ModelUnavailable(
                 f"generator {self.spec.name!r} is unavailable: llama.cpp could not load {path.name}: {exc}"
             ) from exc
-        self.load_seconds = time.perf_counter() - t0  # the first worker: requests are taken from here on
-        self._servers = [first]
-        self._server = first
+        self.load_seconds = time.perf_counter() - t0
+        self._servers = servers
+        self._server = servers[0]
         self._free: queue.SimpleQueue = queue.SimpleQueue()  # idle workers
-        self._free.put(first)
-        self._closing = False
-        self._loader: threading.Thread | None = None
-        if self.workers > 1:
-            # the other workers load in the background and take requests as each is ready
-            self._loader = threading.Thread(target=self._load_more, args=(p, path.name), daemon=True,
-                                            name="llamacpp-workers")
-            self._loader.start()
+        for srv in servers:
+            self._free.put(srv)
         self.loaded_from = "gguf (llama.cpp)"
         self.device = "cpu"
         self.cpu = cpu_features()
@@ -180,41 +176,12 @@ class LlamaCppGenerator(ChatGenerator):
         log.info("generator %s loaded on llama.cpp in %.2fs (%d worker(s) of %d thread(s), CPU: %s)",
                  self.spec.name, self.load_seconds, self.workers, self.threads, self.cpu or "?")
 
-    def _load_more(self, params, filename: str) -> None:
-        import xllamacpp
-
-        t0 = time.perf_counter()
-        for _ in range(self.workers - 1):
-            if self._closing:
-                return
-            try:
-                srv = xllamacpp.Server(params)
-            except Exception as exc:  # noqa: BLE001 - fewer workers, still working
-                log.warning("llama.cpp: a further worker could not load %s (%s); running with %d",
-                            filename, exc, len(self._servers))
-                return
-            if self._closing:
-                stop_server([srv], 2.0)
-                return
-            self._servers.append(srv)
-            self._free.put(srv)
-        log.info("llama.cpp: %d workers ready in %.2fs more", len(self._servers), time.perf_counter() - t0)
-
-    def wait_ready(self, timeout: float | None = None) -> bool:
-        """Wait until every worker has loaded (or failed to); True when all are up."""
-        if self._loader is not None:
-            self._loader.join(timeout)
-        return len(self._servers) == self.workers
-
     @property
     def name(self) -> str:
         return self.spec.name
 
     def describe(self) -> str:
-        up = len(self._servers)
         workers = f"{self.workers} workers of " if self.workers > 1 else ""
-        if 0 < up < self.workers:
-            workers = f"{up} of {self.workers} workers (loading) of "
         return (f"llama.cpp in-process (xllamacpp), {workers}{self.threads} thread(s), "
                 f"CPU {self.cpu or 'unknown'}")
 
@@ -271,9 +238,6 @@ class LlamaCppGenerator(ChatGenerator):
         if self._http is not None:
             self._http.close()
             self._http = None
-        self._closing = True
-        if self._loader is not None:
-            self._loader.join(timeout)
         holder = list(self._servers)
         self._servers = []
         self._server = None

@@ -190,10 +190,7 @@ def test_two_workers_take_two_requests_at_once_and_say_what_one_worker_says(llam
 
     gen = LlamaCppGenerator(DEFAULT_GENERATOR, threads=1, workers=2)
     try:
-        # the first worker answers at once; the second loads in the background
-        assert gen.generate_copy(PROMPT.format(sentence=SENTENCES[1]), SENTENCES[1], max_new_tokens=60)
-        assert gen.wait_ready(60) and len(gen._servers) == 2
-        assert gen.concurrency == 2 and "2 workers of 1 thread" in gen.describe()
+        assert len(gen._servers) == 2 and gen.concurrency == 2 and "2 workers of 1 thread" in gen.describe()
         book = {"lock": threading.Lock(), "now": 0, "most": 0, "by": []}
         while not gen._free.empty():  # wrap each idle worker
             gen._free.get()
