@@ -545,7 +545,9 @@ class AbstractiveSummarizer:
         the strict way at once, on its worker, rather than after the slowest of the others. The checks
         that decide it (:meth:`_check` on that line alone) are the same as the summary's own, whose only
         cross-line check (a repeat) never asks for a regeneration, so the result is the same as doing
-        it after; :meth:`_run` uses what it needs of them (at most ``retries``)."""
+        it after; :meth:`_run` uses what it needs of them (at most ``retries``). :meth:`_run` then checks
+        the lines again, together (~15 ms a line): the embedder's batches round differently from one line
+        alone (support scores differed in the 4th decimal), and a summary must not depend on the workers."""
         whole = True  # constrained: one compressed sentence per output
 
         def one(k: int) -> tuple[str, int, str | None, int]:
