@@ -48,6 +48,18 @@ class LoadReport:
         return ", ".join(parts) + f" in {self.seconds:.1f}s"
 
 
+class _SlotReranker:
+    """What an :class:`~bot.engines.answerer.Answerer` scores with: the ASK_RERANKER slot's model, loaded on
+    first use. A model that cannot load raises here, and the answerer ranks without it (logged once)."""
+
+    def __init__(self, slot: ModelSlot, name: str) -> None:
+        self.slot = slot
+        self.name = name
+
+    def score(self, question, items):
+        return self.slot.get().score(question, items)
+
+
 class ModelSlot:
     """Loads a model once, on first use; remembers a failure and its reason."""
 
@@ -160,6 +172,28 @@ class Precis:
         self.checker = None if is_lexical(settings.verify_model) else ModelSlot(
             settings.verify_model, self._default_checker)
         self._checker_fallback_logged = False
+        # ASK_RERANKER's cross-encoder, loaded with the first /ask (or preload_reranker); None: off
+        from models.reranker import is_off
+
+        self.reranker = None if is_off(settings.ask_reranker) else ModelSlot(
+            settings.ask_reranker, self._default_reranker)
+        self._rerank_source = _SlotReranker(self.reranker, settings.ask_reranker) if self.reranker else None
+
+    def _default_reranker(self):
+        from models.reranker import open_reranker
+
+        s = self.settings
+        return open_reranker(s.ask_reranker, threads=s.model_threads or None, allow_download=s.allow_downloads)
+
+    def reranker_state(self) -> str:
+        """Which /ask ranking runs, for /about."""
+        slot = self.reranker
+        if slot is None:
+            return "off (ASK_RERANKER=off): the reader's ranking"
+        if slot.error:
+            return f"unavailable, ranking without it - {slot.error}"
+        model = slot.peek()
+        return f"{model.describe()}" if model is not None else f"{slot.name} (loads with the first question)"
 
     def _default_checker(self):
         from .grounding.model_checker import checker_from_settings
@@ -214,6 +248,15 @@ class Precis:
             max_concurrency=s.summary_max_concurrency,
             retries=s.summary_retries,
         )
+
+    def preload_reranker(self) -> None:
+        """Load ASK_RERANKER now (about a second), so the first /ask does not wait for it; a failure is
+        logged and /ask ranks without it, as on first use."""
+        if self.reranker is not None:
+            try:
+                self.reranker.get().score("warm up", [("Warm up.", "", "")])
+            except Exception:  # noqa: BLE001 - ModelSlot logged it; /about says why
+                pass
 
     def preload_generator(self) -> threading.Thread | None:
         """Load SUMMARY_MODEL in the background now, when it is cheap: a GGUF on llama.cpp in-process
@@ -276,7 +319,8 @@ class Precis:
         snap = self._snapshot_of(index)
         # The /ask features are built here, by the loader, not in the first
         # user's /ask after a reload: for the new sentences only when it grew.
-        answerer = Answerer(index, generator=None, previous=self._answerers.get(id(old)))
+        answerer = Answerer(index, generator=None, previous=self._answerers.get(id(old)),
+                            reranker=self._rerank_source)
         self._snap = snap
         self._answerers = {id(index): answerer}
         b = index.last_build
@@ -419,7 +463,7 @@ class Precis:
             with self._lock:
                 found = self._answerers.get(key)
                 if found is None:
-                    found = Answerer(snap.index, generator=None)
+                    found = Answerer(snap.index, generator=None, reranker=self._rerank_source)
                     if snap is self._snap:
                         self._answerers[key] = found
         return found

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
 
     summary_length: int = Field(3, ge=1, le=10)
     max_question_chars: int = 300
+    # /ask's reranker (models/reranker.py): "off" (the reader's ranking alone, the default: the cross-encoder
+    # trained here measured no better on held-out years, README "The reranker"), precis-reranker (the weights
+    # training/reranker.py writes to models/weights/reranker), or a folder / hub id of a one-logit cross-encoder.
+    # Weights that are missing or fail to load leave /ask on the reader's ranking (one log line; /about says so).
+    ask_reranker: str = "off"
     workers: int = Field(2, ge=1, le=16)
     # Admission to the worker lanes (bot/adapters/discord/pool.py): a request is queued while its
     # expected wait is at most QUEUE_MAX_WAIT_SECONDS, told its wait past QUEUE_NOTICE_SECONDS, and

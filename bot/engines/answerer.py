@@ -67,6 +67,7 @@ to it in meaning.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import unicodedata
@@ -78,9 +79,12 @@ import scipy.sparse as sp
 from ..index.postings import PostingsView
 from ..index.sentence_index import SentenceIndex
 from . import timeframe
+from .chat_question import clean_question
 from .answer_phrase import antecedent, best_phrase, pronoun_subject, question_kind, scored_candidates, words
 from ..grounding.claims import unsupported
 from ..grounding.verifier import backing_sentence
+
+log = logging.getLogger(__name__)
 
 ABSTAIN_MESSAGE = "I couldn't find that in the articles I have."
 TIME_ABSTAIN_MESSAGE = "I couldn't find that in the articles I have from {span}."
@@ -119,13 +123,20 @@ _WS = re.compile(r"\s+")
 
 
 def validate_question(q: str, max_chars: int = MAX_QUESTION_CHARS) -> str:
-    """Trim, turn control characters into spaces, collapse whitespace; raise QuestionError if empty or too long."""
+    """Trim, turn control characters into spaces, collapse whitespace, drop the chat around the question
+    (mentions, greetings, "pls": :func:`bot.engines.chat_question.clean_question`); raise QuestionError if
+    nothing is left or it is too long."""
     if not isinstance(q, str):
         raise QuestionError(f"Please ask a question (1–{max_chars} characters).")
     cleaned = "".join(" " if unicodedata.category(c)[0] == "C" and c not in "\u200d" else c for c in q)
     cleaned = _WS.sub(" ", cleaned).strip()
     if not cleaned:
         raise QuestionError(f"Please ask a question (1–{max_chars} characters).")
+    # what a member types around a question ("hey", "<@400>", "@everyone", "pls") is not a question term
+    asked = clean_question(cleaned)
+    if not asked:
+        raise QuestionError(f"Please ask a question (1–{max_chars} characters): I only saw mentions or greetings.")
+    cleaned = asked
     if len(cleaned) > max_chars:
         raise QuestionError(f"That question is too long: {len(cleaned)} characters; the limit is {max_chars}.")
     return cleaned
@@ -481,7 +492,7 @@ class Retriever:
         return got / total if total else 0.0
 
 
-def confidence_from(coverage: float, dense: float, article: float) -> float:
+def confidence_from(coverage: float, dense: float, article: float, answers: float | None = None) -> float:
     """The abstention confidence: the mean of three shares read off the answer's own evidence - the
     question's terms around the answering sentence, the question's dense cosine with that sentence or a
     neighbour (:meth:`Retriever.window_dense`), and the question's terms anywhere in its article.
@@ -502,11 +513,17 @@ def confidence_from(coverage: float, dense: float, article: float) -> float:
     abstention on unanswerable questions from 77.9 to 82.8 % at the same false abstention, 7.1 %; its
     weight anywhere from 0.5 to 3 gave 80-84 %. 2:1 for the dense cosine, tried before, let a tiny
     corpus, whose best cosine is low, abstain on questions it answers.)
+
+    With the reranker (``answers``: its probability that the answering sentence answers, the sigmoid of
+    its score) the mean takes that as a fourth share.
     """
+    if answers is not None:
+        return max(0.0, (coverage + max(dense, 0.0) + article + answers) / 4.0)
     return max(0.0, (coverage + max(dense, 0.0) + article) / 3.0)
 
 
-READER_FEATURES = ("retrieval", "answer_type", "nearness", "coverage", "lead", "agreement", "context", "recency")
+READER_FEATURES = ("retrieval", "answer_type", "nearness", "coverage", "lead", "agreement", "context", "recency",
+                   "reranker")
 RECENCY_DAYS = 7.0  # the reader's recency feature falls by a factor e every this many days
 
 
@@ -524,6 +541,8 @@ class ReaderWeights:
                 article's title (:meth:`Retriever.coverage`, the confidence's coverage)
     recency     exp(-days between the article's date and the question's / 7): news questions are about the
                 latest reports ("Who is the prime minister?"); 0 for an undated article
+    reranker    the cross-encoder's score (a logit) that the sentence, read with its article's title and the
+                sentence before it, answers the question (:mod:`models.reranker`); 0 without a reranker
     """
 
     retrieval: float = 1.0
@@ -534,6 +553,7 @@ class ReaderWeights:
     agreement: float = 0.0
     context: float = 0.0
     recency: float = 0.0
+    reranker: float = 0.0
 
     def vector(self) -> np.ndarray:
         return np.array([getattr(self, f) for f in READER_FEATURES], dtype=np.float64)
@@ -550,9 +570,10 @@ class Reader:
         self.retriever = retriever
         self.weights = weights or ReaderWeights()
 
-    def features(self, question: str, cands: list[Support], now: float | None = None) -> np.ndarray:
+    def features(self, question: str, cands: list[Support], now: float | None = None,
+                 reranked: np.ndarray | None = None) -> np.ndarray:
         """One row of :data:`READER_FEATURES` per candidate; ``now``: when it is asked (epoch s; default: the
-        clock)."""
+        clock); ``reranked``: the reranker's score of each candidate (None: no reranker, the column is 0)."""
         now = time.time() if now is None else float(now)
         pub = self.retriever.published
         kind = question_kind(question)
@@ -579,6 +600,8 @@ class Reader:
                     1 for j, o in enumerate(cands) if j != i and o.article != c.article and key and key <= cand_words[j]
                 )
                 X[i, 5] = min(agree, 2) / 2.0
+        if reranked is not None and len(reranked) == len(cands):
+            X[:, 8] = reranked
         return X
 
     def scores(self, X: np.ndarray) -> np.ndarray:
@@ -601,6 +624,28 @@ class Answerer:
         recency=1.546,
     )
     CANDIDATES = 20  # retriever candidates the reader reranks
+    # With the reranker (models/reranker.py, ASK_RERANKER): its score joins the reader's features, with its
+    # own weights and thresholds, fitted by benchmarks/ask_quality.py --reranker like the ones above.
+    # Fitted on every question of RealTime QA 2022 and 2024-2025, each file's candidates scored by a
+    # reranker not trained on its years (benchmarks/ask_quality.py, "To ship with the reranker").
+    READER_RERANKED = ReaderWeights(
+        retrieval=0.645, answer_type=2.638, nearness=0.402, coverage=0.007, lead=1.427, agreement=0.657,
+        context=1.754, recency=1.457, reranker=0.453,
+    )
+    RERANKED_THRESHOLD = 0.499
+    RERANKED_TIMED_THRESHOLD = 0.235
+    # The retriever's best this many are what the reranker scores (and the reader then ranks). Measured on
+    # RealTime QA 2022 (never trained on), the cross-encoder alone: top-1 58.1 % of 10 against 55.0 % of 20
+    # (a deeper pool only adds distractors; the retriever's order carries information), at half the time.
+    RERANK_POOL = 10
+    # The reranker's probability as a fourth share of the confidence: tried on RealTime QA 2022 (held-out
+    # months, at 8 % false abstention) it abstained on 83.0 % of construction (a) against 86.4 % without,
+    # so the confidence stays the three shares and the reranker only ranks (its thresholds are its own).
+    RERANKER_IN_CONFIDENCE = False
+    # Support [2], [3] ... are shown only when the reader gives them at least this share of the odds it gives
+    # support [1] of being the answering sentence (the reader's scores are log-odds): a sentence about
+    # something else is not shown as support.
+    SUPPORT_MIN_ODDS = 0.05
     timeframes = True  # a question's "this week" narrows it to the week's articles (benchmarks switch it off)
     # with the span constraint: the answer is words of sentence 1, so ask for the fewest that answer
     SPAN_SYSTEM = (
@@ -618,10 +663,18 @@ class Answerer:
         timed_threshold: float | None = None,
         reader: ReaderWeights | None = None,
         previous: Answerer | None = None,
+        reranker=None,
     ) -> None:
-        """``previous``: the answerer of the index version ``index`` grew from (its features are reused)."""
+        """``previous``: the answerer of the index version ``index`` grew from (its features are reused).
+        ``reranker``: an object with ``score(question, [(sentence, title, sentence before), ...])`` -> one
+        logit each (:class:`models.reranker.Reranker`); None, or one that fails, ranks as before."""
         self.index = index
         self.generator = generator
+        self.reranker = reranker
+        self.reranked_weights = self.READER_RERANKED
+        self.reranked_threshold = self.RERANKED_THRESHOLD
+        self.reranked_timed_threshold = self.RERANKED_TIMED_THRESHOLD
+        self._rerank_failed = False
         self.retriever = Retriever(index, previous=previous.retriever if previous is not None else None)
         self.reader = Reader(self.retriever, reader or self.READER)
         self.abstain_threshold = self.DEFAULT_THRESHOLD if abstain_threshold is None else float(abstain_threshold)
@@ -629,7 +682,7 @@ class Answerer:
         self.timed_threshold = self.TIMED_THRESHOLD if timed_threshold is None else float(timed_threshold)
 
     def confidence(self, question: str, support: list[Support], components: dict[str, np.ndarray],
-                   now: float | None = None) -> float:
+                   now: float | None = None, answers: float | None = None) -> float:
         """(coverage + window cosine + article coverage) / 3, in [0, 1] (:func:`confidence_from`).
 
         Coverage: the idf-weighted share of the question's terms found around
@@ -647,24 +700,58 @@ class Answerer:
         cov = self.retriever.coverage(question, support[0].sentence)
         art = self.retriever.article_coverage(question, support[0].article)
         dense = self.retriever.window_dense(components["dense"], support[0].sentence) if components else 0.0
-        return confidence_from(cov, dense, art)
+        return confidence_from(cov, dense, art, answers)
+
+    def rerank_scores(self, question: str, cands: list[Support]) -> np.ndarray | None:
+        """The reranker's score of each candidate; None without a reranker or when it fails (logged once:
+        the answer then comes from the reader's ranking alone)."""
+        if self.reranker is None or not cands:
+            return None
+        ix = self.index
+        items = [
+            (c.text, ix.articles[c.article].title or "", ix.texts[c.sentence - 1] if c.position > 0 else "")
+            for c in cands
+        ]
+        try:
+            scores = np.asarray(self.reranker.score(question, items), dtype=np.float64).reshape(-1)
+            if scores.shape[0] != len(cands) or not np.all(np.isfinite(scores)):
+                raise ValueError(f"{scores.shape[0]} finite scores expected {len(cands)}")
+            return scores
+        except Exception as exc:  # noqa: BLE001 - a broken reranker leaves /ask on today's ranking
+            from models.registry import ModelUnavailable
+
+            if not self._rerank_failed:
+                self._rerank_failed = True
+                if isinstance(exc, ModelUnavailable):  # the loader has logged why, once
+                    return None
+                log.warning("the /ask reranker failed (%s: %s): ranking without it", type(exc).__name__, exc)
+            return None
 
     def candidates(self, question: str, k: int = 3, visible: np.ndarray | None = None, now: float | None = None
-                   ) -> tuple[list[Support], np.ndarray, dict[str, np.ndarray]]:
-        """The retriever's top candidates (at least k), their reader features and the retrieval components.
-        ``visible``: one bool per article row (the asking guild's scope); None = all. ``now``: when asked."""
-        cands, _, comps = self.retriever._search(question, max(k, self.CANDIDATES), visible)  # noqa: SLF001
-        return cands, self.reader.features(question, cands, now), comps
+                   ) -> tuple[list[Support], np.ndarray, dict[str, np.ndarray], np.ndarray | None]:
+        """The retriever's top candidates (at least k), their reader features, the retrieval components and
+        the reranker's scores (None without one). ``visible``: one bool per article row (the asking guild's
+        scope); None = all. ``now``: when asked."""
+        pool = self.RERANK_POOL if self.reranker is not None and not self._rerank_failed else self.CANDIDATES
+        cands, _, comps = self.retriever._search(question, max(k, pool), visible)  # noqa: SLF001
+        rr = self.rerank_scores(question, cands)
+        return cands, self.reader.features(question, cands, now, rr), comps, rr
 
     def rank(self, question: str, k: int = 3, visible: np.ndarray | None = None, now: float | None = None
-             ) -> tuple[list[Support], dict[str, np.ndarray]]:
-        """The k best supporting sentences after the reader's reranking (score = the reader's), and components."""
-        cands, X, comps = self.candidates(question, k, visible, now)
+             ) -> tuple[list[Support], dict[str, np.ndarray], float | None]:
+        """The k best supporting sentences after the reader's reranking (score = the reader's), the retrieval
+        components, and the reranker's probability that support [1] answers (None without a reranker).
+        Support after the first whose odds fall under :attr:`SUPPORT_MIN_ODDS` of the first's is left out."""
+        cands, X, comps, rr = self.candidates(question, k, visible, now)
         if not cands:
-            return [], comps
-        sc = self.reader.scores(X)
+            return [], comps, None
+        w = self.reader.weights if rr is None else self.reranked_weights
+        sc = X @ w.vector()
         order = np.argsort(-sc, kind="stable")[:k]
-        return [replace(cands[i], score=float(sc[i])) for i in order], comps
+        floor = float(np.log(self.SUPPORT_MIN_ODDS)) if self.SUPPORT_MIN_ODDS > 0 else -np.inf
+        keep = [i for n, i in enumerate(order) if n == 0 or sc[i] - sc[order[0]] >= floor]
+        answers = None if rr is None else float(1.0 / (1.0 + np.exp(-rr[order[0]])))
+        return [replace(cands[i], score=float(sc[i])) for i in keep], comps, answers
 
     def lead(self, question: str, support: list[Support]) -> tuple[str, str | None, list[Support]]:
         """(the text a member reads first, the short answer or None, the support): the phrase, then the
@@ -726,9 +813,12 @@ class Answerer:
         visible, span = self.in_time(q, visible, now, asked_at)
         if asked_at is not None:
             now = float(asked_at)
-        support, components = self.rank(q, k, visible, now)
-        conf = self.confidence(q, support, components, now)
-        threshold = self.abstain_threshold if span is None else self.timed_threshold
+        support, components, answers = self.rank(q, k, visible, now)
+        conf = self.confidence(q, support, components, now, answers if self.RERANKER_IN_CONFIDENCE else None)
+        if answers is None:
+            threshold = self.abstain_threshold if span is None else self.timed_threshold
+        else:
+            threshold = self.reranked_threshold if span is None else self.reranked_timed_threshold
         if not support or conf < threshold:
             message = ABSTAIN_MESSAGE if span is None else TIME_ABSTAIN_MESSAGE.format(span=timeframe.describe(span))
             return Answer(q, message, True, (), conf)
