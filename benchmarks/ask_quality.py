@@ -27,8 +27,23 @@ the shipped configuration (the same fit on all months) in each protocol, which i
 A match is the gold answer string, whole words, case-insensitive; "wrong" is another multiple-choice
 option; "vague" is neither.
 
-    python benchmarks/ask_quality.py [--realtimeqa FILE] [--cache-dir DIR] [--json OUT] [--abstractive]
-        [--abstractive-limit N] [--max-false 0.07] [--squad DIR]
+Also, for issue 30:
+
+  chat      every live question as a member might type it (:func:`chat_form`: a greeting, a mention,
+            "@everyone", "pls", "thanks", lower case; one wrapper per question, the same every run),
+            with the live question's weights and thresholds
+  --reranker  the reranked configuration beside today's: the cross-encoder's score joins the reader's
+            features (its weight fitted like theirs) and the confidence (a fourth share), thresholds
+            refitted. ``FILE_STEM=PATH`` gives a file weights not trained on its years (the figures of
+            a year are then held out for the reranker too); the fusion is fitted leave-periods-out
+  several files  year-out as well: fit on every question of the other years (all files), report on
+            one year; and the fusion to ship, fitted on all questions (each file scored by its own
+            held-out reranker)
+  --quarters FILE_STEM  fold that file by quarter (24 months of 2024-2025 would mean 24 folds)
+
+    python benchmarks/ask_quality.py [--realtimeqa FILE [FILE ...]] [--reranker [STEM=]PATH ...]
+        [--quarters STEM] [--cache-dir DIR] [--json OUT] [--abstractive] [--abstractive-limit N]
+        [--max-false 0.08] [--squad DIR] [--in-sample]
 
 --squad DIR adds retrieval (answer in top 3: BM25, dense, z-sum, precis) and abstention on SQuAD v1.1
 paragraphs (every 4th page set aside), which is not news and has no dates.
@@ -81,7 +96,24 @@ class Question:
 
 
 # --------------------------------------------------------------------- data
-def load_realtimeqa(path: Path, limit: int | None) -> tuple[list[Question], list[Article]]:
+def group_of(date: str, by: str = "month") -> str:
+    """A question's fold: its quiz month ("2022-06") or quarter ("2024-Q1")."""
+    if by == "quarter":
+        return f"{date[:4]}-Q{(int(date[5:7]) - 1) // 3 + 1}"
+    return date[:7]
+
+
+def chat_form(q: Question) -> str:
+    """The question as a member might type it in a chat: one wrapper per question, picked by its id (the same
+    every run): a greeting, a mention, "@everyone", "pls", "thanks"; lower case for half of them."""
+    forms = ("hey, {q}", "<@400> {q}", "{q} pls", "@everyone {q}", "hi all, {q} thanks", "<@!123> hey {q}",
+             "quick question: {q}", "anyone know {q}")
+    h = sum(ord(c) * (i + 1) for i, c in enumerate(q.id))
+    text = forms[h % len(forms)].format(q=q.text.rstrip("?") + ("?" if h % 3 else ""))
+    return text.lower() if (h // len(forms)) % 2 else text
+
+
+def load_realtimeqa(path: Path, limit: int | None, by: str = "month") -> tuple[list[Question], list[Article]]:
     questions: list[Question] = []
     articles: dict[str, Article] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -101,7 +133,8 @@ def load_realtimeqa(path: Path, limit: int | None) -> tuple[list[Question], list
         gold = {str(a).strip().lower() for a in answers}
         wrong = [str(c) for c in obj.get("choices") or [] if str(c).strip() and str(c).strip().lower() not in gold]
         questions.append(
-            Question(str(obj["id"]), obj["question"], [str(a) for a in answers], obj["date"][:7], ids, wrong,
+            Question(str(obj["id"]), obj["question"], [str(a) for a in answers],
+                     group_of(obj["date"].replace("/", "-"), by), ids, wrong,
                      asked=timeframe.published(obj["date"]))
         )
         if limit and len(questions) >= limit:
@@ -376,7 +409,7 @@ def collect(answerer: Answerer, questions: list[Question], asked: dict[str, floa
         t = asked[q.id]
         pat = answer_pattern(q.answers)
         visible, span = answerer.in_time(q.text, None, None, asked_at=t)
-        cands, X, comps = answerer.candidates(q.text, 3, visible, t)
+        cands, X, comps, _ = answerer.candidates(q.text, 3, visible, t)
         y = np.array([bool(pat and pat.search(c.text)) for c in cands], dtype=bool)
         cov = X[:, READER_FEATURES.index("context")] if len(cands) else np.zeros(0)
         dense = np.array([answerer.retriever.window_dense(comps["dense"], c.sentence) for c in cands],
@@ -396,11 +429,23 @@ def collect(answerer: Answerer, questions: list[Question], asked: dict[str, floa
     return out
 
 
-def fit_reader(data: list[Cands], l2: float = 0.1) -> ReaderWeights:
-    """Conditional logit over each question's candidates: maximise P(a gold-holding candidate ranks first)."""
+RR = READER_FEATURES.index("reranker")
+
+
+def without_reranker(X: np.ndarray) -> np.ndarray:
+    X = X.copy()
+    X[:, RR] = 0.0
+    return X
+
+
+def fit_reader(data: list[Cands], l2: float = 0.1, reranked: bool = False) -> ReaderWeights:
+    """Conditional logit over each question's candidates: maximise P(a gold-holding candidate ranks first).
+    ``reranked``: with the reranker's score as a feature (else its column is left out)."""
     from scipy.optimize import minimize
 
-    usable = [d for d in data if d.y.any() and not d.y.all()]
+    usable = [d if reranked else Cands(d.support, without_reranker(d.X), d.y, d.cov, d.dense, d.art, d.bm25_top,
+                                       d.timed)
+              for d in data if d.y.any() and not d.y.all()]
     if not usable:
         return ReaderWeights()
 
@@ -421,12 +466,15 @@ def fit_reader(data: list[Cands], l2: float = 0.1) -> ReaderWeights:
     return ReaderWeights.from_vector(res.x)
 
 
-def confidence_of(d: Cands, w: ReaderWeights) -> tuple[float, np.ndarray]:
+def confidence_of(d: Cands, w: ReaderWeights, reranked: bool = False) -> tuple[float, np.ndarray]:
     """The confidence the Answerer computes for this question under reader weights ``w`` (no model call)."""
     if not d.support:
         return 0.0, np.zeros(0, dtype=np.int64)
-    order = np.argsort(-(d.X @ w.vector()), kind="stable")
-    return confidence_from(float(d.cov[order[0]]), float(d.dense[order[0]]), float(d.art[order[0]])), order
+    X = d.X if reranked else without_reranker(d.X)
+    order = np.argsort(-(X @ w.vector()), kind="stable")
+    answers = (float(1.0 / (1.0 + np.exp(-X[order[0], RR])))
+               if reranked and Answerer.RERANKER_IN_CONFIDENCE else None)
+    return confidence_from(float(d.cov[order[0]]), float(d.dense[order[0]]), float(d.art[order[0]]), answers), order
 
 
 def choose_thresholds(pairs: list[tuple[bool, float]], max_false: float) -> dict[bool, float]:
@@ -467,20 +515,31 @@ class Setup:
     b_answerer: dict[str, Answerer]  # "old" (the first half's articles), "new" (the second half's)
     b_un: dict[str, tuple[str, str]]  # question id -> (which half index, "live" or "archive")
     halves: tuple[list[str], list[str]]
+    live_rr: dict[str, Cands] | None = None  # the same questions' candidates as the reranker sees them
+    archive_rr: dict[str, Cands] | None = None
 
 
-def build_setup(questions: list[Question], articles: list[Article], embedder, cache_dir: Path) -> Setup:
+def build_setup(questions: list[Question], articles: list[Article], embedder, cache_dir: Path, reranker=None,
+                label: str = "RealTime QA") -> Setup:
+    """``reranker``: scores every candidate once here (the reader's ``reranker`` column); the folds choose
+    whether to use it."""
     by_id = {q.id: q for q in questions}
     months = sorted({q.group for q in questions})
     t0 = time.perf_counter()
-    full = Answerer(build_index(articles, embedder, cache_dir, "RealTime QA 2022, all articles"))
+    full = Answerer(build_index(articles, embedder, cache_dir, f"{label}, all articles"), reranker=reranker)
     pub = full.retriever.published
     end = max(max(q.asked for q in questions if q.asked is not None), float(np.nanmax(pub)))
     vis = Visible(full)
     live_q = [q for q in questions if vis.has(answer_pattern(q.answers), q.asked)]
     arch_q = [q for q in questions if timeframe.window(q.text) is None and vis.has(answer_pattern(q.answers), end)]
+    full.reranker = None  # today's candidates (Answerer.CANDIDATES), then the reranker's (RERANK_POOL)
     live = collect(full, live_q, {q.id: q.asked for q in live_q}, bm25=True)
     archive = collect(full, arch_q, {q.id: end for q in arch_q}, bm25=True)
+    live_rr = archive_rr = None
+    if reranker is not None:
+        full.reranker = reranker
+        live_rr = collect(full, live_q, {q.id: q.asked for q in live_q})
+        archive_rr = collect(full, arch_q, {q.id: end for q in arch_q})
     print(f"[setup] live {len(live)} / archive {len(archive)} answerable questions, candidates in "
           f"{time.perf_counter() - t0:.1f}s", file=sys.stderr)
     a_answerer, a_un = {}, {}
@@ -504,25 +563,35 @@ def build_setup(questions: list[Question], articles: list[Article], embedder, ca
             if (name == "new" and q.group in first and timeframe.window(q.text) is None
                     and not v.has(answer_pattern(q.answers), end)):
                 b_un[q.id] = ("new", "archive")
-    return Setup(months, by_id, end, full, live, archive, a_answerer, a_un, b_answerer, b_un, (first, second))
+    return Setup(months, by_id, end, full, live, archive, a_answerer, a_un, b_answerer, b_un, (first, second),
+                 live_rr, archive_rr)
 
 
-def configure(ans: Answerer, w: ReaderWeights, ts: dict[bool, float]) -> Answerer:
-    ans.reader.weights = w
-    ans.abstain_threshold, ans.timed_threshold = ts[False], ts[True]
+def configure(ans: Answerer, w: ReaderWeights, ts: dict[bool, float], reranker=None) -> Answerer:
+    """The Answerer as it ships with these weights and thresholds: with ``reranker`` (its own weights and
+    thresholds) or without (today's ranking)."""
+    ans.reranker = reranker
+    ans._rerank_failed = False  # noqa: SLF001
+    if reranker is None:
+        ans.reader.weights = w
+        ans.abstain_threshold, ans.timed_threshold = ts[False], ts[True]
+    else:
+        ans.reranked_weights = w
+        ans.reranked_threshold, ans.reranked_timed_threshold = ts[False], ts[True]
     return ans
 
 
 def evaluate(st: Setup, months: set[str], w: ReaderWeights, ts: dict[bool, float], generator=None,
-             abstractive_limit: int | None = None) -> dict:
-    """The real Answerer, configured with ``w`` and ``ts``, on the questions of ``months`` in every protocol."""
+             abstractive_limit: int | None = None, reranker=None) -> dict:
+    """The real Answerer, configured with ``w`` and ``ts`` (and ``reranker``, or today's ranking without),
+    on the questions of ``months`` in every protocol; "chat" is live with each question in its chat form."""
     out: dict = {}
     index = st.full.index
-    for proto, cands in (("live", st.live), ("archive", st.archive)):
-        ans = configure(st.full, w, ts)
+    for proto, cands in (("live", st.live), ("archive", st.archive), ("chat", st.live)):
+        ans = configure(st.full, w, ts, reranker)
         c = {k: 0 for k in ("n", "correct", "wrong", "vague", "abstained", "first_correct", "first_wrong",
                             "first_vague", "top1", "top3", "bm25_correct", "bm25_wrong", "bm25_vague", "bm25_top3",
-                            "with_short")}
+                            "with_short", "support_shown", "support_extra_hit")}
         ms: list[float] = []
         items = []
         for qid, d in cands.items():
@@ -530,9 +599,9 @@ def evaluate(st: Setup, months: set[str], w: ReaderWeights, ts: dict[bool, float
             if q.group not in months:
                 continue
             pat, wrong = answer_pattern(q.answers), answer_pattern(q.wrong)
-            when = q.asked if proto == "live" else st.end
+            when = st.end if proto == "archive" else q.asked
             t = time.perf_counter()
-            a = ans.answer(q.text, asked_at=when)
+            a = ans.answer(chat_form(q) if proto == "chat" else q.text, asked_at=when)
             ms.append((time.perf_counter() - t) * 1000)
             c["n"] += 1
             c["bm25_top3"] += any(pat.search(index.texts[r]) for r in d.bm25_top[:3]) if pat else 0
@@ -550,6 +619,8 @@ def evaluate(st: Setup, months: set[str], w: ReaderWeights, ts: dict[bool, float
             c[j] += 1
             c["first_" + first] += 1
             c["with_short"] += a.short is not None
+            c["support_shown"] += len(a.support)
+            c["support_extra_hit"] += sum(hits[1:])
             item.update(judged=j, first=first, answer=a.answer)
         c["ms"] = ms
         out[proto] = c
@@ -562,7 +633,7 @@ def evaluate(st: Setup, months: set[str], w: ReaderWeights, ts: dict[bool, float
         n = abst = 0
         items = []
         for qid, ans, when in rows:
-            a = configure(ans, w, ts).answer(st.by_id[qid].text, asked_at=when)
+            a = configure(ans, w, ts, reranker).answer(st.by_id[qid].text, asked_at=when)
             n += 1
             abst += a.abstained
             items.append({"id": qid, "question": st.by_id[qid].text, "abstained": a.abstained,
@@ -603,35 +674,126 @@ def evaluate(st: Setup, months: set[str], w: ReaderWeights, ts: dict[bool, float
     return out
 
 
-def fit(st: Setup, months: set[str], max_false: float) -> tuple[ReaderWeights, dict[bool, float]]:
-    """Reader weights and thresholds from the live and archive questions of ``months``."""
-    train = [d for src in (st.live, st.archive) for i, d in src.items() if st.by_id[i].group in months]
-    w = fit_reader(train)
-    pairs = [(d.timed, confidence_of(d, w)[0]) for d in train]
+def train_cands(sts: list[Setup], keep, reranked: bool = False) -> list[Cands]:
+    """The live and archive candidates of every setup's questions for which ``keep(question)`` holds (as the
+    reranker sees them with ``reranked``)."""
+    return [d for st in sts
+            for src in ((st.live_rr, st.archive_rr) if reranked else (st.live, st.archive))
+            for i, d in src.items() if keep(st.by_id[i])]
+
+
+def fit_on(train: list[Cands], max_false: float, reranked: bool = False) -> tuple[ReaderWeights, dict[bool, float]]:
+    """Reader weights and thresholds from these live and archive candidates."""
+    w = fit_reader(train, reranked=reranked)
+    pairs = [(d.timed, confidence_of(d, w, reranked)[0]) for d in train]
     return w, choose_thresholds(pairs, max_false)
 
 
-def lmo_eval(questions: list[Question], articles: list[Article], embedder, cache_dir: Path, generator=None,
-             max_false: float = 0.08, abstractive_limit: int | None = None) -> dict:
-    """Every figure per held-out month (fit on the other months), then the mean over months."""
-    st = build_setup(questions, articles, embedder, cache_dir)
+def fit(st: Setup, months: set[str], max_false: float, reranked: bool = False
+        ) -> tuple[ReaderWeights, dict[bool, float]]:
+    """Reader weights and thresholds from the live and archive questions of ``months``."""
+    return fit_on(train_cands([st], lambda q: q.group in months, reranked), max_false, reranked)
+
+
+def lmo_eval(st: Setup, generator=None, max_false: float = 0.08, abstractive_limit: int | None = None,
+             reranker=None, in_sample: bool = False) -> dict:
+    """Every figure per held-out month (fit on the other months), then the mean over months; ``reranker``:
+    the reranked configuration (else today's ranking)."""
     folds = []
+    rr = reranker is not None
     for m in st.months:
-        w, ts = fit(st, set(st.months) - {m}, max_false)
-        res = evaluate(st, {m}, w, ts, generator, abstractive_limit)
+        w, ts = fit(st, set(st.months) - {m}, max_false, rr)
+        res = evaluate(st, {m}, w, ts, generator, abstractive_limit, reranker)
         res.update(month=m, weights=w, thresholds=ts)
         folds.append(res)
-        print(f"[lmo] {m}: thresholds {ts[False]:.3f} / timed {ts[True]:.3f}, weights {w}", file=sys.stderr)
-    w_all, ts_all = fit(st, set(st.months), max_false)
-    shipped = evaluate(st, set(st.months), w_all, ts_all)  # in-sample: the configuration that ships
+        print(f"[lmo{' reranked' if rr else ''}] {m}: thresholds {ts[False]:.3f} / timed {ts[True]:.3f}, "
+              f"weights {w}", file=sys.stderr)
+    w_all, ts_all = fit(st, set(st.months), max_false, rr)
+    # in-sample: the configuration that ships, on the questions it was fitted on (optional: it doubles the time)
+    shipped = evaluate(st, set(st.months), w_all, ts_all, reranker=reranker) if in_sample else None
     return {"folds": folds, "shipped": shipped, "weights_all": w_all, "thresholds_all": ts_all,
             "max_false": max_false, "end": st.end, "halves": st.halves,
             "counts": {"live": len(st.live), "archive": len(st.archive),
                        "a": sum(len(v) for v in st.a_un.values()), "b": len(st.b_un)}}
 
 
+def year_out_eval(setups: list[Setup], year: str, max_false: float, reranker=None) -> dict:
+    """Fit on every question of the other years (all files), report on ``year``'s questions: months of one
+    year share stories, so this is the harder held-out figure. ``reranker``: the reranker for ``year``'s
+    file, which must not have been trained on ``year``."""
+    rr = reranker is not None
+    w, ts = fit_on(train_cands([s for s in setups if not rr or s.live_rr is not None],
+                               lambda q: not q.group.startswith(year), rr), max_false, rr)
+    st = next(s for s in setups if any(m.startswith(year) for m in s.months))
+    months = {m for m in st.months if m.startswith(year)}
+    res = evaluate(st, months, w, ts, reranker=reranker)
+    res.update(year=year, weights=w, thresholds=ts)
+    print(f"[year-out{' reranked' if rr else ''}] {year}: thresholds {ts[False]:.3f} / timed {ts[True]:.3f}, "
+          f"weights {w}", file=sys.stderr)
+    return res
+
+
 def _pct(num: float, den: float) -> float:
     return 100.0 * num / den if den else float("nan")
+
+
+def metrics(folds: list[dict]) -> dict[str, float]:
+    """The issue's figures from held-out folds: each a mean over the folds of the fold's percentage."""
+
+    def mean(proto: str, key: str, den: str = "n") -> float:
+        vals = [_pct(f[proto][key], f[proto][den]) for f in folds if f[proto][den]]
+        return float(np.mean(vals)) if vals else float("nan")
+
+    out = {}
+    for proto in ("live", "archive", "chat"):
+        for key in ("correct", "wrong", "vague", "abstained", "first_correct", "first_wrong", "first_vague", "top1",
+                    "top3", "bm25_correct", "bm25_top3"):
+            out[f"{proto}.{key}"] = mean(proto, key)
+        n = sum(f[proto]["n"] - f[proto]["abstained"] for f in folds)
+        out[f"{proto}.support_shown"] = sum(f[proto]["support_shown"] for f in folds) / n if n else float("nan")
+        out[f"{proto}.n"] = sum(f[proto]["n"] for f in folds)
+        ms = [x for f in folds for x in f[proto]["ms"]]
+        out[f"{proto}.p50"], out[f"{proto}.p95"] = percentile(ms, 50), percentile(ms, 95)
+    for key in ("a", "b"):
+        vals = [_pct(f[f"un_{key}"]["abstained"], f[f"un_{key}"]["n"]) for f in folds if f[f"un_{key}"]["n"]]
+        out[f"un_{key}"] = float(np.mean(vals)) if vals else float("nan")
+        out[f"un_{key}.n"] = sum(f[f"un_{key}"]["n"] for f in folds)
+    return out
+
+
+TABLE_ROWS = (
+    ("live", "answer right (short answer + its sentence)", "correct"), ("live", "first line alone right", "first_correct"),
+    ("live", "wrong (answer)", "wrong"), ("live", "wrong (first line)", "first_wrong"), ("live", "vague (answer)", "vague"),
+    ("live", "abstained", "abstained"), ("live", "support top-1 holds the answer", "top1"),
+    ("live", "support top-3 holds the answer", "top3"), ("live", "plain BM25 top-1 sentence right", "bm25_correct"),
+    ("archive", "answer right (short answer + its sentence)", "correct"),
+    ("archive", "first line alone right", "first_correct"), ("archive", "wrong (answer)", "wrong"),
+    ("archive", "wrong (first line)", "first_wrong"), ("archive", "abstained", "abstained"),
+    ("archive", "support top-1 holds the answer", "top1"), ("archive", "support top-3 holds the answer", "top3"),
+    ("archive", "plain BM25 top-1 sentence right", "bm25_correct"),
+    ("chat", "answer right (short answer + its sentence)", "correct"), ("chat", "first line alone right", "first_correct"),
+    ("chat", "wrong (answer)", "wrong"), ("chat", "abstained", "abstained"),
+)
+
+
+def print_table(title: str, cols: list[tuple[str, dict[str, float]]]) -> None:
+    """One row per figure, one column per configuration (today's ranking, the reranker)."""
+    print()
+    print(title)
+    print(f"| protocol | figure | " + " | ".join(name for name, _ in cols) + " |")
+    print("|---|---|" + "---|" * len(cols))
+    for proto, label, key in TABLE_ROWS:
+        print(f"| {proto} | {label} | " + " | ".join(f"{m[f'{proto}.{key}']:.1f} %" for _, m in cols) + " |")
+    for proto in ("live", "archive"):
+        print(f"| {proto} | supporting sentences shown per answer | "
+              + " | ".join(f"{m[f'{proto}.support_shown']:.2f}" for _, m in cols) + " |")
+    for key, label in (("un_a", "abstains on (a) a period's questions without its articles"),
+                       ("un_b", "abstains on (b) one half's questions, the other half's articles")):
+        print(f"| unanswerable | {label} | " + " | ".join(f"{m[key]:.1f} % of {m[key + '.n']}" for _, m in cols) + " |")
+    print("| live | /ask p50 / p95 (ms, whole corpus of the file) | "
+          + " | ".join(f"{m['live.p50']:.0f} / {m['live.p95']:.0f}" for _, m in cols) + " |")
+    print("| | questions (live / archive / chat) | "
+          + " | ".join(f"{m['live.n']} / {m['archive.n']} / {m['chat.n']}" for _, m in cols) + " |")
 
 
 def print_lmo(res: dict) -> None:
@@ -644,7 +806,7 @@ def print_lmo(res: dict) -> None:
     first, second = res["halves"]
     c = res["counts"]
     print()
-    print(f"RealTime QA 2022, leave-months-out ({len(folds)} folds; reader weights and thresholds fitted on the "
+    print(f"RealTime QA, leave-periods-out ({len(folds)} folds; reader weights and thresholds fitted on the "
           f"other months' live and archive questions; max false abstention {res['max_false']:.2f}).")
     print("Every figure below is the held-out month's, mean over the folds, through the real Answerer "
           "with asked_at.")
@@ -699,6 +861,8 @@ def print_lmo(res: dict) -> None:
         f"/{_pct(f['un_a']['abstained'], f['un_a']['n']):.0f}/{_pct(f['un_b']['abstained'], f['un_b']['n']):.0f} "
         f"t={f['thresholds'][False]:.3f}/{f['thresholds'][True]:.3f}" for f in folds))
     sh = res["shipped"]
+    if sh is None:
+        return
     print()
     print(f"Shipped configuration (fitted on all months; IN-SAMPLE, not a held-out figure): reader "
           f"{res['weights_all']}, threshold {res['thresholds_all'][False]:.3f}, timed "
@@ -716,7 +880,20 @@ def print_lmo(res: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--realtimeqa", type=Path, default=DATA / "realtimeqa" / "realtimeqa_2022.jsonl")
+    ap.add_argument("--realtimeqa", type=Path, nargs="+",
+                    default=[DATA / "realtimeqa" / "realtimeqa_2022.jsonl"],
+                    help="one or more RealTime QA files; with several, also year-out (fit on the other years)")
+    ap.add_argument("--reranker", action="append", default=[], metavar="[FILE_STEM=]PATH",
+                    help="also measure the reranked configuration with these cross-encoder weights (a folder); "
+                         "FILE_STEM=PATH gives one file its own weights, e.g. one not trained on that file's years "
+                         "(realtimeqa_2022=/tmp/rr/f22); a bare PATH serves every file")
+    ap.add_argument("--quarters", action="append", default=[], metavar="FILE_STEM",
+                    help="fold this file's questions by quarter, not month (the (a) construction then removes a "
+                         "quarter's articles); e.g. realtimeqa_2024_2025")
+    ap.add_argument("--eval-years", default="",
+                    help="report only these years (comma-separated; default all): the other files are still read, "
+                         "for the year-out fit and the fusion to ship")
+    ap.add_argument("--in-sample", action="store_true", help="also print the shipped fit on all months (in-sample)")
     ap.add_argument("--squad", type=Path, default=None,
                     help="also report retrieval and abstention on SQuAD (a folder of *.jsonl; "
                          f"the data's is {DATA / 'squad'})")
@@ -756,8 +933,27 @@ def main(argv: list[str] | None = None) -> int:
     cache_dir = args.cache_dir or Path(tempfile.mkdtemp(prefix="precis-ask-"))
     results = []
     lmo = None
-    if args.realtimeqa.is_file():
-        qs, arts = load_realtimeqa(args.realtimeqa, args.limit)
+    files = [f for f in args.realtimeqa if f.is_file()]
+    for f in args.realtimeqa:
+        if not f.is_file():
+            print(f"skipped RealTime QA: {f} not found")
+    rerankers: dict[str, object] = {}
+    if args.reranker:
+        from models.reranker import Reranker
+
+        default = None
+        for spec in args.reranker:
+            stem, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
+            r = Reranker(path, threads=args.threads or None)
+            print(f"reranker {path} for {stem or 'every file'}: {r.path}")
+            if stem:
+                rerankers[stem] = r
+            else:
+                default = r
+        for f in files:
+            rerankers.setdefault(f.stem, default)
+    eval_years = {y.strip() for y in args.eval_years.split(",") if y.strip()}
+    if files:
         generator = None
         if args.abstractive:
             from bot.config import Settings
@@ -769,9 +965,29 @@ def main(argv: list[str] | None = None) -> int:
                                        threads=args.threads or 1, dtype=args.gen_dtype,
                                        max_concurrency=st.summary_max_concurrency)
             print(f"abstractive: {generator.name}, {generator.describe()}")
-        lmo = lmo_eval(qs, arts, embedder, cache_dir, generator, args.max_false, args.abstractive_limit)
-    else:
-        print(f"skipped RealTime QA: {args.realtimeqa} not found")
+        setups, lmo = [], {}
+        for f in files:
+            qs, arts = load_realtimeqa(f, args.limit, "quarter" if f.stem in args.quarters else "month")
+            rr = rerankers.get(f.stem)
+            st = build_setup(qs, arts, embedder, cache_dir, rr, f.stem)
+            setups.append(st)
+            if eval_years and not any(m[:4] in eval_years for m in st.months):
+                continue
+            lmo[f.stem] = {"today": lmo_eval(st, generator, args.max_false, args.abstractive_limit,
+                                             in_sample=args.in_sample)}
+            if rr is not None:
+                lmo[f.stem]["reranker"] = lmo_eval(st, None, args.max_false, reranker=rr, in_sample=args.in_sample)
+        years = sorted({m[:4] for st in setups for m in st.months})
+        year_out: dict[str, dict] = {}
+        if len(years) > 1:
+            for y in years:
+                if eval_years and y not in eval_years:
+                    continue
+                st = next(s for s in setups if any(m.startswith(y) for m in s.months))
+                stem = files[setups.index(st)].stem
+                year_out[y] = {"today": year_out_eval(setups, y, args.max_false)}
+                if rerankers.get(stem) is not None:
+                    year_out[y]["reranker"] = year_out_eval(setups, y, args.max_false, rerankers[stem])
     if args.squad is not None:
         if args.squad.is_dir() and any(args.squad.glob("*.jsonl")):
             qs, arts = load_squad(args.squad, args.limit)
@@ -782,10 +998,28 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipped SQuAD: {args.squad} not found")
     if results:
         print_report(results)
-    if lmo:
-        print_lmo(lmo)
+    for stem, by_config in (lmo or {}).items():
+        for config, res in by_config.items():
+            print(f"\n===== {stem}: {'today' if config == 'today' else 'the reranker'} =====")
+            print_lmo(res)
+    for stem, by_config in (lmo or {}).items():
+        print_table(f"{stem}, held-out months (leave-{'quarters' if stem in args.quarters else 'months'}-out: "
+                    "fusion weights and thresholds fitted on the other periods; mean over the folds)",
+                    [(name, metrics(res["folds"])) for name, res in by_config.items()])
+    if files and rerankers and any(rerankers.get(f.stem) is not None for f in files):
+        # What ships (Answerer.READER_RERANKED, RERANKED_*THRESHOLD): fitted on every question of every file,
+        # each file's candidates scored by its own reranker (one not trained on that file's years), so the
+        # fusion never learns from a reranker's in-sample scores.
+        w, ts = fit_on(train_cands([st for st, f in zip(setups, files) if rerankers.get(f.stem) is not None],
+                                   lambda q: True, True), args.max_false, True)
+        print(f"\nTo ship with the reranker (fitted on all questions of {', '.join(f.stem for f in files)}): "
+              f"READER_RERANKED = {w}; RERANKED_THRESHOLD = {ts[False]:.3f}; RERANKED_TIMED_THRESHOLD = {ts[True]:.3f}")
+    for y, by_config in (year_out if files else {}).items():
+        print_table(f"{y}, held-out year (fitted on the other years' questions)",
+                    [(name, metrics([res])) for name, res in by_config.items()])
     if args.json:
-        args.json.write_text(json.dumps({"results": results, "lmo": lmo}, indent=1, default=str))
+        args.json.write_text(json.dumps({"results": results, "lmo": lmo,
+                                         "year_out": year_out if files else None}, indent=1, default=str))
     return 0
 
 
