@@ -52,9 +52,8 @@ class _SlotReranker:
     """What an :class:`~bot.engines.answerer.Answerer` scores with: the ASK_RERANKER slot's model, loaded on
     first use. A model that cannot load raises here, and the answerer ranks without it (logged once)."""
 
-    def __init__(self, slot: ModelSlot, name: str) -> None:
+    def __init__(self, slot: ModelSlot) -> None:
         self.slot = slot
-        self.name = name
 
     def score(self, question, items):
         return self.slot.get().score(question, items)
@@ -177,7 +176,7 @@ class Precis:
 
         self.reranker = None if is_off(settings.ask_reranker) else ModelSlot(
             settings.ask_reranker, self._default_reranker)
-        self._rerank_source = _SlotReranker(self.reranker, settings.ask_reranker) if self.reranker else None
+        self._rerank_source = _SlotReranker(self.reranker) if self.reranker else None
 
     def _default_reranker(self):
         from models.reranker import open_reranker

@@ -92,7 +92,6 @@ class Reranker:
             raise ModelUnavailable(
                 f"reranker {self.spec.name!r} has {net.config.num_labels} output labels; a reranker has one score"
             )
-        missing = getattr(net, "_precis_missing", None)  # noqa: F841 - transformers reports missing heads in logs
         net.eval()
         p = (precision or "auto").strip().lower()
         if p == "auto":

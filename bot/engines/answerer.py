@@ -604,9 +604,6 @@ class Reader:
             X[:, 8] = reranked
         return X
 
-    def scores(self, X: np.ndarray) -> np.ndarray:
-        return X @ self.weights.vector() if X.size else np.zeros(0)
-
 
 class Answerer:
     """Answers a question from the corpus, or abstains when the evidence is weak."""
@@ -704,8 +701,9 @@ class Answerer:
 
     def rerank_scores(self, question: str, cands: list[Support]) -> np.ndarray | None:
         """The reranker's score of each candidate; None without a reranker or when it fails (logged once:
-        the answer then comes from the reader's ranking alone)."""
-        if self.reranker is None or not cands:
+        the answer then comes from the reader's ranking alone, and this answerer does not call it again; the
+        next snapshot's answerer tries once more)."""
+        if self.reranker is None or self._rerank_failed or not cands:
             return None
         ix = self.index
         items = [
