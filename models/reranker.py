@@ -47,6 +47,26 @@ def is_off(setting: str | None) -> bool:
     return (setting or "").strip().lower() in OFF
 
 
+def on_cpu_path(net, precision: str, what: str):
+    """(the precision taken, ``net`` in eval mode on it): ``auto`` is torch bfloat16 where the CPU multiplies
+    bf16 natively, else PyTorch's dynamic int8 (the embedder's paths); or ``bfloat16``, ``int8``, ``float32``."""
+    import torch
+
+    net.eval()
+    p = (precision or "auto").strip().lower()
+    if p == "auto":
+        p = "bfloat16" if cpu_has_bf16() else "int8"
+    if p == "int8":
+        from .embedder import _int8
+
+        return p, _int8(net.float())
+    if p == "bfloat16":
+        return p, net.to(torch.bfloat16)
+    if p == "float32":
+        return p, net.float()
+    raise ModelUnavailable(f"unknown {what} precision {precision!r} (auto, bfloat16, int8, float32)")
+
+
 _LOADED: dict[tuple, "Reranker"] = {}
 _LOADED_LOCK = threading.Lock()
 
@@ -92,22 +112,7 @@ class Reranker:
             raise ModelUnavailable(
                 f"reranker {self.spec.name!r} has {net.config.num_labels} output labels; a reranker has one score"
             )
-        net.eval()
-        p = (precision or "auto").strip().lower()
-        if p == "auto":
-            p = "bfloat16" if cpu_has_bf16() else "int8"
-        if p == "int8":
-            from .embedder import _int8
-
-            net = _int8(net.float())
-        elif p == "bfloat16":
-            net = net.to(torch.bfloat16)
-        elif p == "float32":
-            net = net.float()
-        else:
-            raise ModelUnavailable(f"unknown reranker precision {precision!r} (auto, bfloat16, int8, float32)")
-        self.precision = p
-        self.model = net
+        self.precision, self.model = on_cpu_path(net, precision, "reranker")
         self.max_length = min(max_length, getattr(self.tokenizer, "model_max_length", max_length) or max_length)
         self._lock = threading.Lock()  # the fast tokenizer's truncation/padding state is shared
 
