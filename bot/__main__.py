@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         return ask(app, args.questions, args.mode, max(1, min(args.k, 10)), guild_id=args.guild)
 
     if command == "run":
-        app.preload_reranker()  # /ask's cross-encoder: about a second, before the first question
+        app.preload_reranker()  # /ask's cross-encoder and span reader: about a second, before the first question
         app.preload_generator()  # llama.cpp: loaded and warm before the first /summary mode:abstractive
     if command == "run" and settings.discord_token is not None:
         from .adapters.discord.runner import run_discord

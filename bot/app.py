@@ -59,6 +59,17 @@ class _SlotReranker:
         return self.slot.get().score(question, items)
 
 
+class _SlotSpanReader:
+    """What an :class:`~bot.engines.answerer.Answerer` reads the short answer with: the ASK_PHRASE slot's
+    model, loaded on first use. A model that cannot load raises here, and the answerer keeps to the rules."""
+
+    def __init__(self, slot: ModelSlot) -> None:
+        self.slot = slot
+
+    def read(self, question, sentence, title="", before="", always=False):
+        return self.slot.get().read(question, sentence, title, before, always=always)
+
+
 class ModelSlot:
     """Loads a model once, on first use; remembers a failure and its reason."""
 
@@ -177,6 +188,28 @@ class Precis:
         self.reranker = None if is_off(settings.ask_reranker) else ModelSlot(
             settings.ask_reranker, self._default_reranker)
         self._rerank_source = _SlotReranker(self.reranker) if self.reranker else None
+        # ASK_PHRASE's span reader, loaded with the first /ask (or preload_reranker); None: the phrase rules
+        from models.span_reader import is_rules
+
+        self.span_reader = None if is_rules(settings.ask_phrase) else ModelSlot(
+            settings.ask_phrase, self._default_span_reader)
+        self._span_source = _SlotSpanReader(self.span_reader) if self.span_reader else None
+
+    def _default_span_reader(self):
+        from models.span_reader import open_span_reader
+
+        s = self.settings
+        return open_span_reader(s.ask_phrase, threads=s.model_threads or None, allow_download=s.allow_downloads)
+
+    def span_reader_state(self) -> str:
+        """Which /ask short answer runs, for /about."""
+        slot = self.span_reader
+        if slot is None:
+            return "the phrase rules (ASK_PHRASE=rules)"
+        if slot.error:
+            return f"unavailable, the phrase rules instead - {slot.error}"
+        model = slot.peek()
+        return f"{model.describe()}" if model is not None else f"{slot.name} (loads with the first question)"
 
     def _default_reranker(self):
         from models.reranker import open_reranker
@@ -249,11 +282,16 @@ class Precis:
         )
 
     def preload_reranker(self) -> None:
-        """Load ASK_RERANKER now (about a second), so the first /ask does not wait for it; a failure is
-        logged and /ask ranks without it, as on first use."""
+        """Load ASK_RERANKER and ASK_PHRASE's span reader now (about a second each), so the first /ask does
+        not wait for them; a failure is logged and /ask goes on without it, as on first use."""
         if self.reranker is not None:
             try:
                 self.reranker.get().score("warm up", [("Warm up.", "", "")])
+            except Exception:  # noqa: BLE001 - ModelSlot logged it; /about says why
+                pass
+        if self.span_reader is not None:
+            try:
+                self.span_reader.get().read("Who warms up?", "The model warms up.")
             except Exception:  # noqa: BLE001 - ModelSlot logged it; /about says why
                 pass
 
@@ -319,7 +357,7 @@ class Precis:
         # The /ask features are built here, by the loader, not in the first
         # user's /ask after a reload: for the new sentences only when it grew.
         answerer = Answerer(index, generator=None, previous=self._answerers.get(id(old)),
-                            reranker=self._rerank_source)
+                            reranker=self._rerank_source, span_reader=self._span_source)
         self._snap = snap
         self._answerers = {id(index): answerer}
         b = index.last_build
@@ -462,7 +500,8 @@ class Precis:
             with self._lock:
                 found = self._answerers.get(key)
                 if found is None:
-                    found = Answerer(snap.index, generator=None, reranker=self._rerank_source)
+                    found = Answerer(snap.index, generator=None, reranker=self._rerank_source,
+                                     span_reader=self._span_source)
                     if snap is self._snap:
                         self._answerers[key] = found
         return found

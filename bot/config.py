@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     # training/reranker.py writes to models/weights/reranker), or a folder / hub id of a one-logit cross-encoder.
     # Weights that are missing or fail to load leave /ask on the reader's ranking (one log line; /about says so).
     ask_reranker: str = "off"
+    # /ask's short answer (models/span_reader.py): precis-span (the span reader trained here, shipped in
+    # models/weights/span; training/span.py), "rules" (the phrase rules of bot/engines/answer_phrase.py, as
+    # before), or a folder / hub id of an extractive-QA model. Weights that are missing or fail to load leave
+    # the phrase to the rules (one log line; /about says so).
+    ask_phrase: str = "precis-span"
     workers: int = Field(2, ge=1, le=16)
     # Admission to the worker lanes (bot/adapters/discord/pool.py): a request is queued while its
     # expected wait is at most QUEUE_MAX_WAIT_SECONDS, told its wait past QUEUE_NOTICE_SECONDS, and

@@ -399,6 +399,7 @@ class Handlers:
             f"Summary model: {app.settings.summary_model} ({gen_state})\n"
             f"Checker: {app.checker_state()}\n"
             f"/ask reranker: {app.reranker_state()}\n"
+            f"/ask short answer: {app.span_reader_state()}\n"
             f"Uptime: {uptime // 3600}h {uptime % 3600 // 60}m {uptime % 60}s"
         )
         store = getattr(self.sources, "store", None)  # the database and shards this process uses (issue 22)
