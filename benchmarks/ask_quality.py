@@ -517,6 +517,7 @@ class Setup:
     halves: tuple[list[str], list[str]]
     live_rr: dict[str, Cands] | None = None  # the same questions' candidates as the reranker sees them
     archive_rr: dict[str, Cands] | None = None
+    span_reader: object | None = None  # --span: the short answer also read by this model (never trained on the file)
 
 
 def build_setup(questions: list[Question], articles: list[Article], embedder, cache_dir: Path, reranker=None,
@@ -572,6 +573,7 @@ def configure(ans: Answerer, w: ReaderWeights, ts: dict[bool, float], reranker=N
     thresholds) or without (today's ranking)."""
     ans.reranker = reranker
     ans._rerank_failed = False  # noqa: SLF001
+    ans.span_reader = None  # the rules' phrase; evaluate() reads the span reader's beside it
     if reranker is None:
         ans.reader.weights = w
         ans.abstain_threshold, ans.timed_threshold = ts[False], ts[True]
@@ -591,7 +593,9 @@ def evaluate(st: Setup, months: set[str], w: ReaderWeights, ts: dict[bool, float
         ans = configure(st.full, w, ts, reranker)
         c = {k: 0 for k in ("n", "correct", "wrong", "vague", "abstained", "first_correct", "first_wrong",
                             "first_vague", "top1", "top3", "bm25_correct", "bm25_wrong", "bm25_vague", "bm25_top3",
-                            "with_short", "support_shown", "support_extra_hit")}
+                            "with_short", "support_shown", "support_extra_hit", "span_first_correct",
+                            "span_first_wrong", "span_first_vague", "span_with_short", "spanonly_first_correct",
+                            "spanonly_first_wrong", "spanonly_first_vague", "spanonly_with_short")}
         ms: list[float] = []
         items = []
         for qid, d in cands.items():
@@ -622,6 +626,17 @@ def evaluate(st: Setup, months: set[str], w: ReaderWeights, ts: dict[bool, float
             c["support_shown"] += len(a.support)
             c["support_extra_hit"] += sum(hits[1:])
             item.update(judged=j, first=first, answer=a.answer)
+            if st.span_reader is not None:  # the same answer with the span reader's phrase (ranking unchanged)
+                ans.span_reader, ans._span_failed = st.span_reader, False  # noqa: SLF001
+                for mode, key in (("agree", "span_"), ("span", "spanonly_")):
+                    ans.PHRASE_MODE = mode
+                    text, short, _ = ans.lead(a.question, list(a.support))
+                    got = judge(text.split("\n")[0], pat, wrong)
+                    c[key + "first_" + got] += 1
+                    c[key + "with_short"] += short is not None
+                    item.update({key + "first": got, key + "line": text.split("\n")[0]})
+                ans.span_reader = None
+                del ans.PHRASE_MODE  # back to the class's
         c["ms"] = ms
         out[proto] = c
         out[proto + "_items"] = items
@@ -747,7 +762,8 @@ def metrics(folds: list[dict]) -> dict[str, float]:
     out = {}
     for proto in ("live", "archive", "chat"):
         for key in ("correct", "wrong", "vague", "abstained", "first_correct", "first_wrong", "first_vague", "top1",
-                    "top3", "bm25_correct", "bm25_top3"):
+                    "top3", "bm25_correct", "bm25_top3", "span_first_correct", "span_first_wrong", "with_short",
+                    "span_with_short", "spanonly_first_correct", "spanonly_first_wrong", "spanonly_with_short"):
             out[f"{proto}.{key}"] = mean(proto, key)
         n = sum(f[proto]["n"] - f[proto]["abstained"] for f in folds)
         out[f"{proto}.support_shown"] = sum(f[proto]["support_shown"] for f in folds) / n if n else float("nan")
@@ -774,15 +790,27 @@ TABLE_ROWS = (
     ("chat", "answer right (short answer + its sentence)", "correct"), ("chat", "first line alone right", "first_correct"),
     ("chat", "wrong (answer)", "wrong"), ("chat", "abstained", "abstained"),
 )
+SPAN_ROWS = tuple(
+    row for proto in ("live", "archive", "chat") for row in (
+        (proto, "first line alone right, span reader + rules agreeing (--span, shipped)", "span_first_correct"),
+        (proto, "wrong (first line), span reader + rules agreeing", "span_first_wrong"),
+        (proto, "first line alone right, span reader alone", "spanonly_first_correct"),
+        (proto, "wrong (first line), span reader alone", "spanonly_first_wrong"),
+        (proto, "a short answer leads: rules / agreeing / span reader alone", None)))
 
 
-def print_table(title: str, cols: list[tuple[str, dict[str, float]]]) -> None:
+def print_table(title: str, cols: list[tuple[str, dict[str, float]]], spans: bool = False) -> None:
     """One row per figure, one column per configuration (today's ranking, the reranker)."""
     print()
     print(title)
     print(f"| protocol | figure | " + " | ".join(name for name, _ in cols) + " |")
     print("|---|---|" + "---|" * len(cols))
-    for proto, label, key in TABLE_ROWS:
+    for proto, label, key in TABLE_ROWS + (SPAN_ROWS if spans else ()):
+        if key is None:
+            print(f"| {proto} | {label} | " + " | ".join(
+                f"{m[f'{proto}.with_short']:.1f} / {m[f'{proto}.span_with_short']:.1f} / "
+                f"{m[f'{proto}.spanonly_with_short']:.1f} %" for _, m in cols) + " |")
+            continue
         print(f"| {proto} | {label} | " + " | ".join(f"{m[f'{proto}.{key}']:.1f} %" for _, m in cols) + " |")
     for proto in ("live", "archive"):
         print(f"| {proto} | supporting sentences shown per answer | "
@@ -826,6 +854,12 @@ def print_lmo(res: dict) -> None:
         print(f"  {'first line alone':<30}{mean(proto, 'first_correct'):9.1f}{mean(proto, 'first_wrong'):8.1f}"
               f"{mean(proto, 'first_vague'):8.1f}{mean(proto, 'abstained'):8.1f}"
               f"   (a short answer leads: {mean(proto, 'with_short'):.1f} %)")
+        if any(f[proto]["span_first_correct"] + f[proto]["span_first_wrong"] + f[proto]["span_first_vague"]
+               for f in folds):
+            for key, name in (("span_", "first line, span + rules agree"), ("spanonly_", "first line, span reader alone")):
+                print(f"  {name:<30}{mean(proto, key + 'first_correct'):9.1f}"
+                      f"{mean(proto, key + 'first_wrong'):8.1f}{mean(proto, key + 'first_vague'):8.1f}"
+                      f"{mean(proto, 'abstained'):8.1f}   (a short answer leads: {mean(proto, key + 'with_short'):.1f} %)")
         print(f"  {'plain BM25 top-1 sentence':<30}{mean(proto, 'bm25_correct'):9.1f}{mean(proto, 'bm25_wrong'):8.1f}"
               f"{mean(proto, 'bm25_vague'):8.1f}{0.0:8.1f}")
         print(f"  support hits: top-1 {mean(proto, 'top1'):.1f} %, top-3 {mean(proto, 'top3'):.1f} % "
@@ -878,6 +912,25 @@ def print_lmo(res: dict) -> None:
         print(f"  ({key}) abstention {_pct(x['abstained'], x['n']):.1f} % of {x['n']}")
 
 
+def per_file(specs: list[str], files: list[Path], load, what: str) -> dict[str, object]:
+    """``[STEM=]PATH`` options -> the model loaded for each file's stem (a bare PATH serves every file
+    without its own); {} when none is given."""
+    out: dict[str, object] = {}
+    default = None
+    for spec in specs:
+        stem, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
+        model = load(path)
+        print(f"{what} {path} for {stem or 'every file'}: {model.path}")
+        if stem:
+            out[stem] = model
+        else:
+            default = model
+    if specs:
+        for f in files:
+            out.setdefault(f.stem, default)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--realtimeqa", type=Path, nargs="+",
@@ -887,6 +940,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="also measure the reranked configuration with these cross-encoder weights (a folder); "
                          "FILE_STEM=PATH gives one file its own weights, e.g. one not trained on that file's years "
                          "(realtimeqa_2022=/tmp/rr/f22); a bare PATH serves every file")
+    ap.add_argument("--span", action="append", default=[], metavar="[FILE_STEM=]PATH",
+                    help="also read the first line's short answer with this span reader (a folder written by "
+                         "training/span.py), beside the phrase rules, on the same answers; FILE_STEM=PATH as for "
+                         "--reranker (give each file weights not trained on its years)")
     ap.add_argument("--quarters", action="append", default=[], metavar="FILE_STEM",
                     help="fold this file's questions by quarter, not month (the (a) construction then removes a "
                          "quarter's articles); e.g. realtimeqa_2024_2025")
@@ -937,21 +994,11 @@ def main(argv: list[str] | None = None) -> int:
     for f in args.realtimeqa:
         if not f.is_file():
             print(f"skipped RealTime QA: {f} not found")
-    rerankers: dict[str, object] = {}
-    if args.reranker:
-        from models.reranker import Reranker
+    from models.reranker import Reranker
+    from models.span_reader import SpanReader
 
-        default = None
-        for spec in args.reranker:
-            stem, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
-            r = Reranker(path, threads=args.threads or None)
-            print(f"reranker {path} for {stem or 'every file'}: {r.path}")
-            if stem:
-                rerankers[stem] = r
-            else:
-                default = r
-        for f in files:
-            rerankers.setdefault(f.stem, default)
+    rerankers = per_file(args.reranker, files, lambda p: Reranker(p, threads=args.threads or None), "reranker")
+    spans = per_file(args.span, files, lambda p: SpanReader(p, threads=args.threads or None), "span reader")
     eval_years = {y.strip() for y in args.eval_years.split(",") if y.strip()}
     if files:
         generator = None
@@ -970,6 +1017,7 @@ def main(argv: list[str] | None = None) -> int:
             qs, arts = load_realtimeqa(f, args.limit, "quarter" if f.stem in args.quarters else "month")
             rr = rerankers.get(f.stem)
             st = build_setup(qs, arts, embedder, cache_dir, rr, f.stem)
+            st.span_reader = spans.get(f.stem)
             setups.append(st)
             if eval_years and not any(m[:4] in eval_years for m in st.months):
                 continue
@@ -1005,7 +1053,7 @@ def main(argv: list[str] | None = None) -> int:
     for stem, by_config in (lmo or {}).items():
         print_table(f"{stem}, held-out months (leave-{'quarters' if stem in args.quarters else 'months'}-out: "
                     "fusion weights and thresholds fitted on the other periods; mean over the folds)",
-                    [(name, metrics(res["folds"])) for name, res in by_config.items()])
+                    [(name, metrics(res["folds"])) for name, res in by_config.items()], bool(spans.get(stem)))
     if files and rerankers and any(rerankers.get(f.stem) is not None for f in files):
         # What ships (Answerer.READER_RERANKED, RERANKED_*THRESHOLD): fitted on every question of every file,
         # each file's candidates scored by its own reranker (one not trained on that file's years), so the
@@ -1016,7 +1064,7 @@ def main(argv: list[str] | None = None) -> int:
               f"READER_RERANKED = {w}; RERANKED_THRESHOLD = {ts[False]:.3f}; RERANKED_TIMED_THRESHOLD = {ts[True]:.3f}")
     for y, by_config in (year_out if files else {}).items():
         print_table(f"{y}, held-out year (fitted on the other years' questions)",
-                    [(name, metrics([res])) for name, res in by_config.items()])
+                    [(name, metrics([res])) for name, res in by_config.items()], bool(spans))
     if args.json:
         args.json.write_text(json.dumps({"results": results, "lmo": lmo,
                                          "year_out": year_out if files else None}, indent=1, default=str))
