@@ -32,8 +32,8 @@ at :data:`models.reranker.MAX_LENGTH` word pieces, the length read at run time; 
 autocast where the CPU has native bf16. Saved in float16 safetensors with the tokenizer and
 ``training.json`` (counts, seed, figures).
 
-Figures printed at the end (the model card's, models/weights/span/MODEL_CARD.md), on data the weights never saw: for the held-out
-SQuAD pages and for the RealTime QA years not trained on, on each answering sentence, how often the
+Figures printed at the end (the model card's, models/weights/span/MODEL_CARD.md), on data the
+weights never saw: for the held-out SQuAD pages and for the RealTime QA years not trained on, on each answering sentence, how often the
 phrase holds the gold answer, against today's phrase rules (``bot/engines/answer_phrase.py``) on the
 same sentences; and how often "no answer here" is chosen on sentences without the answer.
 """
