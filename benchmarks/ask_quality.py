@@ -792,11 +792,11 @@ TABLE_ROWS = (
 )
 SPAN_ROWS = tuple(
     row for proto in ("live", "archive", "chat") for row in (
-        (proto, "first line alone right, span reader + rules agreeing (--span, shipped)", "span_first_correct"),
+        (proto, "first line alone right, span reader + rules agreeing (--span)", "span_first_correct"),
         (proto, "wrong (first line), span reader + rules agreeing", "span_first_wrong"),
-        (proto, "first line alone right, span reader alone", "spanonly_first_correct"),
-        (proto, "wrong (first line), span reader alone", "spanonly_first_wrong"),
-        (proto, "a short answer leads: rules / agreeing / span reader alone", None)))
+        (proto, "first line alone right, span reader (shipped, kept whole)", "spanonly_first_correct"),
+        (proto, "wrong (first line), span reader (shipped)", "spanonly_first_wrong"),
+        (proto, "a short answer leads: rules / agreeing / span reader (shipped)", None)))
 
 
 def print_table(title: str, cols: list[tuple[str, dict[str, float]]], spans: bool = False) -> None:
@@ -856,10 +856,12 @@ def print_lmo(res: dict) -> None:
               f"   (a short answer leads: {mean(proto, 'with_short'):.1f} %)")
         if any(f[proto]["span_first_correct"] + f[proto]["span_first_wrong"] + f[proto]["span_first_vague"]
                for f in folds):
-            for key, name in (("span_", "first line, span + rules agree"), ("spanonly_", "first line, span reader alone")):
+            for key, name in (("span_", "first line, span + rules agree"),
+                              ("spanonly_", "first line, span (shipped)")):
                 print(f"  {name:<30}{mean(proto, key + 'first_correct'):9.1f}"
                       f"{mean(proto, key + 'first_wrong'):8.1f}{mean(proto, key + 'first_vague'):8.1f}"
-                      f"{mean(proto, 'abstained'):8.1f}   (a short answer leads: {mean(proto, key + 'with_short'):.1f} %)")
+                      f"{mean(proto, 'abstained'):8.1f}   "
+                      f"(a short answer leads: {mean(proto, key + 'with_short'):.1f} %)")
         print(f"  {'plain BM25 top-1 sentence':<30}{mean(proto, 'bm25_correct'):9.1f}{mean(proto, 'bm25_wrong'):8.1f}"
               f"{mean(proto, 'bm25_vague'):8.1f}{0.0:8.1f}")
         print(f"  support hits: top-1 {mean(proto, 'top1'):.1f} %, top-3 {mean(proto, 'top3'):.1f} % "

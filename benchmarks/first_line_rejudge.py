@@ -2,7 +2,8 @@
 the shipped phrase rule (:func:`bot.engines.answerer.whole_phrase` over the span reader's span), on the
 very same answers: ranking, abstention and the span reader's span are the run's; only the last step,
 "keep the span whole or lead with the sentence", is applied here. Prints, per held-out period and
-protocol, the run's "span reader alone" first line and the shipped one, right and wrong.
+protocol, the run's span reader first line ("span reader alone" in runs before the kept-whole step) and the
+shipped one, right and wrong.
 
     python benchmarks/first_line_rejudge.py RUN.json [RUN.json ...] [--realtimeqa-dir DIR]
 

@@ -33,9 +33,10 @@ autocast where the CPU has native bf16. Saved in float16 safetensors with the to
 ``training.json`` (counts, seed, figures).
 
 Figures printed at the end (the model card's, models/weights/span/MODEL_CARD.md), on data the
-weights never saw: for the held-out SQuAD pages and for the RealTime QA years not trained on, on each answering sentence, how often the
-phrase holds the gold answer, against today's phrase rules (``bot/engines/answer_phrase.py``) on the
-same sentences; and how often "no answer here" is chosen on sentences without the answer.
+weights never saw: for the held-out SQuAD pages and for the RealTime QA years not trained on, on
+each answering sentence, how often the phrase holds the gold answer, against today's phrase rules
+(``bot/engines/answer_phrase.py``) on the same sentences; and how often "no answer here" is chosen
+on sentences without the answer.
 """
 
 from __future__ import annotations

@@ -646,8 +646,9 @@ class Answerer:
     # something else is not shown as support.
     SUPPORT_MIN_ODDS = 0.05
     # How the short answer is chosen when a span reader is loaded (:meth:`pick_phrase`). "span": the span
-    # reader's own decision. Held out on every RealTime QA period (benchmarks/ask_quality.py --span), the first
-    # line alone is right 9-11 points more often than with the rules, and 2-3 points more than "agree".
+    # reader's own decision, kept whole. Held out on every RealTime QA period (benchmarks/ask_quality.py --span,
+    # first_line_rejudge.py), the first line alone is right 10-13 points more often than with the rules, and
+    # 3-5 points more than with "agree".
     PHRASE_MODE = "span"
     timeframes = True  # a question's "this week" narrows it to the week's articles (benchmarks switch it off)
     # with the span constraint: the answer is words of sentence 1, so ask for the fewest that answer
@@ -778,21 +779,22 @@ class Answerer:
                 before = Support(first.article, first.position - 1, row, self.index.texts[row], first.score)
                 rest = [s for s in support[1:] if s.sentence != row]
                 return f"{person.text}\n{top}", person.text, [first, before, *rest][: max(len(support), 2)]
-        phrase = best_phrase(question, top, [s.text for s in support[1:]])
-        rules = phrase.text if phrase is not None else None
+        found = best_phrase(question, top, [s.text for s in support[1:]])
+        short = found.text if found is not None else None
         read = self.read_span(question, first)
         if read is not False:  # the span reader ran
-            rules = self.pick_phrase(top, rules, read)
-        if rules is None:
+            short = self.pick_phrase(top, short, read)
+        if short is None:
             return top, None, support
-        return f"{rules}\n{top}", rules, support
+        return f"{short}\n{top}", short, support
 
     def pick_phrase(self, sentence: str, rules: str | None, span) -> str | None:
-        """The short answer of ``sentence``, with no fitted knob. :attr:`PHRASE_MODE` ``"span"`` (the
-        default): the span reader's span when it scores above "no answer here", kept whole
-        (:func:`whole_phrase`), else none (the sentence leads). ``"agree"`` (measured beside it by ``benchmarks/ask_quality.py``): the rules' phrase when the
-        span reader's best span overlaps it, even under "no answer here" (two readers agree; the rules'
-        phrase keeps its unit, "68 new coronavirus cases"), else the span reader's decision."""
+        """The short answer of ``sentence`` from the span reader's best ``span`` and the rules' phrase, with
+        no fitted knob. :attr:`PHRASE_MODE` ``"span"`` (the default): the span when it scores above "no
+        answer here", kept whole (:func:`whole_phrase`), else none (the sentence leads). ``"agree"``
+        (measured beside it by ``benchmarks/ask_quality.py``): the rules' phrase when the span overlaps it,
+        even under "no answer here" (two readers agree; the rules' phrase keeps its unit, "68 new
+        coronavirus cases"), else the span when it scores above "no answer here"."""
         text = span.text.strip() if span is not None else ""
         a = sentence.find(text) if text and text != sentence.strip() else -1
         if a < 0:
