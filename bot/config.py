@@ -92,6 +92,13 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # Running as a service (docs/operations.md). METRICS_PORT: /metrics (Prometheus), /healthz and /readyz
+    # on this port (unset: off), bound to METRICS_HOST (127.0.0.1 unless set). STOP_GRACE_SECONDS: on
+    # SIGTERM/SIGINT, how long interactions in flight, a digest post and a feed poll get to finish.
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+    stop_grace_seconds: float = Field(20.0, ge=0, le=600)
+
     # Past one process (bot/store/db.py; README "Several processes"). DATABASE_URL unset: the SQLite
     # file in DATA_DIR (one process, nothing to install); postgresql://user:password@host:5432/db:
     # a PostgreSQL server that several processes share. Start-up waits for an unreachable server,
@@ -151,6 +158,11 @@ class Settings(BaseSettings):
     def database(self) -> Path | str:
         """What :class:`bot.store.Store` opens: the PostgreSQL URL, or the SQLite file in DATA_DIR."""
         return self.database_url.get_secret_value().strip() if self.database_url is not None else self.db_path
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _blank_port_is_off(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
 
     @field_validator("discord_dev_guild_id", mode="before")
     @classmethod
