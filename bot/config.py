@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     summary_length: int = Field(3, ge=1, le=10)
     max_question_chars: int = 300
     # /ask's reranker (models/reranker.py): "off" (the reader's ranking alone, the default: the cross-encoder
-    # trained here measured no better on held-out years, README "The reranker"), precis-reranker (the weights
+    # trained here measured no better on held-out years, docs/models.md "The reranker"), precis-reranker (the weights
     # training/reranker.py writes to models/weights/reranker), or a folder / hub id of a one-logit cross-encoder.
     # Weights that are missing or fail to load leave /ask on the reader's ranking (one log line; /about says so).
     ask_reranker: str = "off"
@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     stop_grace_seconds: float = Field(20.0, ge=0, le=600)
 
-    # Past one process (bot/store/db.py; README "Several processes"). DATABASE_URL unset: the SQLite
+    # Past one process (bot/store/db.py; docs/scaling.md). DATABASE_URL unset: the SQLite
     # file in DATA_DIR (one process, nothing to install); postgresql://user:password@host:5432/db:
     # a PostgreSQL server that several processes share. Start-up waits for an unreachable server,
     # retrying every few seconds for DATABASE_WAIT_SECONDS (the bot answers extractive queries meanwhile).

@@ -1,7 +1,7 @@
 """/ask's reranker: loading a cross-encoder, the fusion with the reader, its fallbacks, support that supports.
 
 No trained weights are shipped (the one trained here measured no better than the reader on held-out
-years: README "The reranker"), so a tiny randomly initialised BERT cross-encoder is built in a fixture
+years: docs/models.md "The reranker"), so a tiny randomly initialised BERT cross-encoder is built in a fixture
 from the bundled MiniLM's tokenizer; no network, no ../shared data.
 """
 
