@@ -11,6 +11,7 @@ from discord.ext import commands, tasks
 
 from ....render.discord import COLOR_DIGEST, render_digest
 from ....store import Schedule, ScheduleError, StoreError
+from ....store.schedule import resolve_zone, suggest_zones
 from ..respond import NO_MENTIONS, UserFacingError, defer, message_kwargs
 
 if TYPE_CHECKING:
@@ -63,12 +64,21 @@ class DigestCog(commands.Cog, name="Digest"):
         cur = current.strip()
         picks = [t for t in TIMES if t.startswith(cur)] if cur else TIMES[::4]
         try:
-            exact = Schedule.daily(cur).to_text().split("@")[1] if cur else None
+            exact = Schedule.daily(cur).hhmm if cur else None
         except ScheduleError:
             exact = None
         if exact and exact not in picks:
             picks.insert(0, exact)
-        return [app_commands.Choice(name=f"{t} UTC", value=t) for t in picks[:25]]
+        # The times are in the zone chosen in tz: (when one is), else UTC.
+        typed_tz = str(getattr(interaction.namespace, "tz", None) or "").strip()
+        try:
+            zone = resolve_zone(typed_tz) if typed_tz else "UTC"
+        except ScheduleError:
+            zone = ""  # not a zone (yet): say nothing rather than something wrong
+        return [app_commands.Choice(name=f"{t} {zone}".strip(), value=t) for t in picks[:25]]
+
+    async def tz_autocomplete(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return [app_commands.Choice(name=z, value=z) for z in suggest_zones(current, 25)]
 
     @digest.command(name="now", description="Show now what this channel's next digest holds (or the newest articles)")
     @app_commands.describe(private="Only you see it")
@@ -86,26 +96,31 @@ class DigestCog(commands.Cog, name="Digest"):
     @digest.command(name="subscribe", description="Post a digest of new articles to a channel, daily at a time or every N minutes")
     @app_commands.describe(
         channel="The text channel to post in",
-        at="Daily, at this time (HH:MM, UTC); the default is 08:00",
+        at="Daily, at this time (HH:MM, in tz: or else UTC); the default is 08:00",
+        tz="Time zone of the daily time, e.g. America/New_York (the default is UTC)",
         every="Or every this many minutes (5 to 10080) instead of daily",
         ping="A role each digest mentions (opt-in; without it a digest pings no one)",
     )
-    @app_commands.autocomplete(at=at_autocomplete)
+    @app_commands.autocomplete(at=at_autocomplete, tz=tz_autocomplete)
     @app_commands.checks.has_permissions(manage_guild=True)
     async def subscribe(
         self,
         interaction: discord.Interaction,
         channel: discord.TextChannel,
         at: Optional[app_commands.Range[str, 4, 9]] = None,
+        tz: Optional[app_commands.Range[str, 1, 64]] = None,
         every: Optional[app_commands.Range[int, 5, 10080]] = None,
         ping: Optional[discord.Role] = None,
     ) -> None:
         if at and every:
             raise UserFacingError("Give `at:` (a daily time) or `every:` (minutes), not both.")
+        if tz and every:
+            raise UserFacingError("`tz:` sets the time zone of a daily `at:` time; an `every:` interval is the same "
+                                  "in every zone, so leave `tz:` out.")
         if ping is not None and (ping.is_default() or (interaction.guild_id and ping.guild.id != interaction.guild_id)):
             raise UserFacingError("Pick a role of this server to ping (not @everyone).")
         try:
-            schedule = Schedule.every(every) if every else Schedule.daily(at or "08:00")
+            schedule = Schedule.every(every) if every else Schedule.daily(at or "08:00", tz)
         except ScheduleError as exc:
             raise UserFacingError(str(exc)) from None
         perms = channel.permissions_for(channel.guild.me) if channel.guild.me else None
