@@ -1,4 +1,4 @@
-"""``python -m bot run|console|summarize|ask``."""
+"""``python -m bot run|check|console|summarize|ask|fetch|verify``."""
 
 from __future__ import annotations
 
@@ -45,6 +45,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bot", description="Precis: trustworthy news summaries.")
     sub = p.add_subparsers(dest="command")
     sub.add_parser("run", help="start the Discord bot (console when no DISCORD_TOKEN is set)")
+    sub.add_parser("check", help="check the settings and reach each part (Discord, database, corpus, models, "
+                                 "feeds, metrics): one line per part; exit status 1 on a problem, 2 on invalid settings")
     c = sub.add_parser("console", help="local console with the slash syntax")
     c.add_argument("--corpus", type=Path, default=None, help="corpus file or folder (default: CORPUS_PATH)")
     c.add_argument("--guild", type=int, default=None,
@@ -137,19 +139,35 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "run"
 
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from .config import load_settings
 
-    try:
-        overrides = {}
-        if getattr(args, "corpus", None) is not None:
-            overrides["corpus_path"] = args.corpus
-        if getattr(args, "data_dir", None) is not None:
-            overrides["data_dir"] = args.data_dir
-        settings = load_settings(**overrides)
-    except ValidationError as exc:
-        print(f"Invalid settings (environment or .env):\n{exc}", file=sys.stderr)
-        return 2
+    if command == "check":
+        from .check import check
+
+        return check()
+    if command == "run":  # the same checks first: one line per part, and no traceback when one is broken
+        from .check import preflight
+
+        code, settings = preflight()
+        if code:
+            return code
+    else:
+        try:
+            overrides = {}
+            if getattr(args, "corpus", None) is not None:
+                overrides["corpus_path"] = args.corpus
+            if getattr(args, "data_dir", None) is not None:
+                overrides["data_dir"] = args.data_dir
+            settings = load_settings(**overrides)
+        except (ValidationError, SettingsError) as exc:
+            from .check import settings_error_lines
+
+            # one line per bad field, never its value when it is a secret (pydantic's own text shows it)
+            lines = "\n".join(f"  {line}" for line in settings_error_lines(exc))
+            print(f"Invalid settings (environment or .env):\n{lines}", file=sys.stderr)
+            return 2
     _setup_logging(settings.log_level)
 
     if command == "verify":
