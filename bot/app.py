@@ -171,6 +171,7 @@ class Precis:
         self.clock = time.time  # what "now" is for hiding overdue articles (tests set it)
         self._snap = self._snapshot_of(SentenceIndex(embedder, self.cache))
         self.last_load = LoadReport()
+        self.corpus_loaded = False  # True once load() has run (/readyz: the corpus is there to answer from)
         self._answerers: dict[int, object] = {}
         self.generate_lock = threading.Lock()  # one generation at a time: the model is not thread-safe
         if generator_factory is None:
@@ -398,6 +399,7 @@ class Precis:
                 seconds=time.perf_counter() - t,
             )
             self.last_load = report
+            self.corpus_loaded = True
         log.info("corpus: %s", report.summary())
         return report
 

@@ -176,6 +176,7 @@ class Sources:
         self._fetched_seq = 0  # the last fetched article read from the store (PostgreSQL)
         self._fetched_lock = threading.Lock()
         self._shares_at = time.monotonic()  # shares were loaded just now (reload_shares, below)
+        self.on_poll = None  # told each poll's PollResult (the bot's metrics)
         self.reload_shares()
 
     def reload_shares(self) -> None:
@@ -304,13 +305,21 @@ class Sources:
             if not leased:  # another process is polling it now (or it was removed)
                 log.info("feed %s (guild %s): another process is polling it; skipped", feed.url, feed.guild_id)
                 return None
-            return await self._poll(leased[0])
+            return self._counted(await self._poll(leased[0]))
         except Exception as exc:  # noqa: BLE001 - one broken feed must not stop the others
             log.exception("feed %s (guild %s): poll failed unexpectedly", feed.url, feed.guild_id)
-            return self._failed(feed, f"internal error: {exc.__class__.__name__}: {exc}"[:300], None)
+            return self._counted(self._failed(feed, f"internal error: {exc.__class__.__name__}: {exc}"[:300], None))
         finally:
             with self._poll_lock:
                 self._polling.discard(feed.id)
+
+    def _counted(self, result: PollResult) -> PollResult:
+        if self.on_poll is not None:
+            try:
+                self.on_poll(result)
+            except Exception:  # noqa: BLE001 - counting never fails a poll
+                log.debug("feeds: counting a poll failed", exc_info=True)
+        return result
 
     async def _poll(self, feed: Feed) -> PollResult:
         now = self.clock()

@@ -22,6 +22,7 @@ from ...app import LoadReport, Precis
 from ...engines.digest import DigestRunner, TickResult
 from ...handlers.core import Handlers
 from ...handlers.reply import Reply
+from ...metrics import BotMetrics, MetricsServer
 from ...render.discord import RenderedReply, render_reply
 from ...store import Store, StoreError, open_store
 from .cooldown import Cooldowns
@@ -36,7 +37,9 @@ from .respond import (
     message_kwargs,
     send_error,
     send_rendered,
+    stamp,
     tell_queued,
+    timings,
 )
 from .sender import DiscordDigestSender
 from .views import SupportView
@@ -46,6 +49,7 @@ log = logging.getLogger("bot.adapters.discord")
 DIGEST_INTERVAL_S = 30.0
 FEED_TICK_S = 60.0  # how often due feeds are looked for (each feed has its own FEED_INTERVAL_MINUTES)
 FETCHED_SYNC_S = 2.0  # PostgreSQL: how often other processes' new feed and link articles are looked for
+HEARTBEAT_S = 1.0  # how often the event loop tells the metrics it turns (/healthz)
 
 
 def shard_options(settings) -> dict[str, Any]:
@@ -66,6 +70,24 @@ def describe_shards(settings) -> str:
     return f"{','.join(map(str, ids)) if ids is not None else 'all'} of {count}"
 
 
+def outcome_of(error: BaseException) -> str:
+    """The metrics' outcome of a command that ended in ``error``: busy, cooldown, refused (the member's
+    request or permissions), failed (our side: a bug, the database, the model)."""
+    if isinstance(error, Busy):
+        return "busy"
+    if isinstance(error, CooldownActive):
+        return "cooldown"
+    if isinstance(error, (UserFacingError, app_commands.CheckFailure, app_commands.TransformerError)):
+        return "refused"
+    return "failed"
+
+
+def command_name(interaction: discord.Interaction) -> str:
+    """The metrics' label of an interaction: the command's qualified name ("ask", "digest now")."""
+    cmd = interaction.command
+    return cmd.qualified_name if cmd is not None else "unknown"
+
+
 def job_kind(fn: Callable[..., Any], kwargs: dict[str, Any]) -> str:
     """The kind of job a command is, for its lane and its expected cost: abstractive (the model lane),
     ask, summary, link (a summary of a fetched page: network time), or the handler's name."""
@@ -78,6 +100,10 @@ def job_kind(fn: Callable[..., Any], kwargs: dict[str, Any]) -> str:
 
 
 class PrecisTree(app_commands.CommandTree):
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        stamp(interaction, "received")  # the metrics' start for the time to acknowledge and to answer
+        return True
+
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         await interaction.client.report_error(interaction, error)  # type: ignore[attr-defined]
 
@@ -144,9 +170,18 @@ class PrecisBot(commands.Bot):
         self._views: weakref.WeakSet[discord.ui.View] = weakref.WeakSet()
         self._watch_stop: asyncio.Event | None = None
         self._watch_task: asyncio.Task[None] | None = None
+        # Operations (issue 33): counters and scrape-time gauges on this bot's own registry; the HTTP
+        # server (/metrics, /healthz, /readyz) only with METRICS_PORT, started in setup_hook.
+        self.metrics = BotMetrics(app, self.store, connected=lambda: self.is_ready() and not self.is_closed())
+        self.metrics.watch_lane("cheap", self.pool)
+        self.metrics.watch_lane("model", self.gen_pool)
+        self.sources.on_poll = self.metrics.feed_polled
+        self.metrics_server: MetricsServer | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ start-up
     async def setup_hook(self) -> None:
+        self.start_metrics()
         from .cogs.corpus import CorpusCog
         from .cogs.digest import DigestCog
         from .cogs.query import QueryCog
@@ -172,6 +207,34 @@ class PrecisBot(commands.Bot):
                 watch_corpus(self.settings.corpus_path, self._reload_in_background, stop_event=self._watch_stop),
                 name="precis-corpus-watch",
             )
+
+    def start_metrics(self) -> None:
+        """The event loop's heartbeat, and with METRICS_PORT the HTTP server (a port in use: logged, the bot
+        runs on without it)."""
+        self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="precis-heartbeat")
+        port = self.settings.metrics_port
+        if not port or self.metrics_server is not None:
+            return
+        try:
+            self.metrics_server = MetricsServer(self.metrics, self.settings.metrics_host, port).start()
+        except OSError as exc:
+            log.error("metrics: cannot listen on %s:%s (%s); running without /metrics, /healthz and /readyz",
+                      self.settings.metrics_host, port, exc)
+            return
+        log.info("metrics: %s/metrics, /healthz and /readyz", self.metrics_server.url)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            self.metrics.beat()
+            await asyncio.sleep(HEARTBEAT_S)
+
+    async def _stop_metrics(self) -> None:
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+        server, self.metrics_server = self.metrics_server, None
+        if server is not None:
+            await asyncio.to_thread(server.stop)
+        self.metrics.close()
 
     def _store_ready_work(self) -> None:
         """What start-up does with the store: the FEEDS setting's feeds, other processes' articles,
@@ -228,8 +291,19 @@ class PrecisBot(commands.Bot):
         log.info("logged in as %s (%s); %d guild(s); shards %s", self.user, self.user.id if self.user else "?",
                  len(self.guilds), describe_shards(self.settings))
 
+    async def on_app_command_completion(self, interaction: discord.Interaction, command: Any) -> None:
+        self.count_interaction(interaction, interaction.extras.get("outcome", "answered"))
+
+    def count_interaction(self, interaction: discord.Interaction, outcome: str) -> None:
+        """One slash or context-menu command, done: its outcome and timings to the metrics."""
+        if interaction.type is not discord.InteractionType.application_command:
+            return  # buttons and autocomplete are not counted
+        ack, answer = timings(interaction)
+        self.metrics.interaction(command_name(interaction), outcome, ack=ack, answer=answer)
+
     # ------------------------------------------------------------ shut-down
     async def close(self) -> None:
+        await self._stop_metrics()
         if self._watch_stop is not None:
             self._watch_stop.set()
         if self._fetched_task is not None:
@@ -279,6 +353,8 @@ class PrecisBot(commands.Bot):
             reply = await job
         if not reply.ok:
             raise UserFacingError(reply.text)
+        if reply.abstained:
+            interaction.extras["outcome"] = "abstained"
         log.debug("%s answered in %.2fs (expected wait %.1fs)", describe(interaction), time.perf_counter() - t, slot.wait)
         await self.send_rendered(interaction, render_reply(reply), private=private)
 
@@ -291,6 +367,8 @@ class PrecisBot(commands.Bot):
     async def respond_now(self, interaction: discord.Interaction, rendered: RenderedReply, *, private: bool) -> None:
         """For cheap commands (no model): answer in the initial response."""
         await interaction.response.send_message(ephemeral=private, **message_kwargs(rendered.messages[0]))
+        stamp(interaction, "acked")
+        stamp(interaction, "answered")
 
     # ------------------------------------------------------------ errors
     async def report_error(self, interaction: discord.Interaction, error: BaseException) -> None:
@@ -337,6 +415,7 @@ class PrecisBot(commands.Bot):
                 text = "Something went wrong on my side; it has been logged."
                 log.error("command failed: %s: %s: %s", ctx, name, original, exc_info=original)
         await send_error(interaction, text)
+        self.count_interaction(interaction, outcome_of(original))
 
     # ------------------------------------------------------------ corpus and digests
     def reload_corpus(self) -> LoadReport:
@@ -352,12 +431,17 @@ class PrecisBot(commands.Bot):
         """One scheduler tick: due digests composed and posted from a worker thread, exactly once."""
         loop = asyncio.get_running_loop()
         sender = DiscordDigestSender(self, loop)
-        return await loop.run_in_executor(self._digest_executor, self.digests.tick, now, sender)
+        result = await loop.run_in_executor(self._digest_executor, self.digests.tick, now, sender)
+        self.metrics.digest_tick(result)
+        return result
 
     async def feed_tick(self) -> None:
         """Poll the feeds that are due (each failure is recorded on its feed and logged), then retire
         what retention says is too old (cheap when nothing is)."""
-        await self.sources.poll_due()
+        try:
+            await self.sources.poll_due()
+        except StoreError as exc:  # the database is away: the feeds wait for it (readiness says so)
+            log.warning("feeds: not polled this tick: %s", exc)
         await self.pool.run_background(lambda: self.app.retire(batched=True))
 
 

@@ -106,9 +106,15 @@ class Slot:
                 self.finished_at = clock()
 
         loop = asyncio.get_running_loop()
+        submitted = clock()
         try:
             return await loop.run_in_executor(pool.executor, job)
         finally:
+            if self.started_at is not None and pool.on_wait is not None:
+                try:
+                    pool.on_wait(max(0.0, self.started_at - submitted))  # the time it waited for a worker
+                except Exception:  # noqa: BLE001 - metrics never fail a job
+                    pass
             if self.started_at is not None and self.finished_at is not None:
                 pool.costs.observe(self.kind, self.finished_at - self.started_at)
 
@@ -136,6 +142,7 @@ class WorkerPool:
         self.costs = costs if costs is not None else CostModel()
         self.clock = clock
         self.name = name
+        self.on_wait: Callable[[float], None] | None = None  # told each job's wait for a worker (metrics)
         self.executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix=name)
         self._slots: list[Slot] = []  # reserved, not released; only touched on the event loop thread
 

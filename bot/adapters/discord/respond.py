@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import discord
@@ -74,9 +75,31 @@ def ping_role_kwargs(kw: dict[str, Any], role_id: int | None) -> dict[str, Any]:
     return out
 
 
+def stamp(interaction: discord.Interaction, what: str) -> None:
+    """Remember when an interaction was first ``received``, ``acked`` or ``answered`` (``time.monotonic()``,
+    in ``interaction.extras``), for the metrics (see :func:`timings`)."""
+    interaction.extras.setdefault(f"{what}_at", time.monotonic())
+
+
+def timings(interaction: discord.Interaction) -> tuple[float | None, float | None]:
+    """(seconds to acknowledge, seconds to answer) since the interaction was received; None: not known
+    (or not done). A response sent without :func:`stamp` counts as sent now."""
+    extras = interaction.extras
+    received = extras.get("received_at")
+    if received is None:
+        return None, None
+    now = time.monotonic()
+    acked = extras.get("acked_at")
+    if acked is None and interaction.response.is_done():
+        acked = now
+    answered = extras.get("answered_at", now)
+    return (None if acked is None else acked - received), answered - received
+
+
 async def defer(interaction: discord.Interaction, *, private: bool) -> None:
     """Acknowledge at once ("thinking..."); remember whether the placeholder is public."""
     await interaction.response.defer(thinking=True, ephemeral=private)
+    stamp(interaction, "acked")
     interaction.extras["public_defer"] = not private
 
 
@@ -107,6 +130,7 @@ async def send_rendered(interaction: discord.Interaction, rendered: RenderedRepl
             continue
         sent.append(await interaction.followup.send(ephemeral=private, wait=True, **kw))
     interaction.extras["answered"] = True
+    stamp(interaction, "answered")
     return sent
 
 
@@ -116,6 +140,7 @@ async def send_error(interaction: discord.Interaction, text: str) -> None:
     try:
         if not interaction.response.is_done():
             await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+            stamp(interaction, "acked")
             return
         if interaction.extras.get("public_defer") and not interaction.extras.get("answered"):
             # The public "thinking..." placeholder would turn into a public error: remove it first.
