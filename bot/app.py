@@ -300,6 +300,17 @@ class Precis:
             except Exception:  # noqa: BLE001 - ModelSlot logged it; /about says why
                 pass
 
+    def close_models(self) -> None:
+        """Stop what a loaded model runs beside the bot (llama.cpp's in-process server and its workers,
+        a model server's connection pool); called once, by the clean stop."""
+        model = self.generator.peek()
+        close = getattr(model, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception as exc:  # noqa: BLE001 - stopping anyway
+                log.warning("closing the summary model: %s", exc)
+
     def preload_generator(self) -> threading.Thread | None:
         """Load SUMMARY_MODEL in the background now, when it is cheap: a GGUF on llama.cpp in-process
         (under a second, the weights memory-mapped), then one short rewrite on each worker, so the first

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 from bot.store import Schedule, Store, shard_of
+from tests.bot_process import digest_messages as _digests
+from tests.bot_process import read_line as _line
 from tests.fakes import discord_payloads as P
 from tests.fakes.discord_server import FakeDiscord
 from tests.pg_fixtures import pg_url  # noqa: F401 - fixture
@@ -23,26 +25,6 @@ from tests.pg_fixtures import pg_url  # noqa: F401 - fixture
 BOT = Path(__file__).resolve().parent / "shard_bot.py"
 GUILDS = {0: 1000 << 22, 1: 1001 << 22}  # shard -> guild
 CHANNELS = {0: 5000 << 22, 1: 5001 << 22}
-
-
-def _digests(fake: FakeDiscord, channel_id: int) -> list[dict]:
-    return [m for m in fake.messages_in(channel_id)
-            if m["embeds"] and (m["embeds"][-1].get("footer") or {}).get("text", "").startswith("Digest #")]
-
-
-async def _line(proc, prefix: str, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            raw = await asyncio.wait_for(proc.stdout.readline(), max(0.1, deadline - time.monotonic()))
-        except asyncio.TimeoutError:
-            break
-        if not raw:
-            break
-        line = raw.decode().strip()
-        if line.startswith(prefix):
-            return line
-    raise AssertionError(f"no {prefix!r} from bot process {proc.pid}")
 
 
 async def test_two_shard_processes_post_each_guilds_digest_once_and_recover_a_killed_one(pg_url, tmp_path):  # noqa: F811

@@ -311,6 +311,10 @@ class DigestRunner:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._registered = 0
         self._sync_lock = threading.Lock()
+        # A clean stop (SIGTERM): the tick in progress finishes the post it holds and claims no other;
+        # ``current`` is that post, for handing its lease back if it outlasts the grace period.
+        self.stopping = threading.Event()
+        self.current: Post | None = None
 
     def sync_articles(self, now: float | None = None) -> int:
         """Give articles the bot has not seen before their ``seq`` (load order). Cheap when nothing changed."""
@@ -380,53 +384,75 @@ class DigestRunner:
         result = TickResult()
         self.sync_articles(now)
         for sub in self.store.due(now):
+            if self.stopping.is_set():
+                log.info("digest: stopping; the other due digests are left to the next tick or process")
+                break
             post = self.store.claim(sub.id, now, self.owner, empty_note=self.empty_note)
             if post is None:
                 continue
-            ctx = f"subscription {sub.id} (guild {sub.guild_id}, channel {sub.channel_id}), post {post.id} [{post.digest_key}]"
+            self.current = post
             try:
-                if post.recovering:
-                    found = sender.find(sub, post)
-                    if found is not None:
-                        self.store.mark_sent(post.id, found, now, self._shown(post, sub))
-                        log.info("digest: %s was already posted as message %s; recorded it", ctx, found)
-                        result.recovered.append(post.id)
-                        continue
-                digest = self.compose(post, sub.guild_id)
-                if post.kind == "digest" and digest.empty:
-                    self.store.mark_sent(post.id, None, now, [])
-                    log.warning("digest: %s covers %d article(s) no longer loaded; nothing to post", ctx, len(post.article_ids))
-                    result.skipped.append(post.id)
-                    continue
-                if not self.store.holds_lease(post.id, self.owner, now):
-                    log.warning("digest: lost the lease on %s before sending; leaving it to its new owner", ctx)
-                    continue
-                message_id = sender.send(sub, post, digest)
-            except PermanentSendError as exc:
-                retry = _backoff(post.attempts) * 10
-                log.warning("digest: cannot post %s: %s; retrying in %.0f s", ctx, exc, retry)
-                self.store.release(post.id, self.owner, now + retry, str(exc))
-                result.failed.append(post.id)
-                continue
-            except Exception as exc:  # noqa: BLE001 - one bad subscription must not stop the others
-                retry = _backoff(post.attempts)
-                log.exception("digest: posting %s failed (attempt %d); retrying in %.0f s", ctx, post.attempts, retry)
-                self.store.release(post.id, self.owner, now + retry, f"{exc.__class__.__name__}: {exc}")
-                result.failed.append(post.id)
-                continue
-            try:
-                self.store.mark_sent(post.id, message_id, now, None if post.kind == "empty" else digest.shown())
-            except Exception as exc:  # noqa: BLE001 - sent but not recorded: the next attempt finds the message
-                log.exception("digest: %s was sent as message %s but not recorded; will recover", ctx, message_id)
-                try:
-                    self.store.release(post.id, self.owner, now, f"record failed: {exc!r}")
-                except Exception:  # noqa: BLE001 - the lease runs out on its own
-                    log.exception("digest: could not release %s", ctx)
-                result.failed.append(post.id)
-                continue
-            log.info("digest: posted %s as message %s (%d article(s))", ctx, message_id, len(post.article_ids))
-            result.posted.append(post.id)
+                self._post_one(sub, post, now, sender, result)
+            finally:
+                self.current = None
         return result
+
+    def hand_back(self, reason: str = "stopped before the post finished") -> int | None:
+        """Release the lease of the post being sent now, so that another process (or the next start)
+        takes it over at once instead of after the lease: it finds the message if it went out. The id,
+        or None when no post is in progress."""
+        post = self.current
+        if post is None:
+            return None
+        self.store.release(post.id, self.owner, time.time(), reason)
+        log.warning("digest: post %s handed back (%s)", post.id, reason)
+        return post.id
+
+    def _post_one(self, sub, post: Post, now: float, sender: DigestSender, result: TickResult) -> None:
+        """Compose, send and record one claimed post (every failure is recorded on it)."""
+        ctx = f"subscription {sub.id} (guild {sub.guild_id}, channel {sub.channel_id}), post {post.id} [{post.digest_key}]"
+        try:
+            if post.recovering:
+                found = sender.find(sub, post)
+                if found is not None:
+                    self.store.mark_sent(post.id, found, now, self._shown(post, sub))
+                    log.info("digest: %s was already posted as message %s; recorded it", ctx, found)
+                    result.recovered.append(post.id)
+                    return
+            digest = self.compose(post, sub.guild_id)
+            if post.kind == "digest" and digest.empty:
+                self.store.mark_sent(post.id, None, now, [])
+                log.warning("digest: %s covers %d article(s) no longer loaded; nothing to post", ctx, len(post.article_ids))
+                result.skipped.append(post.id)
+                return
+            if not self.store.holds_lease(post.id, self.owner, now):
+                log.warning("digest: lost the lease on %s before sending; leaving it to its new owner", ctx)
+                return
+            message_id = sender.send(sub, post, digest)
+        except PermanentSendError as exc:
+            retry = _backoff(post.attempts) * 10
+            log.warning("digest: cannot post %s: %s; retrying in %.0f s", ctx, exc, retry)
+            self.store.release(post.id, self.owner, now + retry, str(exc))
+            result.failed.append(post.id)
+            return
+        except Exception as exc:  # noqa: BLE001 - one bad subscription must not stop the others
+            retry = _backoff(post.attempts)
+            log.exception("digest: posting %s failed (attempt %d); retrying in %.0f s", ctx, post.attempts, retry)
+            self.store.release(post.id, self.owner, now + retry, f"{exc.__class__.__name__}: {exc}")
+            result.failed.append(post.id)
+            return
+        try:
+            self.store.mark_sent(post.id, message_id, now, None if post.kind == "empty" else digest.shown())
+        except Exception as exc:  # noqa: BLE001 - sent but not recorded: the next attempt finds the message
+            log.exception("digest: %s was sent as message %s but not recorded; will recover", ctx, message_id)
+            try:
+                self.store.release(post.id, self.owner, now, f"record failed: {exc!r}")
+            except Exception:  # noqa: BLE001 - the lease runs out on its own
+                log.exception("digest: could not release %s", ctx)
+            result.failed.append(post.id)
+            return
+        log.info("digest: posted %s as message %s (%d article(s))", ctx, message_id, len(post.article_ids))
+        result.posted.append(post.id)
 
 
 def run_due_digests(app, store: Store, now: float | None, sender: DigestSender, *,

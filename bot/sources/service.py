@@ -287,12 +287,31 @@ class Sources:
             return []
         sem = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
 
+        started: set[int] = set()
+
         async def one(feed: Feed) -> PollResult | None:
             async with sem:
-                return await self.poll(feed)
+                started.add(feed.id)
+                return await self.poll(feed)  # a poll cut short hands its own lease back
 
-        results = await asyncio.gather(*(one(f) for f in due))
+        try:
+            results = await asyncio.gather(*(one(f) for f in due))
+        except asyncio.CancelledError:  # a clean stop (SIGTERM): the leases of polls not begun go back too
+            self.hand_back([f.id for f in due if f.id not in started])
+            raise
         return [r for r in results if r is not None]
+
+    def hand_back(self, feed_ids: list[int]) -> None:
+        """Release this process's poll leases on these feeds (a poll cut short by a stop): another
+        process polls them at its next tick, not after the lease runs out. A feed already recorded
+        holds no lease of ours, so releasing it changes nothing."""
+        for fid in feed_ids:
+            try:
+                self.store.release_feed(fid, self.owner)
+            except Exception as exc:  # noqa: BLE001 - the lease runs out on its own
+                log.warning("feed %s: could not hand back its lease: %s", fid, exc)
+        if feed_ids:
+            log.info("feeds: handed back %d poll lease(s)", len(feed_ids))
 
     async def poll(self, feed: Feed) -> PollResult | None:
         """One poll of one feed. Never raises: a failure is recorded on the feed and returned."""
@@ -306,6 +325,9 @@ class Sources:
                 log.info("feed %s (guild %s): another process is polling it; skipped", feed.url, feed.guild_id)
                 return None
             return self._counted(await self._poll(leased[0]))
+        except asyncio.CancelledError:  # a clean stop: the next tick (here or in another process) polls it
+            self.hand_back([feed.id])
+            raise
         except Exception as exc:  # noqa: BLE001 - one broken feed must not stop the others
             log.exception("feed %s (guild %s): poll failed unexpectedly", feed.url, feed.guild_id)
             return self._counted(self._failed(feed, f"internal error: {exc.__class__.__name__}: {exc}"[:300], None))

@@ -8,6 +8,9 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
+import signal
+import sys
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +53,7 @@ DIGEST_INTERVAL_S = 30.0
 FEED_TICK_S = 60.0  # how often due feeds are looked for (each feed has its own FEED_INTERVAL_MINUTES)
 FETCHED_SYNC_S = 2.0  # PostgreSQL: how often other processes' new feed and link articles are looked for
 HEARTBEAT_S = 1.0  # how often the event loop tells the metrics it turns (/healthz)
+STOPPING_TEXT = "Precis is restarting right now: try again in a moment."
 
 
 def shard_options(settings) -> dict[str, Any]:
@@ -102,6 +106,12 @@ def job_kind(fn: Callable[..., Any], kwargs: dict[str, Any]) -> str:
 class PrecisTree(app_commands.CommandTree):
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         stamp(interaction, "received")  # the metrics' start for the time to acknowledge and to answer
+        client = interaction.client
+        if getattr(client, "stopping", False):  # a clean stop: nothing new is started
+            await client.refuse_while_stopping(interaction)  # type: ignore[attr-defined]
+            return False
+        if hasattr(client, "track_interaction"):
+            client.track_interaction()  # the stop waits for this interaction's answer
         return True
 
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
@@ -125,6 +135,7 @@ class PrecisBot(commands.Bot):
         watch: bool | None = None,
         sources=None,
         feed_interval: float | None = FEED_TICK_S,
+        handle_signals: bool = False,
     ) -> None:
         # Precis never joins voice: skip discord.py's "PyNaCl/davey is not installed" warnings.
         discord.VoiceClient.warn_nacl = False
@@ -178,9 +189,18 @@ class PrecisBot(commands.Bot):
         self.sources.on_poll = self.metrics.feed_polled
         self.metrics_server: MetricsServer | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
+        # The clean stop (SIGTERM / SIGINT with handle_signals; docs/operations.md "Stopping").
+        self.handle_signals = handle_signals
+        self.stopping = False
+        self.stop_deadline: float | None = None  # time.monotonic() by which the stop gives up waiting
+        self._stop_task: asyncio.Task[None] | None = None
+        self._in_flight: set[asyncio.Task[Any]] = set()  # interactions being answered
+        self._closed_once = False
 
     # ------------------------------------------------------------ start-up
     async def setup_hook(self) -> None:
+        if self.handle_signals:
+            self.install_signal_handlers()
         self.start_metrics()
         from .cogs.corpus import CorpusCog
         from .cogs.digest import DigestCog
@@ -302,7 +322,86 @@ class PrecisBot(commands.Bot):
         self.metrics.interaction(command_name(interaction), outcome, ack=ack, answer=answer)
 
     # ------------------------------------------------------------ shut-down
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT start the clean stop; a second one stops at once."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+            except (NotImplementedError, RuntimeError, ValueError) as exc:  # Windows, or not the main thread
+                log.warning("cannot handle %s here (%s): a stop signal ends the process without the clean stop",
+                            sig.name, exc)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        name = signal.Signals(sig).name
+        if self._stop_task is not None:
+            log.warning("%s again: stopping at once", name)
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            sys.stderr.flush()
+            os._exit(128 + int(sig))
+        self._stop_task = asyncio.get_running_loop().create_task(self.stop_gracefully(name), name="precis-stop")
+
+    def track_interaction(self) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    async def refuse_while_stopping(self, interaction: discord.Interaction) -> None:
+        """A command that arrives while the bot stops: told to try again (another process, or this one
+        restarted, answers it); autocomplete gets nothing."""
+        if interaction.type is not discord.InteractionType.application_command:
+            return
+        try:
+            await interaction.response.send_message(STOPPING_TEXT, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        except discord.HTTPException as exc:
+            log.debug("could not tell %s that the bot is stopping: %s", describe(interaction), exc)
+        log.info("stopping: told %s to try again", describe(interaction))
+        self.count_interaction(interaction, "busy")
+
+    async def stop_gracefully(self, reason: str = "stop") -> None:
+        """The clean stop: take no new interactions (each is told to try again in a moment); give those in
+        flight, the digest post in progress and nothing else STOP_GRACE_SECONDS to finish; hand back a feed
+        poll at once and a digest post that outlasts the grace (their leases released, so another process
+        takes them over now, not when the lease runs out); then close Discord, the workers, the models and
+        the database. ``bot.run`` then returns and the process exits 0."""
+        loop = asyncio.get_running_loop()
+        grace = float(self.settings.stop_grace_seconds)
+        self.stop_deadline = time.monotonic() + grace
+        self.stopping = True
+        self.metrics.stopping = True  # /readyz: not ready (stopping)
+        self.digests.stopping.set()  # the tick in progress finishes its post and claims no other
+        busy = [t for t in self._in_flight if not t.done()]
+        log.info("%s: stopping; %d interaction(s) in flight; up to %.0f s to finish", reason, len(busy), grace)
+        for cog in list(self.cogs.values()):
+            ticker = getattr(cog, "ticker", None)
+            if ticker is None:
+                continue
+            if getattr(cog, "finish_tick_on_stop", False):
+                ticker.stop()  # digests: after the tick in progress
+            else:
+                ticker.cancel()  # feeds: a poll in flight is cut and its lease handed back (Sources.poll_due)
+        if self._fetched_task is not None:
+            self._fetched_task.cancel()
+        # The digest executor has one thread: this no-op runs once the tick in progress is over.
+        tick_done = asyncio.ensure_future(loop.run_in_executor(self._digest_executor, lambda: None))
+        waiting: set[asyncio.Future[Any]] = {tick_done, *busy}
+        done, waiting = await asyncio.wait(waiting, timeout=max(0.0, self.stop_deadline - time.monotonic()))
+        if not tick_done.done():
+            await asyncio.to_thread(self.digests.hand_back, "the process stopped before the post finished")
+        late = len(waiting - {tick_done})
+        if late:
+            log.warning("stopping: %d interaction(s) still running after %.0f s; stopping anyway", late, grace)
+        else:
+            log.info("stopping: nothing left in flight")
+        await asyncio.to_thread(self.app.close_models)
+        await self.close()
+
     async def close(self) -> None:
+        if self._closed_once:  # discord.py's run() closes again on its way out
+            return await super().close()
+        self._closed_once = True
         await self._stop_metrics()
         if self._watch_stop is not None:
             self._watch_stop.set()
@@ -319,8 +418,10 @@ class PrecisBot(commands.Bot):
                 ticker.cancel()
         for view in list(self._views):
             view.stop()
-        # A tick in progress finishes its post (the loop keeps running while we wait for it).
-        await asyncio.to_thread(self._digest_executor.shutdown, wait=True, cancel_futures=True)
+        if self.stopping:  # stop_gracefully waited for the tick already (or handed its post back)
+            self._digest_executor.shutdown(wait=False, cancel_futures=True)
+        else:  # a tick in progress finishes its post (the loop keeps running while we wait for it)
+            await asyncio.to_thread(self._digest_executor.shutdown, wait=True, cancel_futures=True)
         await super().close()
         self.pool.shutdown()
         self.gen_pool.shutdown()

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import threading
+import time
 
 import aiohttp
 import discord
@@ -43,7 +47,10 @@ def remove_redaction(f: RedactSecret) -> None:
         handler.removeFilter(f)
 
 
-def run_discord(app: Precis) -> int:
+def run_discord(app: Precis, bot=None) -> int:
+    """Run the bot until it is stopped: 0 after a clean stop (SIGTERM, SIGINT: the bot's own stop
+    sequence), 1 when Discord cannot be reached or refuses the token, 2 without a token. ``bot``: a
+    :class:`PrecisBot` built by the caller (tests); by default one with the settings' intervals."""
     from .client import PrecisBot
 
     settings = app.settings
@@ -52,7 +59,8 @@ def run_discord(app: Precis) -> int:
         return 2
     token = settings.discord_token.get_secret_value().strip()
     redaction = install_redaction(token)
-    bot = PrecisBot(app)
+    if bot is None:
+        bot = PrecisBot(app, handle_signals=True)
     where = f"dev guild {settings.discord_dev_guild_id}" if settings.discord_dev_guild_id else "all guilds (global sync)"
     log.info("starting the Discord bot: commands for %s, data in %s", where, settings.data_dir)
     try:
@@ -71,4 +79,22 @@ def run_discord(app: Precis) -> int:
         return 1
     finally:
         remove_redaction(redaction)
+    if bot.stopping:
+        log.info("stopped")
+        _exit_if_work_lingers(bot.stop_deadline)
     return 0
+
+
+def _exit_if_work_lingers(deadline: float | None) -> None:
+    """After the clean stop, work still running in a worker thread (a generation past the grace period)
+    would hold the interpreter's exit until it ends: wait for it until the deadline, then exit 0 now."""
+    others = [t for t in threading.enumerate()
+              if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    for t in others:
+        t.join(max(0.0, (deadline or 0.0) - time.monotonic()))
+    left = [t.name for t in others if t.is_alive()]
+    if left:
+        log.warning("exiting with work still running past the grace period: %s", ", ".join(left[:5]))
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(0)

@@ -27,6 +27,8 @@ def _ts(t: float | None) -> str:
 
 
 class DigestCog(commands.Cog, name="Digest"):
+    finish_tick_on_stop = True  # a clean stop lets the tick in progress finish its post (client.stop_gracefully)
+
     digest = app_commands.Group(
         name="digest",
         description="News digests posted to a channel on a schedule",
