@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -207,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return summarize(app, args.input, args.mode, args.sentences)
 
+    if command == "run":  # a service manager may stop it before the bot's own stop sequence is in place
+        previous = signal.signal(signal.SIGTERM, _stopped_while_starting)
     report = app.load()
     for issue in report.issues:
         log.warning("corpus: skipped %s", issue)
@@ -221,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     if command == "run":
         app.preload_reranker()  # /ask's cross-encoder and span reader: about a second, before the first question
         app.preload_generator()  # llama.cpp: loaded and warm before the first /summary mode:abstractive
+    if command == "run":  # the bot installs its own stop sequence; the console stops as before
+        signal.signal(signal.SIGTERM, previous)
     if command == "run" and settings.discord_token is not None:
         from .adapters.discord.runner import run_discord
 
@@ -241,6 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if watch is not None:
             watch.stop()
+
+
+def _stopped_while_starting(signum, frame) -> None:
+    log.info("SIGTERM while loading the corpus: stopping (nothing was being answered yet)")
+    raise SystemExit(0)
 
 
 def _console_sources(settings, app):

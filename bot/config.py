@@ -94,7 +94,8 @@ class Settings(BaseSettings):
 
     # Running as a service (docs/operations.md). METRICS_PORT: /metrics (Prometheus), /healthz and /readyz
     # on this port (unset: off), bound to METRICS_HOST (127.0.0.1 unless set). STOP_GRACE_SECONDS: on
-    # SIGTERM/SIGINT, how long interactions in flight, a digest post and a feed poll get to finish.
+    # SIGTERM/SIGINT, how long interactions in flight and a digest post get to finish (a feed poll is cut
+    # at once and its lease handed back).
     metrics_port: int | None = Field(None, ge=1, le=65535)
     metrics_host: str = "127.0.0.1"
     stop_grace_seconds: float = Field(20.0, ge=0, le=600)

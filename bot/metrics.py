@@ -23,6 +23,7 @@ Nothing here knows Discord: the bot passes what to read (``connected``) and what
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -364,7 +365,9 @@ class MetricsServer:
 
     def start(self) -> MetricsServer:
         """Bind (raises OSError when the port is taken) and serve in a daemon thread."""
-        server = ThreadingHTTPServer((self.host, self.port), _handler(self.metrics))
+        family = socket.getaddrinfo(self.host or None, self.port, type=socket.SOCK_STREAM)[0][0]
+        server_class = type("MetricsHTTPServer", (ThreadingHTTPServer,), {"address_family": family})  # IPv6 too
+        server = server_class((self.host, self.port), _handler(self.metrics))
         server.daemon_threads = True
         self._server = server
         self.host, self.port = server.server_address[:2]

@@ -6,6 +6,7 @@ pointed at a FakeDiscord running in the test process, its store on PostgreSQL.
 MODE:
   summary URL   the summary model is the OpenAI-compatible server at URL (the test's slow fake)
   digest        digests tick every 0.5 s; each digest send prints ``SENDING <post id>`` and takes 3 s
+  digest-stuck  as digest, but the send waits 60 s before it sends (longer than any grace period)
   feed URL      FEEDS=URL (a local feed), polled every tick (0.5 s)
   plain         nothing more
 
@@ -48,17 +49,18 @@ def main() -> int:
                         stop_grace_seconds=float(os.environ.get("STOP_GRACE_SECONDS", "20")), **extra)
     app = Precis(settings)
     app.load(progress=False)
-    if mode == "digest":
+    if mode in ("digest", "digest-stuck"):
         original = DiscordDigestSender.send
+        pause = 60 if mode == "digest-stuck" else 3
 
         def slow_send(self, sub, post, digest):
             print(f"SENDING {post.id}", flush=True)
-            time.sleep(3)  # the test sends SIGTERM now: this post must still go out once and be recorded
+            time.sleep(pause)  # the test sends SIGTERM now
             return original(self, sub, post, digest)
 
         DiscordDigestSender.send = slow_send
     store = Store(url)
-    bot = PrecisBot(app, store=store, digest_interval=0.5 if mode == "digest" else None,
+    bot = PrecisBot(app, store=store, digest_interval=0.5 if mode.startswith("digest") else None,
                     feed_interval=0.5 if mode == "feed" else None, watch=False, handle_signals=True)
 
     async def on_ready() -> None:

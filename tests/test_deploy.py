@@ -92,6 +92,25 @@ def test_compose_runs_two_shards_on_one_postgres():
     assert len({tuple(s["volumes"]) for s in bots.values()}) == 2  # each shard its own DATA_DIR
 
 
+def test_compose_settings_win_over_the_env_file():
+    # The .env file the docs say to copy is passed with env_file; `environment:` must override what
+    # would break in the container: DATA_DIR (the volume) and METRICS_HOST (reachable from outside).
+    env_file = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            env_file[key.strip()] = value
+    assert "DATA_DIR" in env_file and "METRICS_HOST" in env_file  # the file does set both
+    for name, s in _compose()["services"].items():
+        if not name.startswith("bot"):
+            continue
+        assert any(str(f["path"]).endswith(".env") for f in s["env_file"])
+        effective = {**env_file, **s["environment"]}
+        mounts = {v.split(":", 1)[1] for v in s["volumes"]}
+        assert effective["DATA_DIR"] in mounts  # the bot writes into its volume
+        assert effective["METRICS_HOST"] == "0.0.0.0"
+
+
 def test_compose_holds_no_secret():
     text = (DEPLOY / "compose.yaml").read_text()
     assert "DISCORD_TOKEN:" not in text  # the token comes from the .env file, never this one

@@ -242,6 +242,25 @@ def test_a_port_in_use_is_refused_at_start(sample_app):
         taken.stop()
 
 
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_an_ipv6_metrics_host_is_served(sample_app):
+    server = MetricsServer(BotMetrics(sample_app, None, connected=lambda: False), "::1", 0).start()
+    try:
+        assert server.url.startswith("http://[::1]:")
+        assert httpx.get(f"{server.url}/metrics", timeout=5).status_code == 200
+    finally:
+        server.stop()
+
+
 def test_each_bot_has_its_own_registry(sample_app):
     a, b = BotMetrics(sample_app), BotMetrics(sample_app)
     a.interaction("ask", "answered", ack=0.01, answer=0.2)

@@ -315,6 +315,7 @@ class DigestRunner:
         # ``current`` is that post, for handing its lease back if it outlasts the grace period.
         self.stopping = threading.Event()
         self.current: Post | None = None
+        self._handed_back: int | None = None
 
     def sync_articles(self, now: float | None = None) -> int:
         """Give articles the bot has not seen before their ``seq`` (load order). Cheap when nothing changed."""
@@ -404,9 +405,18 @@ class DigestRunner:
         post = self.current
         if post is None:
             return None
+        self._handed_back = post.id
         self.store.release(post.id, self.owner, time.time(), reason)
         log.warning("digest: post %s handed back (%s)", post.id, reason)
         return post.id
+
+    def _release(self, post: Post, retry_at: float, error: str) -> None:
+        """Release a post that failed, to be retried at ``retry_at``; a post handed back by the stop is
+        left as it was handed back (due now, for whoever ticks next)."""
+        if post.id == self._handed_back:
+            log.info("digest: post %s was handed back already; not releasing it again", post.id)
+            return
+        self.store.release(post.id, self.owner, retry_at, error)
 
     def _post_one(self, sub, post: Post, now: float, sender: DigestSender, result: TickResult) -> None:
         """Compose, send and record one claimed post (every failure is recorded on it)."""
@@ -432,13 +442,13 @@ class DigestRunner:
         except PermanentSendError as exc:
             retry = _backoff(post.attempts) * 10
             log.warning("digest: cannot post %s: %s; retrying in %.0f s", ctx, exc, retry)
-            self.store.release(post.id, self.owner, now + retry, str(exc))
+            self._release(post, now + retry, str(exc))
             result.failed.append(post.id)
             return
         except Exception as exc:  # noqa: BLE001 - one bad subscription must not stop the others
             retry = _backoff(post.attempts)
             log.exception("digest: posting %s failed (attempt %d); retrying in %.0f s", ctx, post.attempts, retry)
-            self.store.release(post.id, self.owner, now + retry, f"{exc.__class__.__name__}: {exc}")
+            self._release(post, now + retry, f"{exc.__class__.__name__}: {exc}")
             result.failed.append(post.id)
             return
         try:
@@ -446,7 +456,7 @@ class DigestRunner:
         except Exception as exc:  # noqa: BLE001 - sent but not recorded: the next attempt finds the message
             log.exception("digest: %s was sent as message %s but not recorded; will recover", ctx, message_id)
             try:
-                self.store.release(post.id, self.owner, now, f"record failed: {exc!r}")
+                self._release(post, now, f"record failed: {exc!r}")
             except Exception:  # noqa: BLE001 - the lease runs out on its own
                 log.exception("digest: could not release %s", ctx)
             result.failed.append(post.id)

@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -54,6 +55,7 @@ FEED_TICK_S = 60.0  # how often due feeds are looked for (each feed has its own 
 FETCHED_SYNC_S = 2.0  # PostgreSQL: how often other processes' new feed and link articles are looked for
 HEARTBEAT_S = 1.0  # how often the event loop tells the metrics it turns (/healthz)
 STOPPING_TEXT = "Precis is restarting right now: try again in a moment."
+STOP_WATCHDOG_S = 5.0  # a process still alive this long after its grace period exits anyway
 
 
 def shard_options(settings) -> dict[str, Any]:
@@ -101,6 +103,15 @@ def job_kind(fn: Callable[..., Any], kwargs: dict[str, Any]) -> str:
     if name == "summary" and kwargs.get("url"):
         return "link"
     return name
+
+
+def _exit_now(why: str) -> None:
+    """Leave the process now, exit status 0 (the stop was asked for): the clean stop's last resort."""
+    log.warning("exiting now: %s", why)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 class PrecisTree(app_commands.CommandTree):
@@ -372,6 +383,10 @@ class PrecisBot(commands.Bot):
         self.stopping = True
         self.metrics.stopping = True  # /readyz: not ready (stopping)
         self.digests.stopping.set()  # the tick in progress finishes its post and claims no other
+        if self.handle_signals:  # a real process: gone soon after the grace whatever still runs in a thread
+            watchdog = threading.Timer(grace + STOP_WATCHDOG_S, _exit_now, ("the stop outlasted its grace period",))
+            watchdog.daemon = True
+            watchdog.start()
         busy = [t for t in self._in_flight if not t.done()]
         log.info("%s: stopping; %d interaction(s) in flight; up to %.0f s to finish", reason, len(busy), grace)
         for cog in list(self.cogs.values()):
@@ -384,19 +399,27 @@ class PrecisBot(commands.Bot):
                 ticker.cancel()  # feeds: a poll in flight is cut and its lease handed back (Sources.poll_due)
         if self._fetched_task is not None:
             self._fetched_task.cancel()
-        # The digest executor has one thread: this no-op runs once the tick in progress is over.
-        tick_done = asyncio.ensure_future(loop.run_in_executor(self._digest_executor, lambda: None))
-        waiting: set[asyncio.Future[Any]] = {tick_done, *busy}
-        done, waiting = await asyncio.wait(waiting, timeout=max(0.0, self.stop_deadline - time.monotonic()))
-        if not tick_done.done():
-            await asyncio.to_thread(self.digests.hand_back, "the process stopped before the post finished")
-        late = len(waiting - {tick_done})
-        if late:
-            log.warning("stopping: %d interaction(s) still running after %.0f s; stopping anyway", late, grace)
-        else:
-            log.info("stopping: nothing left in flight")
-        await asyncio.to_thread(self.app.close_models)
-        await self.close()
+        try:
+            # The digest executor has one thread: this no-op runs once the tick in progress is over.
+            tick_done = asyncio.ensure_future(loop.run_in_executor(self._digest_executor, lambda: None))
+            waiting: set[asyncio.Future[Any]] = {tick_done, *busy}
+            done, waiting = await asyncio.wait(waiting, timeout=max(0.0, self.stop_deadline - time.monotonic()))
+            if not tick_done.done():
+                try:
+                    await asyncio.to_thread(self.digests.hand_back, "the process stopped before the post finished")
+                except Exception as exc:  # noqa: BLE001 - the database is away: its lease runs out instead
+                    log.warning("stopping: could not hand back the digest post in progress: %s", exc)
+            late = len(waiting - {tick_done})
+            if late:
+                log.warning("stopping: %d interaction(s) still running after %.0f s; stopping anyway", late, grace)
+            else:
+                log.info("stopping: nothing left in flight")
+        finally:
+            try:
+                await asyncio.to_thread(self.app.close_models)
+            except Exception:  # noqa: BLE001 - closing anyway
+                log.exception("stopping: closing the models failed")
+            await self.close()
 
     async def close(self) -> None:
         if self._closed_once:  # discord.py's run() closes again on its way out
