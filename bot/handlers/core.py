@@ -228,7 +228,8 @@ class Handlers:
             if include is not None or exclude is not None:
                 text += f"\nIts filters are unchanged: change them with /feed edit feed:{feed.id}."
             return Reply(kind="info", title="Feed already followed", text=text)
-        text = (f"Following {feed.label}\n{feed.url}\n{len(result.new)} item(s) added to the articles now; "
+        shared = getattr(result, "shared", 0)  # items another server's copy of the feed had already fetched
+        text = (f"Following {feed.label}\n{feed.url}\n{len(result.new) + shared} item(s) added to the articles now; "
                 "digests announce only what arrives from here on.")
         if feed.filtered:
             text += f"\nFilter: {describe_filters(feed.include, feed.exclude)} ({result.filtered} item(s) filtered out)"

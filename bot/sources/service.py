@@ -22,11 +22,20 @@ the bot, the console and the batch CLI all use it.
   calls it every few seconds; it reads only what came after the last one seen).
 * Each feed is polled by one process at a time: a poll first takes the feed's
   lease in the store (:meth:`Store.lease_feeds`); recording the poll ends it.
+* **One request per URL.** A ``feeds`` row is one server's copy of a URL (its
+  filters, its item count); the URL (validators, back-off, errors, the lease,
+  the items last read) is one ``feed_urls`` row. A poll fetches the URL once and
+  gives its items to every copy through that copy's own filter
+  (:meth:`Sources._deliver`). A server that adds a URL others follow gets the
+  items kept from the last read when that read is within the interval (no
+  request); otherwise its add polls the URL (for every copy).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import os
 import secrets
@@ -39,6 +48,7 @@ from typing import Literal
 from ..corpus.article import Article
 from ..jsonl import dumps_line
 from ..store import GLOBAL_GUILD, Feed, Store, StoreError
+from ..store.db import url_host
 from .extract import MIN_WORDS, Extracted, extract_article, word_count
 from .feeds import (
     DISABLE_AFTER,
@@ -60,7 +70,8 @@ from .filters import FeedFilter, FilterError, parse_terms
 log = logging.getLogger(__name__)
 
 MAX_URL_CHARS = 2000
-MAX_CONCURRENT_POLLS = 4
+MAX_CONCURRENT_POLLS = 4  # polls at once (one per host: the fetcher lets one request at a time go to a host)
+POLL_BUDGET_S = 45.0  # one feed tick polls for about this long; what is left goes to the next tick
 FROM_SETTINGS = 0  # added_by of the feeds that come from the FEEDS setting
 PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
 SHARES_EVERY_S = 30.0  # PostgreSQL: how often other processes' guild shares are read again
@@ -101,9 +112,44 @@ class PollResult:
     failed_items: list[tuple[str, str]] = field(default_factory=list)  # (url, error) of pages that failed
     lost: list[tuple[str, str]] = field(default_factory=list)  # of those, the ones left with no article (retried)
     filtered: int = 0  # new items the feed's filters kept out
+    shared: int = 0  # items already fetched (for another server, or by another feed) that reach this server now
 
 
-FILTERED = "filtered:"  # seen_items key prefix of an item one feed's filter kept out: 'filtered:<feed id>:<item key>'
+@dataclass
+class _Outcome:
+    """What one read of a URL gave one server's copy of it."""
+
+    new: list[FetchedItem] = field(default_factory=list)
+    shared: int = 0
+    kept_out: list[list[str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    lost: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def added(self) -> int:
+        return len(self.new) + self.shared
+
+    def line(self, n_items: int) -> str:
+        """The copy's status line (/feed list)."""
+        if not n_items:
+            return "the feed has no items"
+        status = f"{self.added} new of {n_items} item(s)"
+        if self.failed:
+            status += f"; {len(self.failed)} page(s) failed ({self.failed[0][1][:80]})"
+        if self.lost:
+            status += f", {len(self.lost)} to retry"
+        if self.kept_out:
+            status += f"; {len(self.kept_out)} filtered out"
+        return status
+
+    def result(self, feed: Feed, n_items: int) -> PollResult:
+        return PollResult(feed.id, feed.url, "ok", self.new, n_items, None, self.failed, self.lost,
+                          len(self.kept_out), self.shared)
+
+
+# seen_items key prefix of an item one server's copy of a feed kept out by its filter: 'filtered:<feed id>:<item key>'
+# (a feeds row id: one server's copy of one URL; ids are never reused, so a copy removed and added again starts clean)
+FILTERED = "filtered:"
 
 
 def filtered_key(feed_id: int, key: str) -> str:
@@ -231,9 +277,15 @@ class Sources:
             self.store.enable_feed(feed.id, self.clock())
             feed = self.store.feed(feed.id) or feed
             log.info("feeds: %s (guild %s) enabled again", url, guild_id)
+        # One request per URL: a URL other servers follow, read in full within the interval, is not
+        # requested again; this server gets the items kept from that read, through its own filter.
         result = run_sync(self.poll(feed))
         if result is None:  # another process is polling it this moment: its poll is the first one
             result = self._await_other_poll(feed)
+            now_feed = self.store.feed(feed.id)
+            if now_feed is not None and not now_feed.primed and result.status != "error":
+                # that poll began before this copy existed: give it the items that poll kept
+                result = run_sync(self.poll(now_feed)) or result
         if result.status == "error" and created and not (self.store.feed(feed.id) or feed).primed:
             self.store.remove_feed(guild_id, feed.id)
             raise SourceError(f"That link did not give a feed I can read: {result.error}")
@@ -278,33 +330,55 @@ class Sources:
             return PollResult(feed.id, feed.url, "error", items=now.items, error=now.last_error)
         return PollResult(feed.id, feed.url, "ok", items=now.items)
 
-    async def poll_due(self, now: float | None = None) -> list[PollResult]:
-        """Poll every feed whose time has come and no other process is polling (this process takes
-        each one's lease first), a few at a time (one at a time per host)."""
+    async def poll_due(self, now: float | None = None, *, budget_s: float = POLL_BUDGET_S) -> list[PollResult]:
+        """Poll every URL whose time has come and no other process is polling (this process takes each
+        one's lease first): one fetch per URL for every server that follows it; one result per server's
+        copy. Each host's URLs are polled one after another (the fetcher lets one request at a time go
+        to a host, with a pause), the hosts side by side (:data:`MAX_CONCURRENT_POLLS` polls at once).
+        At most as many URLs per host are leased as its pause lets this tick poll in ``budget_s``; a
+        URL not begun when the budget is spent is handed back, and the next tick (here or in another
+        process) takes it first (most overdue first): a host with hundreds of feeds is still visited in
+        full every interval, and never holds the other hosts up."""
         now = self.clock() if now is None else now
-        due = self.store.lease_feeds(now, self.owner)
+        pause = float(getattr(getattr(self.fetcher, "config", None), "host_pause", 1.0) or 0.0)
+        per_host = max(1, int(budget_s / max(pause, 0.05)))
+        due = self.store.lease_feeds(now, self.owner, per_host=per_host)
         if not due:
             return []
+        by_url: dict[str, list[Feed]] = {}
+        for f in due:
+            by_url.setdefault(f.url, []).append(f)
+        by_host: dict[str, list[str]] = {}
+        for url in by_url:
+            by_host.setdefault(url_host(url), []).append(url)
         sem = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
+        started: set[str] = set()
+        results: list[PollResult] = []
+        t0 = time.monotonic()
 
-        started: set[int] = set()
-
-        async def one(feed: Feed) -> PollResult | None:
-            async with sem:
-                started.add(feed.id)
-                return await self.poll(feed)  # a poll cut short hands its own lease back
+        async def host_queue(urls: list[str]) -> None:
+            for url in urls:
+                if time.monotonic() - t0 > budget_s:
+                    return  # the rest are handed back below
+                async with sem:
+                    started.add(url)
+                    results.extend(await self._poll_url(url, by_url[url][0].id) or ())  # cut short: hands back
 
         try:
-            results = await asyncio.gather(*(one(f) for f in due))
+            await asyncio.gather(*(host_queue(urls) for urls in by_host.values()))
         except asyncio.CancelledError:  # a clean stop (SIGTERM): the leases of polls not begun go back too
-            self.hand_back([f.id for f in due if f.id not in started])
+            self.hand_back([fs[0].id for url, fs in by_url.items() if url not in started])
             raise
-        return [r for r in results if r is not None]
+        left = [fs[0].id for url, fs in by_url.items() if url not in started]
+        if left:
+            log.info("feeds: %d URL(s) left for the next tick (this tick's %.0f s were spent)", len(left), budget_s)
+            self.hand_back(left)
+        return results
 
     def hand_back(self, feed_ids: list[int]) -> None:
-        """Release this process's poll leases on these feeds (a poll cut short by a stop): another
-        process polls them at its next tick, not after the lease runs out. A feed already recorded
-        holds no lease of ours, so releasing it changes nothing."""
+        """Release this process's poll leases on these feeds' URLs (a poll cut short by a stop, or not
+        begun): another process polls them at its next tick, not after the lease runs out. A URL already
+        recorded holds no lease of ours, so releasing it changes nothing."""
         for fid in feed_ids:
             try:
                 self.store.release_feed(fid, self.owner)
@@ -314,26 +388,45 @@ class Sources:
             log.info("feeds: handed back %d poll lease(s)", len(feed_ids))
 
     async def poll(self, feed: Feed) -> PollResult | None:
-        """One poll of one feed. Never raises: a failure is recorded on the feed and returned."""
+        """Poll one feed now: one fetch of its URL, whose items reach every server that follows it
+        (each through its own filters); returns this feed's result (None: another process, or another
+        task here, is polling that URL). A copy that never got the URL's items (just added), of a URL
+        read in full within the interval, gets the items kept from that read, with no request.
+        Never raises: a failure is recorded on the URL and returned."""
+        results = await self._poll_url(feed.url, feed.id)
+        if results is None:
+            return None
+        return next((r for r in results if r.feed_id == feed.id), results[0] if results else None)
+
+    async def _poll_url(self, url: str, feed_id: int) -> list[PollResult] | None:
+        """Lease (or renew) the URL of ``feed_id`` and poll it for every copy; one result per copy."""
         with self._poll_lock:
-            if feed.id in self._polling:
+            if url in self._polling:
                 return None
-            self._polling.add(feed.id)
+            self._polling.add(url)
+        subs: list[Feed] = []
         try:
-            leased = self.store.lease_feeds(self.clock(), self.owner, feed_ids=[feed.id])
-            if not leased:  # another process is polling it now (or it was removed)
-                log.info("feed %s (guild %s): another process is polling it; skipped", feed.url, feed.guild_id)
+            subs = self.store.lease_feeds(self.clock(), self.owner, feed_ids=[feed_id])
+            if not subs:  # another process is polling it now (or it was removed)
+                log.info("feed %s: another process is polling it; skipped", url)
                 return None
-            return self._counted(await self._poll(leased[0]))
+            results, fetched = await self._poll_subs(subs)
+            if fetched and results:
+                self._counted(results[0])  # one poll counted per request
+            return results
         except asyncio.CancelledError:  # a clean stop: the next tick (here or in another process) polls it
-            self.hand_back([feed.id])
+            self.hand_back([feed_id])
             raise
         except Exception as exc:  # noqa: BLE001 - one broken feed must not stop the others
-            log.exception("feed %s (guild %s): poll failed unexpectedly", feed.url, feed.guild_id)
-            return self._counted(self._failed(feed, f"internal error: {exc.__class__.__name__}: {exc}"[:300], None))
+            log.exception("feed %s: poll failed unexpectedly", url)
+            subs = subs or [f for f in [self.store.feed(feed_id)] if f is not None]
+            failed = self._failed(subs, f"internal error: {exc.__class__.__name__}: {exc}"[:300], None) if subs else []
+            if failed:
+                self._counted(failed[0])
+            return failed
         finally:
             with self._poll_lock:
-                self._polling.discard(feed.id)
+                self._polling.discard(url)
 
     def _counted(self, result: PollResult) -> PollResult:
         if self.on_poll is not None:
@@ -343,115 +436,212 @@ class Sources:
                 log.debug("feeds: counting a poll failed", exc_info=True)
         return result
 
-    async def _poll(self, feed: Feed) -> PollResult:
-        now = self.clock()
+    def _fresh(self, head: Feed) -> bool:
+        """The URL was read without error within the feed interval (its kept items are current)."""
+        return (head.last_success is not None and not head.failures and not head.disabled
+                and self.clock() - head.last_success < self.settings.feed_interval_minutes * 60.0)
+
+    def _cached(self, url: str) -> tuple[str, list[FeedItem]] | None:
+        raw, _ = self.store.feed_cache(url)
+        if not raw:
+            return None
         try:
-            res = await self.fetcher.fetch(feed.url, etag=feed.etag, last_modified=feed.last_modified, accept=FEED_ACCEPT)
+            data = json.loads(raw)
+            return data.get("title") or "", [FeedItem(**i) for i in data.get("items") or []]
+        except (ValueError, TypeError) as exc:
+            log.warning("feed %s: its kept items are unreadable (%s); reading it again", url, exc)
+            return None
+
+    async def _poll_subs(self, subs: list[Feed]) -> tuple[list[PollResult], bool]:
+        """One poll of one URL for its copies (all leased): (one result per copy, whether a request was made).
+
+        * A copy never primed (just added) of a URL read in full within the interval gets the items
+          kept from that read; no request, the other copies are left alone.
+        * Otherwise one conditional request (unconditional when a copy is new and no items are kept).
+          200: the items go to every copy. 304: the copies already primed have them; new copies get
+          the kept ones.
+        """
+        head = subs[0]
+        url = head.url
+        fresh = [s for s in subs if not s.primed]
+        cached = self._cached(url) if fresh else None
+        if fresh and cached is not None and self._fresh(head):
+            title, items = cached
+            outcome = await self._deliver(url, items, fresh)
+            self.store.url_polled(url, self.clock(), status="", next_poll=None, fetched=False,
+                                  delivered={s.id: (outcome[s.id].line(len(items)), outcome[s.id].added) for s in fresh})
+            log.info("feed %s: %d new server(s) given the %d item(s) read %s; no request", url, len(fresh), len(items),
+                     "within the interval")
+            return [outcome[s.id].result(s, len(items)) for s in fresh], False
+
+        now = self.clock()
+        conditional = not fresh or cached is not None
+        try:
+            res = await self.fetcher.fetch(url, etag=head.etag if conditional else None,
+                                           last_modified=head.last_modified if conditional else None, accept=FEED_ACCEPT)
         except FetchError as exc:
-            return self._failed(feed, str(exc), retry_after_seconds(exc.retry_after, now))
+            return self._failed(subs, str(exc), retry_after_seconds(exc.retry_after, now)), True
         next_poll = next_poll_after(self.clock(), self.settings.feed_interval_minutes)
         if res.not_modified:
-            self.store.feed_polled(feed.id, self.clock(), status="not modified (304)", next_poll=next_poll)
-            log.info("feed %s (guild %s): not modified", feed.url, feed.guild_id)
-            return PollResult(feed.id, feed.url, "not-modified", items=feed.items)
+            delivered = {s.id: ("not modified (304)", 0) for s in subs if s.primed}
+            results = [PollResult(s.id, url, "not-modified", items=s.items) for s in subs if s.primed]
+            if fresh and cached is not None:
+                title, items = cached
+                outcome = await self._deliver(url, items, fresh)
+                delivered.update({s.id: (outcome[s.id].line(len(items)), outcome[s.id].added) for s in fresh})
+                results += [outcome[s.id].result(s, len(items)) for s in fresh]
+            self.store.url_polled(url, self.clock(), status="not modified (304)", next_poll=next_poll,
+                                  etag=res.etag or head.etag, last_modified=res.last_modified or head.last_modified,
+                                  delivered=delivered)
+            log.info("feed %s: not modified", url)
+            return results, True
         try:
             parsed = parse_feed(res.content, res.headers, res.url)
         except FeedError as exc:
-            return self._failed(feed, str(exc), None)
+            return self._failed(subs, str(exc), None), True
         if parsed.warning:
-            log.warning("feed %s (guild %s): %s", feed.url, feed.guild_id, parsed.warning)
-        keys = item_keys(parsed.items)
-        filt = feed_filter(feed)
-        seen = self.store.seen_items([k for ks in keys for k in ks] + [filtered_key(feed.id, k) for ks in keys for k in ks])
-        guild = feed.guild_id or None
-        kept_out: list[list[str]] = []  # the keys of items this feed's filter kept out now
-        kept_keys: set[str] = set()
-        new: list[FetchedItem] = []
-        failed: list[tuple[str, str]] = []
+            log.warning("feed %s: %s", url, parsed.warning)
+        outcome = await self._deliver(url, list(parsed.items), subs)
+        lost = next(iter(outcome.values())).lost if outcome else []
+        # A page that failed with no feed text to fall back on is tried again next time:
+        # keep no validators, so the next poll reads the feed in full.
+        keep_validators = not lost
+        n = len(parsed.items)
+        now = self.clock()
+        self.store.url_polled(
+            url, now, status=outcome[head.id].line(n), next_poll=next_poll_after(now, self.settings.feed_interval_minutes),
+            etag=res.etag if keep_validators else None, last_modified=res.last_modified if keep_validators else None,
+            title=parsed.title, items_json=json.dumps({"title": parsed.title,
+                                                       "items": [dataclasses.asdict(i) for i in parsed.items]}),
+            delivered={s.id: (outcome[s.id].line(n), outcome[s.id].added) for s in subs},
+        )
+        first = outcome[head.id]
+        for u, err in first.failed:
+            log.warning("feed %s: item %s: %s", url, u, err)
+        for s in subs:
+            o = outcome[s.id]
+            log.info("feed %s (guild %s): %s (%d added to the corpus%s; %s)", url, s.guild_id, o.line(n), len(o.new),
+                     f", {o.shared} already fetched" if o.shared else "",
+                     "announced in digests" if s.primed else "first poll, not announced")
+        return [outcome[s.id].result(s, n) for s in subs], True
+
+    async def _deliver(self, url: str, items: list[FeedItem], subs: list[Feed]) -> dict[int, _Outcome]:
+        """The items of one read of ``url`` -> each copy in ``subs``: through its own filter, once.
+
+        ``seen_items`` keys: an item's own keys (``guid:``, ``link:``, ``td:``) are global: the item
+        became this article (or nothing), whichever feed or server brought it, so it is fetched and
+        added once. ``filtered:<feed id>:<key>``: this copy's filter kept it out; it never comes back
+        to that copy, while another copy (another server, its own feed id) whose filter passes it gets
+        it: a new item becomes an article owned by a passing copy's guild (global when a global copy
+        passes it) and is shared with every other passing copy's guild; an item already an article
+        (brought earlier, for another server or by another feed) is shared with each copy whose filter
+        passes it."""
+        keys = item_keys(items)
+        flat = [k for ks in keys for k in ks]
+        seen = self.store.seen_items(flat + [filtered_key(s.id, k) for s in subs for k in flat])
+        filt = {s.id: feed_filter(s) for s in subs}
+        out = {s.id: _Outcome() for s in subs}
+        kept: dict[int, set[str]] = {s.id: set() for s in subs}
+        done: set[str] = set()
+        made: list[tuple[FetchedItem, list[Feed], list[str], bool]] = []  # new articles: (item, its copies, keys, announce)
         repeat_keys: list[tuple[list[str], str | None]] = []
-        batch_keys: set[str] = set()
+        shares: list[tuple[str, Feed]] = []
+        failed: list[tuple[str, str]] = []
         lost: list[tuple[str, str]] = []
-        for item, ks in zip(parsed.items, keys):
-            if any(filtered_key(feed.id, k) in seen for k in ks):
-                continue  # this feed's filter kept it out before: it never comes back
-            if kept_keys.intersection(ks):  # the same item twice in this feed, and the first was kept out
-                kept_out.append(ks)
+
+        def keep_out(s: Feed, ks: list[str]) -> None:
+            out[s.id].kept_out.append(ks)
+            kept[s.id].update(ks)
+
+        for item, ks in zip(items, keys):
+            if done.intersection(ks):  # the same item twice in this feed: decided at its first
+                for s in subs:
+                    if kept[s.id].intersection(ks):
+                        out[s.id].kept_out.append(ks)
                 continue
+            done.update(ks)
+            open_subs = [s for s in subs if not any(filtered_key(s.id, k) in seen for k in ks)]
+            if not open_subs:
+                continue  # every copy's filter kept it out before: it never comes back
             known = [k for k in ks if k in seen]
-            if known or batch_keys.intersection(ks):
+            if known:
                 aid = next((seen[k] for k in known if seen[k]), None)
-                if filt and aid and not self._passes_known(filt, item, aid):
-                    kept_out.append(ks)  # another source brought it; this feed's filter does not let it in here
-                    kept_keys.update(ks)
-                    continue
+                for s in open_subs:
+                    if filt[s.id] and aid and not self._passes_known(filt[s.id], item, aid):
+                        keep_out(s, ks)  # another source brought it; this copy's filter does not let it in
+                    elif aid:
+                        shares.append((aid, s))
                 repeat_keys.append((ks, aid))
                 continue
-            batch_keys.update(ks)
-            if filt and filt.excluded(item.title, item.text):  # no need to fetch its page
-                kept_out.append(ks)
-                kept_keys.update(ks)
+            wanting = []
+            for s in open_subs:
+                if filt[s.id] and filt[s.id].excluded(item.title, item.text):  # no need to fetch its page for it
+                    keep_out(s, ks)
+                else:
+                    wanting.append(s)
+            if not wanting:
                 continue
-            got, err = await self._feed_item(item, ks[0], feed, guild)
+            ex, page_url, err = await self._extract_item(item, url)
             if err:
                 failed.append((item.link or item.title, err))
-            if got is not None and filt and not filt.passes(item.title, item.text, got.title, got.text):
-                kept_out.append(ks)
-                kept_keys.update(ks)
+            passing = [s for s in wanting
+                       if ex is None or not filt[s.id] or filt[s.id].passes(item.title, item.text, ex.title, ex.text)]
+            for s in wanting:
+                if s not in passing:
+                    keep_out(s, ks)
+            if not passing:
                 continue
+            owner = None if any(not s.guild_id for s in passing) else passing[0].guild_id
+            got = self._build_item(item, ks[0], ex, page_url, url, owner) if ex is not None else None
             if got is not None:
-                new.append(got)
+                made.append((got, passing, ks, any(s.primed for s in passing)))
             elif err and item.link:  # the page could not be fetched and the feed has no text: retry next poll
                 lost.append((item.link, err))
             else:  # nothing to make an article of, now or later
                 repeat_keys.append((ks, None))
-        announce = feed.primed
-        added = await asyncio.to_thread(self._ingest, [n.article for n in new if n.article], announce, guild)
-        self._share_duplicates([n.article for n in new if n.article], added, guild)
+
+        groups: dict[tuple[int | None, bool], list[Article]] = {}
+        for got, passing, ks, announce in made:
+            groups.setdefault((got.article.guild_id, announce), []).append(got.article)
+        for (owner, announce), arts in groups.items():
+            added = await asyncio.to_thread(self._ingest, arts, announce, owner)
+            self._share_duplicates(arts, added, owner)
         now = self.clock()
-        for n in new:
-            ks = next(k for k in keys if n.key in k)
-            self.store.mark_seen(ks, n.article.id, feed.id, now)
+        for got, passing, ks, _ in made:
+            self.store.mark_seen(ks, got.article.id, passing[0].id, now)
+            for s in passing:
+                out[s.id].new.append(got)
+                if (s.guild_id or None) != got.article.guild_id:
+                    self._give(got.article, s.guild_id or None)
         for ks, aid in repeat_keys:
-            self.store.mark_seen(ks, aid, feed.id, now)  # an old item's other keys (its link, say)
-            if aid:
-                self._share_if_needed(aid, guild)
-        for ks in kept_out:  # seen for this feed only: another feed (another server's) may still carry it
-            self.store.mark_seen([filtered_key(feed.id, k) for k in ks], None, feed.id, now)
-        # A page that failed with no feed text to fall back on is tried again next time:
-        # keep no validators, so the next poll reads the feed in full.
-        keep_validators = not lost
-        status = f"{len(new)} new of {len(parsed.items)} item(s)"
-        if failed:
-            status += f"; {len(failed)} page(s) failed ({failed[0][1][:80]})"
-        if lost:
-            status += f", {len(lost)} to retry"
-        if kept_out:
-            status += f"; {len(kept_out)} filtered out"
-        if not parsed.items:
-            status = "the feed has no items"
-        self.store.feed_polled(
-            feed.id, now, status=status, next_poll=next_poll_after(now, self.settings.feed_interval_minutes),
-            etag=res.etag if keep_validators else None,
-            last_modified=res.last_modified if keep_validators else None,
-            title=parsed.title, new_items=len(added),
-        )
-        what = "first poll, not announced" if not announce else "announced in digests"
-        log.info("feed %s (guild %s): %s (%d added to the corpus; %s)", feed.url, feed.guild_id, status, len(added), what)
-        for url, err in failed:
-            log.warning("feed %s (guild %s): item %s: %s", feed.url, feed.guild_id, url, err)
-        return PollResult(feed.id, feed.url, "ok", new, len(parsed.items), None, failed, lost, len(kept_out))
+            self.store.mark_seen(ks, aid, subs[0].id, now)  # an old item's other keys (its link, say)
+        for aid, s in shares:
+            self._share_if_needed(aid, s.guild_id or None)
+            if not s.primed:  # a new copy's backlog: these reach its server now
+                out[s.id].shared += 1
+        for s in subs:  # seen for this copy only: another copy (another server's) may still carry it
+            for ks in out[s.id].kept_out:
+                self.store.mark_seen([filtered_key(s.id, k) for k in ks], None, s.id, now)
+            out[s.id].failed, out[s.id].lost = failed, lost
+        return out
+
+    def _give(self, article: Article, guild: int | None) -> None:
+        """A new article (owned by another copy's guild) reaches this guild too."""
+        found = None
+        if self.app is not None:
+            found = self.app.corpus.get(article.id) or self.app.corpus.same_as(article)
+        self._share_if_needed(found.id if found is not None else article.id, guild)
 
     def _passes_known(self, filt: FeedFilter, item: FeedItem, article_id: str) -> bool:
         """An item another source already brought: does it pass this feed's filter?"""
         art = self.app.corpus.get(article_id) if self.app is not None else None
         return filt.passes(item.title, item.text, art.title if art else None, art.text if art else None)
 
-    async def _feed_item(self, item: FeedItem, key: str, feed: Feed, guild: int | None
-                         ) -> tuple[FetchedItem | None, str | None]:
-        """The article for a new feed item: its page extracted, else the feed's own text."""
+    async def _extract_item(self, item: FeedItem, feed_url: str) -> tuple[Extracted | None, str, str | None]:
+        """(the text of a new feed item: its page extracted, else the feed's own text; its URL; the page's error)."""
         err = None
         ex: Extracted | None = None
-        url = item.link or feed.url
+        url = item.link or feed_url
         if item.link and self.follow_links:
             try:
                 res = await self.fetcher.fetch(item.link, accept=PAGE_ACCEPT)
@@ -463,30 +653,35 @@ class Sources:
                 err = str(exc)
         if ex is None or not ex.text:
             if word_count(item.text) < MIN_WORDS and not item.title:
-                return None, err
+                return None, url, err
             text = item.text if word_count(item.text) >= MIN_WORDS else item.title
             note = "the page could not be fetched; the feed's text is used" if err else \
                 ("the item has no link; the feed's text is used" if not item.link else (ex.note if ex else None))
             ex = Extracted(item.title, text, item.date, None, "feed", False, note)
+        return ex, url, err
+
+    def _build_item(self, item: FeedItem, key: str, ex: Extracted, url: str, feed_url: str,
+                    guild: int | None) -> FetchedItem | None:
         title = ex.title or item.title or url
         art = Article.build(id=article_id_for(key), title=title, text=ex.text, date=ex.date, url=url,
-                            source=f"feed {feed.url}", guild_id=guild)
+                            source=f"feed {feed_url}", guild_id=guild)
         if not art.sentences:
-            return None, err
-        return FetchedItem(url, title, ex.date, ex.text, "feed", feed.url, art, ex.method, ex.note, key), err
+            return None
+        return FetchedItem(url, title, ex.date, ex.text, "feed", feed_url, art, ex.method, ex.note, key)
 
-    def _failed(self, feed: Feed, error: str, retry_after: float | None) -> PollResult:
+    def _failed(self, subs: list[Feed], error: str, retry_after: float | None) -> list[PollResult]:
+        head = subs[0]
         now = self.clock()
-        failures = feed.failures + 1
+        failures = head.failures + 1
         wait = backoff_seconds(failures, retry_after)
-        after = self.store.feed_failed(feed.id, now, error, next_poll=now + wait, disable_after=DISABLE_AFTER)
-        if after is not None and after.disabled:
-            log.error("feed %s (guild %s): %s; disabled after %d failures in a row (add it again with /feed add)",
-                      feed.url, feed.guild_id, error, failures)
+        self.store.url_failed(head.url, now, error, next_poll=now + wait, disable_after=DISABLE_AFTER)
+        where = f"{head.url} ({len(subs)} server copies)" if len(subs) > 1 else f"{head.url} (guild {head.guild_id})"
+        if failures >= DISABLE_AFTER:
+            log.error("feed %s: %s; disabled after %d failures in a row (add it again with /feed add)",
+                      where, error, failures)
         else:
-            log.warning("feed %s (guild %s): %s; failure %d in a row, next try in %.0f min",
-                        feed.url, feed.guild_id, error, failures, wait / 60)
-        return PollResult(feed.id, feed.url, "error", error=error, items=feed.items)
+            log.warning("feed %s: %s; failure %d in a row, next try in %.0f min", where, error, failures, wait / 60)
+        return [PollResult(s.id, s.url, "error", error=error, items=s.items) for s in subs]
 
     # ------------------------------------------------------------ pages
     async def fetch_page(self, url: str, guild_id: int | None = None, *, skip_seen: bool = False) -> FetchedItem | None:

@@ -245,6 +245,7 @@ class Feed:
     items: int
     include: tuple[str, ...] = ()  # an item passes when it has one of these (or none are set) ...
     exclude: tuple[str, ...] = ()  # ... and none of these (lower-cased words or phrases)
+    primed_at: float | None = None  # when this server's copy got the feed's items the first time
 
     @property
     def filtered(self) -> bool:
@@ -252,8 +253,8 @@ class Feed:
 
     @property
     def primed(self) -> bool:
-        """The first poll succeeded: what arrives from now on is news."""
-        return self.last_success is not None
+        """This server's copy got the feed's items once (not announced): what arrives from now on is news."""
+        return self.primed_at is not None
 
     @property
     def label(self) -> str:
@@ -269,6 +270,29 @@ def _terms(raw: str | None) -> tuple[str, ...]:
 
 
 _FEED_SPECIAL = {"disabled", "include_terms", "exclude_terms", "lease_owner", "lease_until"}
+
+
+def url_host(url: str) -> str:
+    """The URL's host, lower-cased ('' when it has none): the unit of per-host scheduling."""
+    from urllib.parse import urlsplit
+
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def _feed_select():
+    """A feed subscription with its URL's state (``feeds`` joined with ``feed_urls``), as :class:`Feed`
+    reads it: per server the id, guild, filters, item count, status line and ``primed_at``; per URL the
+    title, validators, polls, last success, errors, back-off and disabled."""
+    f, u = S.feeds, S.feed_urls
+    return sa.select(
+        f.c.id, f.c.guild_id, f.c.url, u.c.title, f.c.added_by, f.c.added_at, u.c.etag, u.c.last_modified,
+        u.c.polls, u.c.last_poll, f.c.last_status, u.c.last_success, u.c.last_error, u.c.last_error_at,
+        u.c.failures, u.c.next_poll, u.c.disabled, f.c["items"], f.c.include_terms, f.c.exclude_terms,
+        f.c.primed_at,
+    ).select_from(f.join(u, u.c.url == f.c.url))
 
 
 def _feed(row: Mapping[str, Any]) -> Feed:
@@ -510,14 +534,15 @@ class Store:
         )
 
     def _salvage(self, aside: Path) -> dict[str, int]:
-        counts = {"subscriptions": 0, "articles": 0, "posts": 0, "feeds": 0, "seen_items": 0, "article_guilds": 0}
+        counts = {"subscriptions": 0, "articles": 0, "posts": 0, "feeds": 0, "feed_urls": 0, "seen_items": 0,
+                  "article_guilds": 0}
         try:
             src = sqlite3.connect(str(aside), isolation_level=None)
         except sqlite3.Error:
             return counts
         src.row_factory = sqlite3.Row
         try:
-            for table in ("articles", "subscriptions", "posts", "feeds", "seen_items", "article_guilds"):
+            for table in ("articles", "subscriptions", "posts", "feeds", "feed_urls", "seen_items", "article_guilds"):
                 have = _columns(src, table)
                 # columns both files have (an older file lacks the newer ones: their defaults apply)
                 cols = [c.name for c in S.metadata.tables[table].columns if c.name in have]
@@ -535,6 +560,8 @@ class Store:
                         counts[table] = max(0, got.rowcount)
         finally:
             src.close()
+        with self._tx() as c:  # a feed salvaged without its URL's row (a file from before 0003): add it
+            self._adopt_feed_urls(c)
         return counts
 
     # ---------------------------------------------------------------- basics
@@ -938,18 +965,34 @@ class Store:
         return _post(rows[0]) if rows else None
 
     # ------------------------------------------------------------------ feeds
+    def _adopt_feed_urls(self, c: Connection) -> None:
+        """Give every subscribed URL its ``feed_urls`` row (due at once) where it has none."""
+        f, u = S.feeds, S.feed_urls
+        missing = [r[0] for r in c.execute(sa.select(f.c.url).distinct().where(
+            ~sa.exists().where(u.c.url == f.c.url)))]
+        if missing:
+            c.execute(self._insert_ignore(u), [{"url": url, "host": url_host(url), "next_poll": 0} for url in missing])
+
     def add_feed(self, guild_id: int, url: str, added_by: int | None = None, now: float | None = None, *,
                  include: Iterable[str] = (), exclude: Iterable[str] = ()) -> tuple[Feed, bool]:
-        """Add a feed to a guild (0: global) with its filters; returns (feed, created). Polled at once.
-        An existing feed is returned as it is (its filters unchanged)."""
+        """Add a feed to a guild (0: global) with its filters; returns (feed, created). An existing feed is
+        returned as it is (its filters unchanged). A URL no one followed yet (or no one follows any
+        more) is due at once; one that other servers follow keeps its schedule and state (see
+        :meth:`bot.sources.service.Sources.add_feed` for how the new server gets its items)."""
         now = time.time() if now is None else now
-        f = S.feeds
+        f, u = S.feeds, S.feed_urls
         with self._tx() as c:
+            c.execute(self._insert_ignore(u).values(url=url, host=url_host(url), next_poll=now))
             ins = self._insert_ignore(f).values(guild_id=guild_id, url=url, added_by=added_by, added_at=now, next_poll=now,
                                                 include_terms=json.dumps(list(include)),
                                                 exclude_terms=json.dumps(list(exclude)))
             created = c.execute(ins).rowcount == 1
-            row = c.execute(sa.select(f).where(f.c.guild_id == guild_id, f.c.url == url)).mappings().one()
+            if created:
+                others = c.execute(sa.select(sa.func.count()).select_from(f).where(
+                    f.c.url == url, f.c.guild_id != guild_id)).scalar()
+                if not others:  # no other server follows it: poll it now
+                    c.execute(u.update().where(u.c.url == url, u.c.next_poll > now).values(next_poll=now))
+            row = c.execute(_feed_select().where(f.c.guild_id == guild_id, f.c.url == url)).mappings().one()
             return _feed(row), created
 
     def set_feed_filters(self, guild_id: int, feed_id: int, *, include: Iterable[str] | None = None,
@@ -964,97 +1007,163 @@ class Store:
                 values["exclude_terms"] = json.dumps(list(exclude))
             if values:
                 c.execute(f.update().where(f.c.id == feed_id, f.c.guild_id == guild_id).values(**values))
-            row = c.execute(sa.select(f).where(f.c.id == feed_id, f.c.guild_id == guild_id)).mappings().first()
+            row = c.execute(_feed_select().where(f.c.id == feed_id, f.c.guild_id == guild_id)).mappings().first()
             return _feed(row) if row is not None else None
 
     def remove_feed(self, guild_id: int, feed_id: int) -> Feed | None:
-        """Remove one of a guild's feeds (its seen items stay seen)."""
+        """Remove one of a guild's feeds (its seen items stay seen). Other servers' copies of the URL stay;
+        the URL's own row stays too (a URL no one follows is never leased)."""
         f = S.feeds
         with self._tx() as c:
-            row = c.execute(sa.select(f).where(f.c.id == feed_id, f.c.guild_id == guild_id).with_for_update()
-                            ).mappings().first()
+            row = c.execute(_feed_select().where(f.c.id == feed_id, f.c.guild_id == guild_id)).mappings().first()
             if row is None:
                 return None
-            c.execute(f.delete().where(f.c.id == feed_id))
+            c.execute(f.delete().where(f.c.id == feed_id, f.c.guild_id == guild_id))
             return _feed(row)
 
     def feed(self, feed_id: int) -> Feed | None:
-        rows = self._read(sa.select(S.feeds).where(S.feeds.c.id == feed_id))
+        rows = self._read(_feed_select().where(S.feeds.c.id == feed_id))
         return _feed(rows[0]) if rows else None
 
-    def feeds(self, guild_id: int | None = None) -> list[Feed]:
+    def feeds(self, guild_id: int | None = None, url: str | None = None) -> list[Feed]:
         f = S.feeds
-        q = sa.select(f)
+        q = _feed_select()
         if guild_id is not None:
             q = q.where(f.c.guild_id == guild_id)
+        if url is not None:
+            q = q.where(f.c.url == url)
         return [_feed(r) for r in self._read(q.order_by(f.c.id))]
 
     def due_feeds(self, now: float) -> list[Feed]:
-        f = S.feeds
-        return [_feed(r) for r in self._read(sa.select(f).where(f.c.disabled == 0, f.c.next_poll <= now)
-                                             .order_by(f.c.next_poll, f.c.id))]
+        """The subscriptions whose URL is due (enabled, next poll passed)."""
+        u = S.feed_urls
+        return [_feed(r) for r in self._read(_feed_select().where(u.c.disabled == 0, u.c.next_poll <= now)
+                                             .order_by(u.c.next_poll, S.feeds.c.id))]
 
-    def lease_feeds(self, now: float, owner: str, limit: int = 100, feed_ids: Iterable[int] | None = None) -> list[Feed]:
-        """Take the poll lease of the due feeds no other process holds (at most ``limit``; or only these
-        ``feed_ids``, due or not): each feed is polled by one process at a time. The lease ends when the
-        poll is recorded (:meth:`feed_polled`, :meth:`feed_failed`, :meth:`release_feed`) or runs out
+    def lease_feeds(self, now: float, owner: str, limit: int = 100, feed_ids: Iterable[int] | None = None,
+                    per_host: int | None = None) -> list[Feed]:
+        """Take the poll lease of due URLs no other process holds, most overdue first (at most ``limit``
+        URLs, at most ``per_host`` of them on one host; or only the URLs of these ``feed_ids``, due or
+        not): each URL is fetched by one process at a time, once for every server that follows it.
+        Returns every subscription (``feeds`` row) of the URLs leased. The lease ends when the poll is
+        recorded (:meth:`url_polled`, :meth:`url_failed`, :meth:`release_feed`) or runs out
         (``feed_lease_seconds``: the process died)."""
-        f = S.feeds
+        f, u = S.feeds, S.feed_urls
         with self._tx() as c:
             if feed_ids is not None:  # these (the holder may renew its own lease)
-                q = sa.select(f.c.id).where(f.c.id.in_(list(feed_ids)),
-                                            sa.or_(f.c.lease_until <= now, f.c.lease_owner == owner))
-            else:  # due, enabled, and no one's (a feed this process holds is being polled already)
-                q = sa.select(f.c.id).where(f.c.disabled == 0, f.c.next_poll <= now, f.c.lease_until <= now)
-            ids = [r[0] for r in c.execute(q.order_by(f.c.next_poll, f.c.id).limit(limit)
-                                           .with_for_update(skip_locked=True))]
-            if not ids:
+                q = sa.select(u.c.url, u.c.host).where(
+                    u.c.url.in_(sa.select(f.c.url).where(f.c.id.in_(list(feed_ids)))),
+                    sa.or_(u.c.lease_until <= now, u.c.lease_owner == owner))
+                want = None
+            else:  # due, enabled, followed, and no one's (a URL this process holds is being polled already)
+                q = sa.select(u.c.url, u.c.host).where(u.c.disabled == 0, u.c.next_poll <= now, u.c.lease_until <= now,
+                                                       sa.exists().where(f.c.url == u.c.url))
+                want = limit
+            q = q.order_by(u.c.next_poll, u.c.url).limit(limit * 4 if per_host else limit)
+            rows = c.execute(q.with_for_update(skip_locked=True, of=u)).all()
+            urls, hosts = [], {}
+            for url, host in rows:  # the candidates are locked; those not taken are let go at commit
+                if per_host and hosts.get(host, 0) >= per_host:
+                    continue
+                hosts[host] = hosts.get(host, 0) + 1
+                urls.append(url)
+                if want is not None and len(urls) >= want:
+                    break
+            if not urls:
                 return []
-            c.execute(f.update().where(f.c.id.in_(ids)).values(lease_owner=owner, lease_until=now + self.feed_lease_seconds))
-            return [_feed(r) for r in c.execute(sa.select(f).where(f.c.id.in_(ids)).order_by(f.c.next_poll, f.c.id)).mappings()]
+            c.execute(u.update().where(u.c.url.in_(urls)).values(lease_owner=owner,
+                                                                 lease_until=now + self.feed_lease_seconds))
+            return [_feed(r) for r in c.execute(_feed_select().where(f.c.url.in_(urls))
+                                                .order_by(u.c.next_poll, u.c.url, f.c.id)).mappings()]
 
     def release_feed(self, feed_id: int, owner: str) -> None:
-        f = S.feeds
+        """Give back the poll lease of this feed's URL, if ``owner`` holds it."""
+        f, u = S.feeds, S.feed_urls
         with self._tx() as c:
-            c.execute(f.update().where(f.c.id == feed_id, f.c.lease_owner == owner).values(lease_owner=None, lease_until=0))
+            c.execute(u.update().where(u.c.url.in_(sa.select(f.c.url).where(f.c.id == feed_id)), u.c.lease_owner == owner)
+                      .values(lease_owner=None, lease_until=0))
+
+    def release_url(self, url: str, owner: str) -> None:
+        u = S.feed_urls
+        with self._tx() as c:
+            c.execute(u.update().where(u.c.url == url, u.c.lease_owner == owner).values(lease_owner=None, lease_until=0))
 
     def feed_lease(self, feed_id: int) -> tuple[str | None, float]:
-        rows = self._read(sa.select(S.feeds.c.lease_owner, S.feeds.c.lease_until).where(S.feeds.c.id == feed_id))
+        """(holder, until) of the poll lease of this feed's URL."""
+        f, u = S.feeds, S.feed_urls
+        rows = self._read(sa.select(u.c.lease_owner, u.c.lease_until).select_from(f.join(u, u.c.url == f.c.url))
+                          .where(f.c.id == feed_id))
         return (rows[0]["lease_owner"], rows[0]["lease_until"]) if rows else (None, 0.0)
+
+    def feed_cache(self, url: str) -> tuple[str | None, float | None]:
+        """(the items the URL's last full read gave, as JSON; when) — (None, None) when none are kept."""
+        u = S.feed_urls
+        rows = self._read(sa.select(u.c.items_json, u.c.items_at).where(u.c.url == url))
+        return (rows[0]["items_json"], rows[0]["items_at"]) if rows else (None, None)
+
+    def url_polled(self, url: str, now: float, *, status: str, next_poll: float | None,
+                   delivered: Mapping[int, tuple[str, int]] | None = None, etag: str | None = None,
+                   last_modified: str | None = None, title: str | None = None, items_json: str | None = None,
+                   fetched: bool = True) -> None:
+        """Record a poll of a URL in one transaction. ``fetched`` (a 200 or a 304): failures reset, the
+        validators kept for the next request (None: dropped, the next request reads the feed in full),
+        ``items_json`` (when given) kept for servers that follow the URL later. ``delivered``: for each
+        subscription (feed id) the items were given to, (its status line, how many reached it): its item
+        count grows, it is primed. The lease ends either way."""
+        f, u = S.feeds, S.feed_urls
+        values: dict[str, Any] = dict(lease_owner=None, lease_until=0)
+        if fetched:
+            values.update(polls=u.c.polls + 1, last_poll=now, last_status=status[:200], last_success=now, failures=0,
+                          etag=etag, last_modified=last_modified)
+            if next_poll is not None:
+                values["next_poll"] = next_poll
+            if title:
+                values["title"] = title[:200]
+            if items_json is not None:
+                values.update(items_json=items_json, items_at=now)
+        with self._tx() as c:
+            c.execute(u.update().where(u.c.url == url).values(**values))
+            for fid, (line, added) in (delivered or {}).items():
+                c.execute(f.update().where(f.c.id == fid, f.c.url == url).values(
+                    last_status=line[:200], items=f.c["items"] + int(added),
+                    primed_at=sa.func.coalesce(f.c.primed_at, now)))
 
     def feed_polled(self, feed_id: int, now: float, *, status: str, next_poll: float, etag: str | None = None,
                     last_modified: str | None = None, title: str | None = None, new_items: int = 0) -> None:
-        """Record a successful poll (200 or 304): failures reset, validators kept for the next request,
-        the poll lease ends."""
-        f = S.feeds
-        values: dict[str, Any] = dict(polls=f.c.polls + 1, last_poll=now, last_status=status[:200], last_success=now,
-                                      failures=0, next_poll=next_poll, items=f.c["items"] + new_items,
-                                      lease_owner=None, lease_until=0)
-        if etag is not None:
-            values["etag"] = etag
-        if last_modified is not None:
-            values["last_modified"] = last_modified
-        if title:
-            values["title"] = title[:200]
+        """Record a successful poll (200 or 304) of this feed's URL, delivered to this feed alone
+        (:meth:`url_polled`). Validators not given stay as they were."""
+        feed = self.feed(feed_id)
+        if feed is None:
+            return
+        self.url_polled(feed.url, now, status=status, next_poll=next_poll, delivered={feed_id: (status, new_items)},
+                        etag=etag if etag is not None else feed.etag,
+                        last_modified=last_modified if last_modified is not None else feed.last_modified, title=title)
+
+    def url_failed(self, url: str, now: float, error: str, *, next_poll: float, disable_after: int) -> None:
+        """Record a failed poll of a URL (every server's copy shows it); the URL is disabled once it failed
+        ``disable_after`` times in a row. The lease ends."""
+        f, u = S.feeds, S.feed_urls
         with self._tx() as c:
-            c.execute(f.update().where(f.c.id == feed_id).values(**values))
+            c.execute(u.update().where(u.c.url == url).values(
+                polls=u.c.polls + 1, last_poll=now, last_status="error", last_error=error[:500], last_error_at=now,
+                failures=u.c.failures + 1, next_poll=next_poll, lease_owner=None, lease_until=0,
+                disabled=sa.case((u.c.failures + 1 >= disable_after, 1), else_=u.c.disabled)))
+            c.execute(f.update().where(f.c.url == url).values(last_status="error"))
 
     def feed_failed(self, feed_id: int, now: float, error: str, *, next_poll: float, disable_after: int) -> Feed | None:
-        """Record a failed poll; the feed is disabled once it failed ``disable_after`` times in a row."""
-        f = S.feeds
-        with self._tx() as c:
-            c.execute(f.update().where(f.c.id == feed_id).values(
-                polls=f.c.polls + 1, last_poll=now, last_status="error", last_error=error[:500], last_error_at=now,
-                failures=f.c.failures + 1, next_poll=next_poll, lease_owner=None, lease_until=0,
-                disabled=sa.case((f.c.failures + 1 >= disable_after, 1), else_=f.c.disabled)))
-            row = c.execute(sa.select(f).where(f.c.id == feed_id)).mappings().first()
-            return _feed(row) if row else None
+        """Record a failed poll of this feed's URL (:meth:`url_failed`); the feed as it is now."""
+        feed = self.feed(feed_id)
+        if feed is None:
+            return None
+        self.url_failed(feed.url, now, error, next_poll=next_poll, disable_after=disable_after)
+        return self.feed(feed_id)
 
     def enable_feed(self, feed_id: int, now: float | None = None) -> None:
-        f = S.feeds
+        """Enable this feed's URL again (for every server that follows it), due at once."""
+        f, u = S.feeds, S.feed_urls
         with self._tx() as c:
-            c.execute(f.update().where(f.c.id == feed_id).values(disabled=0, failures=0,
-                                                                  next_poll=time.time() if now is None else now))
+            c.execute(u.update().where(u.c.url.in_(sa.select(f.c.url).where(f.c.id == feed_id))).values(
+                disabled=0, failures=0, next_poll=time.time() if now is None else now))
 
     def seen_items(self, keys: Iterable[str]) -> dict[str, str | None]:
         """Which of these item keys were seen before, and the article each became."""

@@ -94,8 +94,44 @@ feeds = sa.Table(
     # revision 0002: the poll lease (one process polls a feed at a time)
     sa.Column("lease_owner", sa.Text),
     sa.Column("lease_until", Time, nullable=False, server_default="0"),
+    # revision 0003: when this server's copy first got the feed's items (its backlog, never announced);
+    # NULL: not yet
+    sa.Column("primed_at", Time),
     sa.UniqueConstraint("guild_id", "url"),
 )
+# Since revision 0003 a ``feeds`` row is one server's *subscription* to a URL: its guild, its filters,
+# its own item count and status line (``items``, ``last_status``), ``primed_at``. What belongs to the
+# URL (the conditional-request validators, polls, last success, errors, back-off, disabled, the title,
+# the poll lease) lives in ``feed_urls``, one row per distinct URL, fetched once per interval however
+# many servers follow it. The old per-row copies of those columns (title, etag, last_modified, polls,
+# last_poll, last_success, last_error, last_error_at, failures, next_poll, disabled, lease_owner,
+# lease_until) stay in the table, unused, so that revision 0003 can be downgraded.
+
+feed_urls = sa.Table(
+    "feed_urls", metadata,
+    sa.Column("url", sa.Text, primary_key=True),  # as the feeds rows spell it
+    sa.Column("host", sa.Text, nullable=False, server_default=""),  # lower-cased: per-host scheduling
+    sa.Column("title", sa.Text, nullable=False, server_default=""),
+    sa.Column("etag", sa.Text),
+    sa.Column("last_modified", sa.Text),
+    sa.Column("polls", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_poll", Time),
+    sa.Column("last_status", sa.Text),
+    sa.Column("last_success", Time),
+    sa.Column("last_error", sa.Text),
+    sa.Column("last_error_at", Time),
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_poll", Time, nullable=False, server_default="0"),
+    sa.Column("disabled", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("lease_owner", sa.Text),
+    sa.Column("lease_until", Time, nullable=False, server_default="0"),
+    # the items the last full read (200) gave, JSON: what a server that follows the URL later gets
+    # without another request (NULL: none kept yet)
+    sa.Column("items_json", sa.Text),
+    sa.Column("items_at", Time),
+)
+sa.Index("feed_urls_due", feed_urls.c.next_poll)
+sa.Index("feeds_url", feeds.c.url)
 
 seen_items = sa.Table(
     "seen_items", metadata,
@@ -123,4 +159,4 @@ fetched_articles = sa.Table(
     sa.Column("arrived", Time, nullable=False),
 )
 
-TABLES = ("articles", "subscriptions", "posts", "feeds", "seen_items", "article_guilds", "fetched_articles")
+TABLES = ("articles", "subscriptions", "posts", "feeds", "feed_urls", "seen_items", "article_guilds", "fetched_articles")
