@@ -133,6 +133,9 @@ class Settings(BaseSettings):
         if isinstance(v, str) and not v.strip().lower().startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
             raise ValueError("DATABASE_URL must be a postgresql://user:password@host:port/database URL "
                              "(or unset for the SQLite file in DATA_DIR)")
+        if isinstance(v, str) and v.split("://", 1)[-1].split("/", 1)[0].count("@") > 1:
+            # read as a host otherwise, and a password's tail would show in errors and logs
+            raise ValueError("DATABASE_URL: write an '@' inside the user name or password as %40")
         return v
 
     @model_validator(mode="after")

@@ -105,6 +105,21 @@ def test_invalid_settings_one_line_per_field_no_secret(env):
     assert _line(text, "corpus").startswith("FAIL")  # checked with the rest of the settings
 
 
+def test_an_unescaped_at_in_the_password_is_refused_without_showing_it(env):
+    # read as part of the host otherwise, the password's tail would reach error messages and logs
+    env.setenv("DATABASE_URL", "postgresql://precis:hunter@2word@127.0.0.1:1/x")
+    code, text = _check()
+    assert code == 2 and "%40" in _line(text, "settings")
+    assert "hunter" not in text and "2word" not in text
+
+
+def test_redacted_database_urls_hide_the_whole_password():
+    from bot.store.db import redact_url
+
+    assert redact_url("postgresql://u:p@ss%40w0rd@127.0.0.1:1/x") == "postgresql://u:***@127.0.0.1:1/x"
+    assert redact_url("postgresql://u:secret@db:5432/precis") == "postgresql://u:***@db:5432/precis"
+
+
 def test_invalid_settings_for_other_commands_hide_the_secret(tmp_path):
     r = subprocess.run([sys.executable, "-m", "bot", "fetch", "--url", "http://127.0.0.1:1/"], cwd=tmp_path,
                        env=_clean_env(tmp_path, DATABASE_URL="mysql://precis:secret@db/x"),

@@ -369,6 +369,11 @@ def is_postgres_url(target: object) -> bool:
 
 def redact_url(url: str) -> str:
     """A database URL fit for a log line or /about: the password replaced by ***."""
+    scheme, sep, rest = url.partition("://")
+    netloc = rest.split("/", 1)[0]
+    if sep and netloc.count("@") > 1:  # an unescaped '@' in the password: hide all up to the last '@'
+        user = netloc.rpartition("@")[0].split(":", 1)[0]
+        return f"{scheme}://{user}:***@{netloc.rpartition('@')[2]}" + rest[len(netloc):].split("?", 1)[0]
     try:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - unparsable: show only the scheme
