@@ -332,7 +332,13 @@ def test_a_partly_corrupt_store_keeps_the_subscriptions_it_can_read(tmp_path):
         store.subscribe(10, 21, Schedule.daily("07:30"), 3)
         store.register_articles([(f"a{i}", "A long enough title " * 20) for i in range(300)])
         cursor = store.max_cursor()
-    _corrupt_pages(db, 12)  # the articles' later pages: subscriptions (page 4) are intact
+    # the articles' later pages: the schema and the subscriptions are intact (their pages come first:
+    # every table and index is created before the articles are written)
+    with sqlite3.connect(db) as c:
+        last_root = max(r[0] for r in c.execute("SELECT rootpage FROM sqlite_master"))
+        pages = c.execute("PRAGMA page_count").fetchone()[0]
+    assert pages > last_root + 10  # there are articles' pages to damage
+    _corrupt_pages(db, last_root + 5)
     with Store(db) as store:
         assert [(s.channel_id, s.schedule.to_text()) for s in store.subscriptions()] == [(20, "every:60"), (21, "daily@07:30")]
         assert store.max_cursor() <= cursor
