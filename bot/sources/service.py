@@ -789,15 +789,17 @@ class Sources:
             return 0
         return sum(1 for aid, g in self.store.shared_articles() if self.app.scopes.share(aid, g or 0))
 
-    def sync_fetched(self) -> int:
+    def sync_fetched(self, shares: bool = False) -> int:
         """PostgreSQL: add the feed and link articles other processes fetched since the last call
         (only those: the store is read after the last ``seq`` seen), each with its guild. Returns how
-        many joined the corpus. A no-op with SQLite (one process; the file is loaded at start)."""
+        many joined the corpus. A no-op with SQLite (one process; the file is loaded at start).
+        ``shares``: read the guild shares too now (a notification said one came), not only every
+        :data:`SHARES_EVERY_S`."""
         if self.app is None or not getattr(self.store, "is_postgres", False):
             return 0
         from ..corpus.loader import _jsonl_article
 
-        if time.monotonic() - self._shares_at >= SHARES_EVERY_S:
+        if shares or time.monotonic() - self._shares_at >= SHARES_EVERY_S:
             self.sync_shares()
 
         with self._fetched_lock:

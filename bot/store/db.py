@@ -1197,6 +1197,8 @@ class Store:
         """Record that a guild's feed also carries an article another source added first."""
         with self._tx() as c:
             c.execute(self._insert_ignore(S.article_guilds), {"article_id": article_id, "guild_id": guild_id})
+            if self.is_postgres:  # listeners (bot/store/listen.py) read the shares at once
+                c.execute(sa.select(sa.func.pg_notify("precis_articles", "share")))
 
     # -------------------------------------------------------- fetched articles
     def add_fetched(self, records: Iterable[dict], now: float | None = None) -> int:

@@ -29,6 +29,7 @@ from ...handlers.reply import Reply
 from ...metrics import BotMetrics, MetricsServer
 from ...render.discord import RenderedReply, render_reply
 from ...store import Store, StoreError, open_store
+from ...store.listen import ArticleListener, conninfo_of
 from .cooldown import Cooldowns
 from .pool import Busy, WorkerPool
 from .respond import (
@@ -171,8 +172,9 @@ class PrecisBot(commands.Bot):
         from ...sources.service import Sources
 
         self.sources = sources if sources is not None else Sources(s, self.store, app=app)
-        self.fetched_interval = FETCHED_SYNC_S
+        self.fetched_interval = FETCHED_SYNC_S  # the fallback poll when LISTEN is not possible
         self._fetched_task: asyncio.Task[None] | None = None
+        self._listener: ArticleListener | None = None
         log.info("database: %s; shards: %s", self.store.describe() if hasattr(self.store, "describe") else "?",
                  describe_shards(s))
         self.feed_interval = feed_interval
@@ -228,7 +230,11 @@ class PrecisBot(commands.Bot):
         except StoreError as exc:  # the database is not reachable yet: done once it is (see _store_opened)
             log.warning("start-up store work postponed: %s", exc)
         if getattr(self.store, "is_postgres", False) and self.fetched_interval:
-            self._fetched_task = asyncio.create_task(self._follow_fetched(), name="precis-fetched-sync")
+            url = conninfo_of(self.store)
+            if url:  # LISTEN: other processes' articles join within a moment; polling while it cannot listen
+                self._listener = ArticleListener(url, self._others_added, fallback_s=self.fetched_interval).start()
+            else:
+                self._fetched_task = asyncio.create_task(self._follow_fetched(), name="precis-fetched-sync")
         await self.sync_commands()
         if self.watch:
             from ...corpus.watch import watch_corpus
@@ -279,6 +285,10 @@ class PrecisBot(commands.Bot):
         if getattr(self, "sources", None) is not None:
             self.sources.reload_shares()
             self._store_ready_work()
+
+    def _others_added(self, shares: bool) -> None:
+        """From the listener's thread: what other processes added (articles; guild shares when told)."""
+        self.sources.sync_fetched(shares=shares)
 
     async def _follow_fetched(self) -> None:
         """PostgreSQL: other processes' new feed and link articles join this one's corpus within seconds."""
@@ -430,6 +440,8 @@ class PrecisBot(commands.Bot):
             self._watch_stop.set()
         if self._fetched_task is not None:
             self._fetched_task.cancel()
+        if self._listener is not None:
+            await asyncio.to_thread(self._listener.stop)
         if self._watch_task is not None:
             try:
                 await asyncio.wait_for(self._watch_task, 5)
