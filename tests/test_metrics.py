@@ -157,6 +157,14 @@ async def test_readyz_waits_for_the_corpus(fake_discord, settings_factory, memo_
         assert r.status_code == 200 and r.text.strip() == "ready"
         m = await scrape(bot)
         assert value(m, "precis_corpus_loaded") == 1 and value(m, "precis_corpus_articles") == 2
+        # a dropped gateway connection: not ready until discord.py has resumed it
+        bot.dispatch("disconnect")
+        await asyncio.sleep(0.05)
+        r = await get(bot, "/readyz")
+        assert r.status_code == 503 and "discord not connected" in r.text
+        bot.dispatch("resumed")
+        await asyncio.sleep(0.05)
+        assert (await get(bot, "/readyz")).status_code == 200
 
 
 async def test_readyz_follows_postgresql_unreachable_back_stopped_and_back(fake_discord, pg_url,  # noqa: F811

@@ -196,7 +196,9 @@ class PrecisBot(commands.Bot):
         self._watch_task: asyncio.Task[None] | None = None
         # Operations (issue 33): counters and scrape-time gauges on this bot's own registry; the HTTP
         # server (/metrics, /healthz, /readyz) only with METRICS_PORT, started in setup_hook.
-        self.metrics = BotMetrics(app, self.store, connected=lambda: self.is_ready() and not self.is_closed())
+        self._gateway_down = False  # between a dropped gateway connection and its resume (/readyz)
+        self.metrics = BotMetrics(app, self.store,
+                                  connected=lambda: self.is_ready() and not self.is_closed() and not self._gateway_down)
         self.metrics.watch_lane("cheap", self.pool)
         self.metrics.watch_lane("model", self.gen_pool)
         self.sources.on_poll = self.metrics.feed_polled
@@ -331,6 +333,15 @@ class PrecisBot(commands.Bot):
     async def on_ready(self) -> None:
         log.info("logged in as %s (%s); %d guild(s); shards %s", self.user, self.user.id if self.user else "?",
                  len(self.guilds), describe_shards(self.settings))
+
+    async def on_disconnect(self) -> None:
+        self._gateway_down = True  # /readyz: not ready until the connection is back
+
+    async def on_resumed(self) -> None:
+        self._gateway_down = False
+
+    async def on_connect(self) -> None:
+        self._gateway_down = False
 
     async def on_app_command_completion(self, interaction: discord.Interaction, command: Any) -> None:
         self.count_interaction(interaction, interaction.extras.get("outcome", "answered"))
