@@ -74,7 +74,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot.corpus.article import Article  # noqa: E402
-from bot.engines.answerer import READER_FEATURES, Answerer, confidence_from, ReaderWeights, Retriever, _ranked, _z  # noqa: E402
+from bot.engines.answerer import READER_FEATURES, Answerer, confidence_from, ReaderWeights, Retriever  # noqa: E402
+from bot.index.search import _ranked, _z  # noqa: E402
 from bot.engines import timeframe  # noqa: E402
 from bot.index.cache import EmbeddingCache  # noqa: E402
 from bot.index.sentence_index import SentenceIndex  # noqa: E402
@@ -409,17 +410,11 @@ def collect(answerer: Answerer, questions: list[Question], asked: dict[str, floa
         t = asked[q.id]
         pat = answer_pattern(q.answers)
         visible, span = answerer.in_time(q.text, None, None, asked_at=t)
-        cands, X, comps, _ = answerer.candidates(q.text, 3, visible, t)
+        cands, X, _ = answerer.candidates(q.text, 3, visible, t)
         y = np.array([bool(pat and pat.search(c.text)) for c in cands], dtype=bool)
         cov = X[:, READER_FEATURES.index("context")] if len(cands) else np.zeros(0)
-        dense = np.array([answerer.retriever.window_dense(comps["dense"], c.sentence) for c in cands],
-                         dtype=np.float64)
-        terms = answerer.retriever.query_terms(q.text)
-        by_article: dict[int, float] = {}
-        for c in cands:
-            if c.article not in by_article:
-                by_article[c.article] = answerer.retriever.article_coverage(q.text, c.article, terms)
-        art = np.array([by_article[c.article] for c in cands], dtype=np.float64)
+        dense = np.array([c.dense for c in cands], dtype=np.float64)
+        art = np.array([c.article_coverage for c in cands], dtype=np.float64)
         top_b: list[int] = []
         if bm25 and len(index):
             bm = np.asarray(index.bm25_scores(q.text), dtype=np.float64)

@@ -254,9 +254,10 @@ def test_confidence_counts_what_the_answers_article_covers(answerer, index):
     assert r.article_coverage("Which bakery bakes the rye loaf?", _row(index, "Springfield")) == 0.0
     q = "Which bakery won the national sourdough award?"
     a = answerer.answer(q)
-    support, comps, _ = answerer.rank(q)
+    support, _ = answerer.rank(q)
     cov = r.coverage(q, support[0].sentence)
-    dense = float(np.clip(comps["dense"].max(), 0.0, 1.0))
+    dense = float(np.clip(r.components(q)["dense"].max(), 0.0, 1.0))
+    assert support[0].context == pytest.approx(cov) and support[0].dense == pytest.approx(dense)
     assert a.confidence == pytest.approx((cov + dense + r.article_coverage(q, support[0].article)) / 3)
     assert confidence_from(cov, dense, r.article_coverage(q, support[0].article)) == pytest.approx(a.confidence)
 
@@ -296,6 +297,40 @@ def test_a_replay_never_reads_an_article_published_after_it(answerer, index):
 def test_threshold_override(index):
     assert Answerer(index, abstain_threshold=1.01).answer(KAZAKH_Q).abstained
     assert not Answerer(index, abstain_threshold=0.0).answer("Who won the 1998 World Cup?").abstained
+
+
+def test_one_search_call_carries_every_ranking_feature(answerer, index):
+    # The index's one call (bot.index.search): scope + time window + ranking + per-candidate features.
+    from bot.engines.answerer import Candidate, cue_kind
+    from bot.engines.timeframe import published
+
+    r = answerer.retriever
+    q = "Who was elected mayor of Springfield?"
+    cands = r.search_candidates(q, cue_kind(q), 5)
+    assert [c.sentence for c in cands] == [s.sentence for s in r.search(q, 5)]
+    terms = r.query_terms(q)
+    dense = r.components(q)["dense"]
+    for c in cands:
+        assert isinstance(c, Candidate) and c.text == index.texts[c.sentence]
+        assert c.coverage == r.sentence_coverage(terms[0], c.sentence)
+        assert c.context == r.coverage(q, c.sentence, terms)
+        assert c.article_coverage == r.article_coverage(q, c.article, terms)
+        assert c.dense == r.window_dense(dense, c.sentence)
+        assert c.title == (index.articles[c.article].title or "")
+        assert c.before == (index.texts[c.sentence - 1] if c.position > 0 else "")
+        assert c.published == published(index.articles[c.article].date) or np.isnan(c.published)
+    mayor = _row(index, "Springfield")
+    scope = np.ones(len(index.articles), dtype=bool)
+    scope[mayor] = False
+    assert all(c.article != mayor for c in r.search_candidates(q, "name", 5, scope))
+    when = published(index.articles[mayor].date)
+    assert all(c.article != mayor for c in r.search_candidates(q, "name", 5, published_before=when - 86400))
+    assert all(c.article != mayor for c in r.search_candidates(q, "name", 5, published_between=(0.0, when - 1)))
+    assert r.search_candidates(q, "name", 5, published_before=when + 86400)[0].article == mayor
+    with pytest.raises(TypeError):  # bot.index reads no questions: its own Retriever needs the kind
+        from bot.index.search import Retriever as IndexRetriever
+
+        IndexRetriever(index, published=published).search(q)
 
 
 def test_empty_index_abstains(embedder, tmp_path):

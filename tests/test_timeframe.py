@@ -144,7 +144,7 @@ def test_the_reader_prefers_the_latest_report(answerer):
     from bot.engines.answerer import READER_FEATURES
 
     q = "Which head coach was fired on Monday?"
-    cands, X, _, _ = answerer.candidates(q, now=NOW)
+    cands, X, _ = answerer.candidates(q, now=NOW)
     rec = {answerer.index.articles[c.article].id: X[i, READER_FEATURES.index("recency")] for i, c in enumerate(cands)}
     assert rec["new"] > 0.6 and rec["old"] < 1e-6 and rec["undated"] == 0.0
     assert answerer.index.articles[answerer.answer(q, now=NOW).support[0].article].id == "new"

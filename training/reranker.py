@@ -58,7 +58,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bot.corpus.article import Article  # noqa: E402
-from bot.engines.answerer import Answerer  # noqa: E402
+from bot.engines.answerer import Answerer, cue_kind  # noqa: E402
 from models.reranker import TRAIN_MAX_LENGTH as MAX_LENGTH, pair  # noqa: E402
 
 import ask_quality as aq  # noqa: E402
@@ -86,12 +86,11 @@ def mine_realtimeqa(path: Path, embedder, cache_dir: Path) -> list[dict]:
         pat = aq.answer_pattern(q.answers)
         if pat is None:
             continue
-        visible, _ = answerer.in_time(q.text, None, None, asked_at=q.asked)
-        cands, _, _ = answerer.retriever._search(q.text, POOL, visible)  # noqa: SLF001 - the first stage
+        before, between, _ = answerer.time_window(q.text, None, asked_at=q.asked)
+        cands = answerer.retriever.search_candidates(q.text, cue_kind(q.text), POOL, None, before, between)  # stage 1
         rows = []
         for c in cands:
-            before = ix.texts[c.sentence - 1] if c.position > 0 else ""
-            rows.append({"text": c.text, "title": ix.articles[c.article].title, "before": before,
+            rows.append({"text": c.text, "title": ix.articles[c.article].title, "before": c.before,
                          "pos": bool(pat.search(c.text)), "doc": ix.articles[c.article].id in q.docs})
         out.append({"id": q.id, "year": time.strftime("%Y", time.gmtime(q.asked)), "question": q.text,
                     "cands": rows})

@@ -24,6 +24,12 @@ maximum, so each one's best sentence (or article) scores 1 and the weights
 On RealTime QA 2022 this puts an answer string in the top 3 for ~65 % of the
 questions, against ~57 % for BM25 or dense alone (``benchmarks/ask_quality.py``).
 
+The engine reaches the index through one call, :meth:`bot.index.search.Retriever.search_candidates`
+(the question, its cue kind :func:`cue_kind`, the server's scope, the time window :meth:`Answerer.time_window`
+and k), whose :class:`~bot.index.search.Candidate` sentences carry every feature the reader, the confidence,
+the reranker and the span reader read, plus one document lookup (``article_text``) for the who-question
+antecedent rule; the retrieval itself lives in :mod:`bot.index.search`.
+
 Reading (:class:`Reader`): the retriever's top 20 candidates are reranked by
 whether they answer the question, not by how much they resemble it: the
 retriever's score, the fit of the best candidate answer phrase to the kind of
@@ -76,9 +82,25 @@ import unicodedata
 from dataclasses import dataclass, replace
 
 import numpy as np
-import scipy.sparse as sp
 
-from ..index.postings import PostingsView
+from ..index import search as _index_search
+from ..index.search import (  # noqa: F401 - re-exported: they lived here before bot/index/search.py
+    _CAP,
+    _DATE,
+    _HOW,
+    _NUM,
+    _NUMBER_WORDS,
+    _SENTENCE_END,
+    _WORD,
+    QUESTION_WORDS,
+    Candidate,
+    SentenceSearch,
+    Support,
+    Weights,
+    _ranked,
+    _z,
+    _zmax,
+)
 from ..index.sentence_index import SentenceIndex
 from . import timeframe
 from .chat_question import clean_question
@@ -145,15 +167,6 @@ def validate_question(q: str, max_chars: int = MAX_QUESTION_CHARS) -> str:
 
 
 @dataclass(frozen=True)
-class Support:
-    article: int  # article row in index.articles
-    position: int  # sentence index within the article
-    sentence: int  # global sentence row
-    text: str
-    score: float
-
-
-@dataclass(frozen=True)
 class Answer:
     question: str
     answer: str
@@ -169,329 +182,26 @@ class Answer:
         return tuple(self.answer.split("\n"))
 
 
-@dataclass(frozen=True)
-class Weights:
-    """Fusion weights. Every evidence array is z-normalised over the corpus and divided by its
-    maximum (the best sentence or article scores 1), so the weights are shares of that best."""
-
-    dense: float = 1.0  # dense cosine, next to BM25 (weight 1)
-    neighbour: float = 0.3  # best same-article neighbour's fused score
-    article: float = 0.8  # BM25 of the whole article
-    title: float = 0.5  # title similarity: dense + TF-IDF, half each
-    cue: float = 0.25  # answer-type cue: a new number / date / name
-    fragment: float = 0.25  # penalty for text that does not end like a sentence (captions, links)
-
-    def without(self, part: str) -> Weights:
-        return replace(self, **{part: 0.0})
 
 
-# Words that make a question a question but say nothing about its topic.
-QUESTION_WORDS = frozenset(
-    """what which who whom whose when where why how many much did does do done has have had was were
-    been being is are am can could would should shall may might must according recent recently
-    reportedly reported latest week weeks ago last this that these those following name named
-    called known said says tell me please about""".split()
-)
-_WORD = re.compile(r"(?u)\d+(?:[.,]\d+)*|\w+")
-_CAP = re.compile(r"\b[A-Z]\w*")
-_NUM = re.compile(r"\d")
-_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s*$")
-_NUMBER_WORDS = re.compile(
-    r"(?i)\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozen|dozens|hundreds?|"
-    r"thousands?|millions?|billions?|trillions?|percent|half|third|quarter)\b"
-)
-_DATE = re.compile(
-    r"\b(?:January|February|March|April|May|June|July|August|September|October|November|December|"
-    r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|"
-    r"Sunday|today|yesterday|tomorrow|(?:1[89]|20)\d\d)\b"
-)
-_HOW = re.compile(r"(?i)\bhow (?:long|old|far|often|big|large|tall|high|fast|soon|many|much)\b")
-
-def _ranked(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k highest scores, best first (argpartition, then a sort of k)."""
-    n = scores.shape[0]
-    k = min(k, n)
-    if k <= 0:
-        return np.zeros(0, dtype=np.int64)
-    top = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
-    return top[np.argsort(-scores[top], kind="stable")]
+def cue_kind(question: str) -> str:
+    """The retrieval cue's kind, what the index's search is given: number, date, name (who / which / where
+    ...) or other."""
+    kind = question_kind(question)
+    return "name" if kind in ("person", "place") else kind
 
 
-def _z(x: np.ndarray) -> np.ndarray:
-    sd = float(x.std())
-    if sd < 1e-9:
-        return np.zeros_like(x, dtype=np.float32)
-    return ((x - float(x.mean())) / sd).astype(np.float32)
-
-
-def _zmax(x: np.ndarray) -> np.ndarray:
-    z = _z(x)
-    top = float(z.max()) if z.size else 0.0
-    return z / top if top > 1e-9 else z
-
-
-class Retriever:
-    """Hybrid sentence retrieval over a built :class:`SentenceIndex`; all features precomputed here."""
+class Retriever(_index_search.Retriever):
+    """The index's retriever (:class:`bot.index.search.Retriever`) reading articles' dates with
+    :func:`bot.engines.timeframe.published` and questions' cue kinds with :func:`cue_kind`, so that
+    ``Retriever(index).search(question)`` needs nothing else."""
 
     def __init__(self, index: SentenceIndex, weights: Weights | None = None, previous: Retriever | None = None
                  ) -> None:
-        """Precompute every per-sentence feature; call after ``index.build``. ``previous``: the retriever of
-        the version ``index`` grew from - only the new sentences' features are computed."""
-        self.index = index
-        self.weights = weights or Weights()
-        self._build(previous)
-
-    def _build(self, previous: Retriever | None = None) -> None:
-        ix = self.index
-        base = (
-            previous
-            if previous is not None and previous is not self and previous._texts is previous.index.texts
-            and ix.grew_from(previous.index)
-            else None
-        )
-        self._texts = ix.texts  # the build this Retriever's features belong to
-        n = len(ix)
-        self.n = n
-        self.n_articles = len(ix.articles)
-        art = ix.sent_article.astype(np.int64)
-        self._art = art
-        # Neighbour masks: the previous / next sentence exists and is in the same article.
-        self._has_prev = np.zeros(n, dtype=bool)
-        self._has_next = np.zeros(n, dtype=bool)
-        if n > 1:
-            same = art[1:] == art[:-1]
-            self._has_prev[1:] = same
-            self._has_next[:-1] = same
-        # Per-sentence answer-type cues, computed for the sentences the previous retriever did not have.
-        n0 = base.n if base is not None else 0
-        fresh = ix.texts[n0:]
-        fragment = np.array([not _SENTENCE_END.search(t) for t in fresh], dtype=bool)
-        has_date = np.array([bool(_DATE.search(t)) for t in fresh], dtype=bool)
-        has_num_word = np.array([bool(_NUMBER_WORDS.search(t)) for t in fresh], dtype=bool)
-        stems = ix.lexicon.stems
-        num_rows: list[list[int]] = []
-        cap_rows: list[list[int]] = []
-        for t in fresh:
-            nums = [w.replace(",", "") for w in _WORD.findall(t) if _NUM.search(w)]
-            caps = [m.group(0) for m in _CAP.finditer(t) if m.start() > 0]  # sentence-initial capitals say nothing
-            num_rows.append(sorted(set(ix.term_ids(stems(nums)))))
-            cap_rows.append(sorted(set(ix.term_ids(stems(caps)))))
-        cap0 = base._cap if base is not None else PostingsView.empty()
-        num0 = base._num if base is not None else PostingsView.empty()
-        # Sentence x term presence of its capitalised words / numbers (stemmed like the index).
-        self._cap = cap0.store.append(cap0, cap_rows)
-        self._num = num0.store.append(num0, num_rows)
-        cap_count = np.array([len(r) for r in cap_rows], dtype=np.float32)
-        num_count = np.array([len(r) for r in num_rows], dtype=np.float32)
-        if base is not None:
-            fragment = np.concatenate([base._fragment, fragment])
-            has_date = np.concatenate([base._has_date, has_date])
-            has_num_word = np.concatenate([base._has_num_word, has_num_word])
-            cap_count = np.concatenate([base._cap_count, cap_count])
-            num_count = np.concatenate([base._num_count, num_count])
-        else:
-            for p in (self._cap, self._num):
-                p.store.merge(p)
-        if base is not None and (self._cap.needs_merge() or self._num.needs_merge()):
-            self._cap.store.merge(self._cap)
-            self._num.store.merge(self._num)
-        # Each article's publication time (epoch s, NaN unknown): a question about "this week" reads only
-        # the articles of this week (bot.engines.timeframe).
-        a0 = base.n_articles if base is not None else 0
-        pub = np.array([timeframe.published(a.date) for a in ix.articles[a0:]], dtype=np.float64)
-        self._published = np.concatenate([base._published, pub]) if base is not None else pub
-        self._fragment, self._has_date, self._has_num_word = fragment, has_date, has_num_word
-        self._cap_count, self._num_count = cap_count, num_count
-        self._max_idf = float(np.log(n + 1) + 1.0) if n else 1.0
-        self._median_idf = ix.median_idf()
-
-    @property
-    def published(self) -> np.ndarray:
-        """Each article row's publication time (epoch s; NaN: undated), of the build the features are from."""
-        return self._published
-
-    # ------------------------------------------------------------- querying
-    def query_words(self, question: str) -> list[str]:
-        """The question's lower-cased words without question words ("how long", "which", "did")."""
-        return [w for w in _WORD.findall(_HOW.sub(" ", question).lower()) if w not in QUESTION_WORDS]
-
-    def query_terms(self, question: str) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
-        """(content terms, key terms) as (stemmed term, vocabulary id or -1); key terms are names and numbers."""
-        vocab = self.index.vocab
-        terms = self.index.lexicon.terms
-        content = list(dict.fromkeys(terms([" ".join(self.query_words(question))])[0]))
-        keys_raw = [
-            m.group(0) for m in _CAP.finditer(question) if m.start() > 0 and m.group(0).lower() not in QUESTION_WORDS
-        ]
-        keys_raw += [w for w in _WORD.findall(question) if _NUM.search(w)]
-        keys = list(dict.fromkeys(terms([" ".join(keys_raw)])[0])) if keys_raw else []
-        return [(t, vocab.get(t, -1)) for t in content], [(t, vocab.get(t, -1)) for t in keys]
-
-    def components(self, question: str) -> dict[str, np.ndarray]:
-        """Raw per-sentence evidence for one question (all full-length arrays)."""
-        ix = self.index
-        content, keys = self.query_terms(question)
-        known = list(dict.fromkeys(i for _, i in content if i >= 0))
-        words = self.query_words(question)
-        bm = ix.bm25_scores(" ".join(words) or question) if self.n else np.zeros(0, np.float32)
-        qvec = ix.encode_query(question)
-        dn = ix.dense_scores(qvec).astype(np.float32)
-        if known:
-            art_bm = ix.article_bm25(known)
-            qlex = ix.query_lex(" ".join(words) or question)
-            title_lex = np.asarray((ix.title_lex @ qlex.T).todense()).ravel().astype(np.float32)
-        else:
-            art_bm = np.zeros(self.n_articles, np.float32)
-            title_lex = np.zeros(self.n_articles, np.float32)
-        title_dn = ix.title_scores(qvec) if self.n_articles else np.zeros(0, np.float32)
-        known_keys = list(dict.fromkeys(i for _, i in keys if i >= 0))
-        cap_q = self._cap.column_sum(known_keys, binary=True) if known_keys else np.zeros(self.n, np.float32)
-        num_q = self._num.column_sum(known_keys, binary=True) if known_keys else np.zeros(self.n, np.float32)
-        return {
-            "bm25": np.asarray(bm, dtype=np.float32),
-            "dense": dn,
-            "article_bm25": art_bm,
-            "title_lex": title_lex,
-            "title_dense": title_dn,
-            "new_caps": self._cap_count - cap_q,  # capitalised names the question does not contain
-            "new_nums": self._num_count - num_q,
-        }
+        super().__init__(index, weights, previous, published=timeframe.published)
 
     def question_type(self, question: str) -> str:
-        """The retrieval cue's kind: number, date, name (who / which / where ...) or other."""
-        kind = question_kind(question)
-        return "name" if kind in ("person", "place") else kind
-
-    def fuse(self, c: dict[str, np.ndarray], qtype: str, w: Weights | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(final score, fused sentence score) from components; vectorised over all sentences."""
-        w = w or self.weights
-        zb = _zmax(c["bm25"])
-        fused = zb + w.dense * _zmax(c["dense"])
-        score = fused.copy()
-        if w.neighbour:
-            prev = np.zeros_like(fused)
-            nxt = np.zeros_like(fused)
-            prev[1:] = fused[:-1]
-            nxt[:-1] = fused[1:]
-            prev[~self._has_prev] = 0.0
-            nxt[~self._has_next] = 0.0
-            score += w.neighbour * np.maximum(np.maximum(prev, nxt), 0.0)
-        art = np.zeros(self.n_articles, np.float32)
-        if w.article:
-            art += w.article * _zmax(c["article_bm25"])
-        if w.title:
-            art += w.title * 0.5 * (_zmax(c["title_dense"]) + _zmax(c["title_lex"]))
-        if self.n_articles:
-            score += art[self._art]
-        if w.cue:
-            if qtype == "number":
-                score += w.cue * ((c["new_nums"] > 0) | self._has_num_word)
-            elif qtype == "date":
-                score += w.cue * self._has_date
-            elif qtype == "name":
-                score += w.cue * (c["new_caps"] > 0)
-        if w.fragment:
-            score -= w.fragment * self._fragment
-        return score.astype(np.float32), fused
-
-    def search(self, question: str, k: int = 3) -> list[Support]:
-        """The k best supporting sentences, best first."""
-        return self._search(question, k)[0]
-
-    def _search(self, question: str, k: int, visible: np.ndarray | None = None
-                ) -> tuple[list[Support], np.ndarray, dict[str, np.ndarray]]:
-        """``visible``: one bool per article row (the asking guild's scope); None = all."""
-        if k < 1:
-            raise ValueError("k must be at least 1")
-        if self.index.texts is not self._texts:
-            self._build()  # the index was rebuilt in place since
-        if self.n == 0 or not question.strip():
-            return [], np.zeros(0, np.float32), {}
-        c = self.components(question)
-        score, fused = self.fuse(c, self.question_type(question))
-        if visible is not None:  # another guild's articles are never ranked, nor count for confidence
-            seen = np.asarray(visible, dtype=bool)[self._art]
-            score = np.where(seen, score, -np.inf).astype(np.float32)
-            c["dense"] = np.where(seen, c["dense"], -1.0).astype(np.float32)
-            k = min(k, int(seen.sum()))
-            if k == 0:
-                return [], fused, {}
-        top = _ranked(score, k)
-        ix = self.index
-        out = [
-            Support(
-                article=int(ix.sent_article[i]),
-                position=int(ix.sent_pos[i]),
-                sentence=int(i),
-                text=ix.texts[i],
-                score=float(score[i]),
-            )
-            for i in top
-        ]
-        return out, fused, c
-
-    # ------------------------------------------------------------ confidence
-    def coverage(self, question: str, sentence: int, terms=None) -> float:
-        """Idf-weighted share of the question's terms found around ``sentence`` (neighbours, title).
-
-        Names and numbers from the question weigh double. Terms the corpus
-        never saw count as missing: a name or number with the highest idf, any
-        other word with the median idf (in a small corpus "take" is unseen too).
-        """
-        content, keys = terms if terms is not None else self.query_terms(question)
-        if not content and not keys:
-            return 0.0
-        lo, hi = self.window(sentence)
-        window = set(self.index.row_terms(lo, hi + 1).tolist())
-        window.update(self.index.title_terms(int(self._art[sentence])).tolist())
-        idf = self.index.idf
-        total = got = 0.0
-        for terms, unseen in ((content, self._median_idf), (keys, self._max_idf)):
-            for _, t in terms:  # key terms are in both lists: double weight
-                wt = float(idf[t]) if t >= 0 else unseen
-                total += wt
-                if t >= 0 and t in window:
-                    got += wt
-        return got / total if total else 0.0
-
-    def window(self, sentence: int) -> tuple[int, int]:
-        """(first, last) row of ``sentence`` and its same-article neighbours."""
-        lo = sentence - 1 if sentence > 0 and self._has_prev[sentence] else sentence
-        hi = sentence + 1 if sentence < self.n - 1 and self._has_next[sentence] else sentence
-        return lo, hi
-
-    def window_dense(self, dense: np.ndarray, sentence: int) -> float:
-        """The question's best dense cosine (``dense``: one per sentence) with ``sentence`` or a same-article
-        neighbour, clipped to [0, 1]: how close the answer itself comes to the question in meaning."""
-        lo, hi = self.window(sentence)
-        return float(np.clip(np.max(dense[lo : hi + 1]), 0.0, 1.0))
-
-    def article_coverage(self, question: str, article: int, terms=None) -> float:
-        """Idf-weighted share of the question's content terms found anywhere in the article (its sentences
-        and title); a term the corpus never saw counts as missing, with the median idf."""
-        content, _ = terms if terms is not None else self.query_terms(question)
-        if not content:
-            return 0.0
-        rows = self.index.rows(article)
-        have = set(self.index.row_terms(rows.start, rows.stop).tolist())
-        have.update(self.index.title_terms(article).tolist())
-        return self._share(content, have)
-
-    def sentence_coverage(self, content: list[tuple[str, int]], sentence: int) -> float:
-        """Idf-weighted share of the question's content terms in the one sentence (no neighbours, no title)."""
-        if not content:
-            return 0.0
-        return self._share(content, set(self.index.row_terms(sentence).tolist()))
-
-    def _share(self, content: list[tuple[str, int]], have: set[int]) -> float:
-        """Idf-weighted share of ``content`` terms in ``have`` (unseen terms: missing, the median idf)."""
-        idf = self.index.idf
-        total = got = 0.0
-        for _, t in content:
-            wt = float(idf[t]) if t >= 0 else self._median_idf
-            total += wt
-            got += wt if t >= 0 and t in have else 0.0
-        return got / total if total else 0.0
+        return cue_kind(question)
 
 
 def confidence_from(coverage: float, dense: float, article: float, answers: float | None = None) -> float:
@@ -566,21 +276,18 @@ class ReaderWeights:
 
 
 class Reader:
-    """Reranks the retriever's top candidates by whether they answer the question."""
+    """Reranks the retriever's top candidates by whether they answer the question, from the candidates'
+    own features (:class:`bot.index.search.Candidate`): it reads no index."""
 
-    def __init__(self, retriever: Retriever, weights: ReaderWeights | None = None) -> None:
-        self.retriever = retriever
+    def __init__(self, weights: ReaderWeights | None = None) -> None:
         self.weights = weights or ReaderWeights()
 
-    def features(self, question: str, cands: list[Support], now: float | None = None,
+    def features(self, question: str, cands: list[Candidate], now: float | None = None,
                  reranked: np.ndarray | None = None) -> np.ndarray:
         """One row of :data:`READER_FEATURES` per candidate; ``now``: when it is asked (epoch s; default: the
         clock); ``reranked``: the reranker's score of each candidate (None: no reranker, the column is 0)."""
         now = time.time() if now is None else float(now)
-        pub = self.retriever.published
         kind = question_kind(question)
-        terms = self.retriever.query_terms(question)
-        content = terms[0]
         qwords = set(words(question))
         top = cands[0].score if cands else 0.0
         phrases = [scored_candidates(question, c.text, kind) for c in cands]
@@ -588,10 +295,10 @@ class Reader:
         X = np.zeros((len(cands), len(READER_FEATURES)), dtype=np.float64)
         for i, c in enumerate(cands):
             X[i, 0] = c.score - top
-            X[i, 3] = self.retriever.sentence_coverage(content, c.sentence)
+            X[i, 3] = c.coverage
             X[i, 4] = 1.0 / (1.0 + c.position)
-            X[i, 6] = self.retriever.coverage(question, c.sentence, terms)
-            age = abs(now - pub[c.article]) / 86400.0 if c.article < len(pub) else float("nan")
+            X[i, 6] = c.context
+            age = abs(now - c.published) / 86400.0
             X[i, 7] = 0.0 if np.isnan(age) else float(np.exp(-age / RECENCY_DAYS))
             if phrases[i]:
                 p = phrases[i][0]
@@ -686,43 +393,37 @@ class Answerer:
         self.reranked_timed_threshold = self.RERANKED_TIMED_THRESHOLD
         self._rerank_failed = False
         self.retriever = Retriever(index, previous=previous.retriever if previous is not None else None)
-        self.reader = Reader(self.retriever, reader or self.READER)
+        self.reader = Reader(reader or self.READER)
         self.abstain_threshold = self.DEFAULT_THRESHOLD if abstain_threshold is None else float(abstain_threshold)
         # a question naming its time is read against that span's articles only: fewer, so lower confidences
         self.timed_threshold = self.TIMED_THRESHOLD if timed_threshold is None else float(timed_threshold)
 
-    def confidence(self, question: str, support: list[Support], components: dict[str, np.ndarray],
-                   now: float | None = None, answers: float | None = None) -> float:
+    def confidence(self, question: str, support: list[Candidate], now: float | None = None,
+                   answers: float | None = None) -> float:
         """(coverage + window cosine + article coverage) / 3, in [0, 1] (:func:`confidence_from`).
 
         Coverage: the idf-weighted share of the question's terms found around
-        the best sentence (:meth:`Retriever.coverage`). Window cosine: the
+        the best sentence (its ``context``). Window cosine: the
         question's highest cosine with that sentence or a same-article neighbour
-        (:meth:`Retriever.window_dense`). Article
+        (its ``dense``). Article
         coverage: the share of the question's words its article holds
-        (:meth:`Retriever.article_coverage`): an answer from an article about
+        (its ``article_coverage``): an answer from an article about
         something else ("Starbucks' holiday drinks" for "Which new treat did
         McDonald's add?") lacks some of them. ``now`` is not used: the answer's age is
         no evidence that it is wrong.
         """
         if not support:
             return 0.0
-        cov = self.retriever.coverage(question, support[0].sentence)
-        art = self.retriever.article_coverage(question, support[0].article)
-        dense = self.retriever.window_dense(components["dense"], support[0].sentence) if components else 0.0
-        return confidence_from(cov, dense, art, answers)
+        best = support[0]
+        return confidence_from(best.context, best.dense, best.article_coverage, answers)
 
-    def rerank_scores(self, question: str, cands: list[Support]) -> np.ndarray | None:
+    def rerank_scores(self, question: str, cands: list[Candidate]) -> np.ndarray | None:
         """The reranker's score of each candidate; None without a reranker or when it fails (logged once:
         the answer then comes from the reader's ranking alone, and this answerer does not call it again; the
         next snapshot's answerer tries once more)."""
         if self.reranker is None or self._rerank_failed or not cands:
             return None
-        ix = self.index
-        items = [
-            (c.text, ix.articles[c.article].title or "", ix.texts[c.sentence - 1] if c.position > 0 else "")
-            for c in cands
-        ]
+        items = [(c.text, c.title, c.before) for c in cands]
         try:
             scores = np.asarray(self.reranker.score(question, items), dtype=np.float64).reshape(-1)
             if scores.shape[0] != len(cands) or not np.all(np.isfinite(scores)):
@@ -738,33 +439,36 @@ class Answerer:
                 log.warning("the /ask reranker failed (%s: %s): ranking without it", type(exc).__name__, exc)
             return None
 
-    def candidates(self, question: str, k: int = 3, visible: np.ndarray | None = None, now: float | None = None
-                   ) -> tuple[list[Support], np.ndarray, dict[str, np.ndarray], np.ndarray | None]:
-        """The retriever's top candidates (at least k), their reader features, the retrieval components and
-        the reranker's scores (None without one). ``visible``: one bool per article row (the asking guild's
-        scope); None = all. ``now``: when asked."""
+    def candidates(self, question: str, k: int = 3, visible: np.ndarray | None = None, now: float | None = None,
+                   published_before: float | None = None, published_between: tuple[float, float] | None = None
+                   ) -> tuple[list[Candidate], np.ndarray, np.ndarray | None]:
+        """The index's top candidates (at least k), their reader features and the reranker's scores (None
+        without one). ``visible``: one bool per article row (the asking guild's scope); None = all. ``now``:
+        when asked. ``published_before`` / ``published_between``: the time window (:meth:`time_window`)."""
         pool = self.RERANK_POOL if self.reranker is not None and not self._rerank_failed else self.CANDIDATES
-        cands, _, comps = self.retriever._search(question, max(k, pool), visible)  # noqa: SLF001
+        cands = self.retriever.search_candidates(question, cue_kind(question), max(k, pool), visible,
+                                                 published_before, published_between)
         rr = self.rerank_scores(question, cands)
-        return cands, self.reader.features(question, cands, now, rr), comps, rr
+        return cands, self.reader.features(question, cands, now, rr), rr
 
-    def rank(self, question: str, k: int = 3, visible: np.ndarray | None = None, now: float | None = None
-             ) -> tuple[list[Support], dict[str, np.ndarray], float | None]:
-        """The k best supporting sentences after the reader's reranking (score = the reader's), the retrieval
-        components, and the reranker's probability that support [1] answers (None without a reranker).
+    def rank(self, question: str, k: int = 3, visible: np.ndarray | None = None, now: float | None = None,
+             published_before: float | None = None, published_between: tuple[float, float] | None = None
+             ) -> tuple[list[Candidate], float | None]:
+        """The k best supporting sentences after the reader's reranking (score = the reader's) and the
+        reranker's probability that support [1] answers (None without a reranker).
         Support after the first whose odds fall under :attr:`SUPPORT_MIN_ODDS` of the first's is left out."""
-        cands, X, comps, rr = self.candidates(question, k, visible, now)
+        cands, X, rr = self.candidates(question, k, visible, now, published_before, published_between)
         if not cands:
-            return [], comps, None
+            return [], None
         w = self.reader.weights if rr is None else self.reranked_weights
         sc = X @ w.vector()
         order = np.argsort(-sc, kind="stable")[:k]
         floor = float(np.log(self.SUPPORT_MIN_ODDS)) if self.SUPPORT_MIN_ODDS > 0 else -np.inf
         keep = [i for n, i in enumerate(order) if n == 0 or sc[i] - sc[order[0]] >= floor]
         answers = None if rr is None else float(1.0 / (1.0 + np.exp(-rr[order[0]])))
-        return [replace(cands[i], score=float(sc[i])) for i in keep], comps, answers
+        return [replace(cands[i], score=float(sc[i])) for i in keep], answers
 
-    def lead(self, question: str, support: list[Support]) -> tuple[str, str | None, list[Support]]:
+    def lead(self, question: str, support: list[Candidate]) -> tuple[str, str | None, list[Support]]:
         """(the text a member reads first, the short answer or None, the support): the phrase, then the
         sentence it is from. When a who-question's verb has "he"/"she" for subject in support [1]
         ("..., he said, estimating ..."), the answer is the person the sentence before names; that
@@ -773,10 +477,9 @@ class Answerer:
         first = support[0]
         if first.position > 0 and pronoun_subject(question, top):
             row = first.sentence - 1
-            rows = self.index.rows(first.article)
-            person = antecedent(question, self.index.texts[row], " ".join(self.index.texts[rows.start : rows.stop]))
+            person = antecedent(question, first.before, self.retriever.article_text(first.article))
             if person is not None:
-                before = Support(first.article, first.position - 1, row, self.index.texts[row], first.score)
+                before = Support(first.article, first.position - 1, row, first.before, first.score)
                 rest = [s for s in support[1:] if s.sentence != row]
                 return f"{person.text}\n{top}", person.text, [first, before, *rest][: max(len(support), 2)]
         found = best_phrase(question, top, [s.text for s in support[1:]])
@@ -809,17 +512,14 @@ class Answerer:
                 return rules
         return text if span is not None and span.margin > 0 else None
 
-    def read_span(self, question: str, first: Support):
+    def read_span(self, question: str, first: Candidate):
         """The span reader's best span in ``first`` (even one under "no answer here": its ``margin`` says),
         None when it has none, False when there is no span reader or it failed (logged once; this answerer
         then keeps to the rules)."""
         if self.span_reader is None or self._span_failed:
             return False
-        ix = self.index
-        before = ix.texts[first.sentence - 1] if first.position > 0 else ""
         try:
-            return self.span_reader.read(question, first.text, ix.articles[first.article].title or "", before,
-                                         always=True)
+            return self.span_reader.read(question, first.text, first.title, first.before, always=True)
         except Exception as exc:  # noqa: BLE001 - a broken span reader leaves the phrase to the rules
             from models.registry import ModelUnavailable
 
@@ -828,10 +528,10 @@ class Answerer:
                 log.warning("the /ask span reader failed (%s: %s): phrases by the rules", type(exc).__name__, exc)
             return False
 
-    def in_time(self, question: str, visible: np.ndarray | None = None, now: float | None = None,
-                asked_at: float | None = None) -> tuple[np.ndarray | None, float | None]:
-        """(``visible`` narrowed to the articles that could answer the question when it is asked, the span
-        the question names or None).
+    def time_window(self, question: str, now: float | None = None, asked_at: float | None = None
+                    ) -> tuple[float | None, tuple[float, float] | None, float | None]:
+        """(published-before bound, published-between bounds, the span the question names or None): the time
+        window the index reads the question's articles in (epoch s; None: no bound).
 
         ``asked_at`` (epoch s; a replay, the batch CLI's ``"asked_at"``): the question is read as it would
         have been then - articles published after it are hidden (undated ones always count) and its "this
@@ -841,19 +541,24 @@ class Answerer:
         stamps)."""
         span = timeframe.window(question) if self.timeframes else None
         if span is None and asked_at is None:
-            return visible, None
+            return None, None, None
         if asked_at is not None:
             now = float(asked_at)
         now = time.time() if now is None else float(now)
-        if self.index.texts is not self.retriever._texts:
-            self.retriever._build()  # the index was rebuilt in place since: its articles' dates too
-        pub = self.retriever._published
-        with np.errstate(invalid="ignore"):
-            ok = ~(pub > now) if asked_at is not None else np.ones(pub.shape, dtype=bool)  # NaN: undated, kept
-            if span is not None:
-                slack = 0.0 if asked_at is not None else timeframe.FUTURE_SLACK
-                ok &= np.isnan(pub) | ((pub >= now - span) & (pub <= now + slack))
-        return (ok if visible is None else ok & np.asarray(visible, dtype=bool)), span
+        before = now if asked_at is not None else None
+        between = None
+        if span is not None:
+            slack = 0.0 if asked_at is not None else timeframe.FUTURE_SLACK
+            between = (now - span, now + slack)
+        return before, between, span
+
+    def in_time(self, question: str, visible: np.ndarray | None = None, now: float | None = None,
+                asked_at: float | None = None) -> tuple[np.ndarray | None, float | None]:
+        """(``visible`` narrowed to the articles that could answer the question when it is asked, the span
+        the question names or None): :meth:`time_window` as an article mask, for benchmarks and tests (the
+        answer itself passes the window to the index's search)."""
+        before, between, span = self.time_window(question, now, asked_at)
+        return self.retriever.in_window(visible, before, between), span
 
     def answer(self, question: str, *, mode: str = "extractive", k: int = 3, visible: np.ndarray | None = None,
                now: float | None = None, asked_at: float | None = None) -> Answer:
@@ -865,11 +570,11 @@ class Answerer:
             raise ValueError(f"unknown answer mode {mode!r}; expected one of {', '.join(MODES)}")
         if k < 1:
             raise ValueError("k must be at least 1")
-        visible, span = self.in_time(q, visible, now, asked_at)
+        before, between, span = self.time_window(q, now, asked_at)
         if asked_at is not None:
             now = float(asked_at)
-        support, components, answers = self.rank(q, k, visible, now)
-        conf = self.confidence(q, support, components, now, answers if self.RERANKER_IN_CONFIDENCE else None)
+        support, answers = self.rank(q, k, visible, now, before, between)
+        conf = self.confidence(q, support, now, answers if self.RERANKER_IN_CONFIDENCE else None)
         if answers is None:
             threshold = self.abstain_threshold if span is None else self.timed_threshold
         else:
