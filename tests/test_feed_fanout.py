@@ -275,6 +275,20 @@ def test_per_host_leasing_takes_the_most_overdue_urls_of_each_host(store_target)
     store.close()
 
 
+def test_a_server_adding_a_url_disabled_by_its_failures_starts_it_again(store_target):  # noqa: F811
+    store = Store(store_target)
+    url = "http://broken.example/feed.xml"
+    feed, _ = store.add_feed(1, url, now=T0)
+    for i in range(12):  # the URL fails until it is disabled
+        store.feed_failed(feed.id, T0 + i, "HTTP 500", next_poll=T0 + i + 1, disable_after=12)
+    assert store.feed(feed.id).disabled
+    store.remove_feed(1, feed.id)
+    again, created = store.add_feed(2, url, now=T0 + 100)  # another server follows it later
+    assert created and not again.disabled and again.failures == 0
+    assert [f.id for f in store.due_feeds(T0 + 100)] == [again.id]  # polled at the next tick, not never
+    store.close()
+
+
 async def test_a_host_with_many_feeds_is_visited_in_full_over_ticks_and_left_urls_are_handed_back(site, tmp_path):
     """Slow answers: a tick polls what fits in its budget, hands the rest back at once (no lease held),
     and the next tick takes those first; every URL is fetched exactly once."""

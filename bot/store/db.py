@@ -991,12 +991,16 @@ class Store:
             ins = self._insert_ignore(f).values(guild_id=guild_id, url=url, added_by=added_by, added_at=now, next_poll=now,
                                                 include_terms=json.dumps(list(include)),
                                                 exclude_terms=json.dumps(list(exclude)))
-            created = c.execute(ins).rowcount == 1
+            created = c.execute(ins.returning(f.c.id)).first() is not None  # (rowcount is -1 on psycopg)
             if created:
                 others = c.execute(sa.select(sa.func.count()).select_from(f).where(
                     f.c.url == url, f.c.guild_id != guild_id)).scalar()
                 if not others:  # no other server follows it: poll it now
                     c.execute(u.update().where(u.c.url == url, u.c.next_poll > now).values(next_poll=now))
+                # a URL disabled after its failures: a server adding it asks to try it again (as a new
+                # per-server row did before the URL's state was shared)
+                c.execute(u.update().where(u.c.url == url, u.c.disabled != 0).values(disabled=0, failures=0,
+                                                                                    next_poll=now))
             row = c.execute(_feed_select().where(f.c.guild_id == guild_id, f.c.url == url)).mappings().one()
             return _feed(row), created
 
@@ -1196,8 +1200,10 @@ class Store:
     def share_article(self, article_id: str, guild_id: int) -> None:
         """Record that a guild's feed also carries an article another source added first."""
         with self._tx() as c:
-            c.execute(self._insert_ignore(S.article_guilds), {"article_id": article_id, "guild_id": guild_id})
-            if self.is_postgres:  # listeners (bot/store/listen.py) read the shares at once
+            t = S.article_guilds
+            added = c.execute(self._insert_ignore(t).returning(t.c.article_id),  # (rowcount: -1 on psycopg)
+                              {"article_id": article_id, "guild_id": guild_id}).first() is not None
+            if added and self.is_postgres:  # listeners (bot/store/listen.py) read the new share at once
                 c.execute(sa.select(sa.func.pg_notify("precis_articles", "share")))
 
     # -------------------------------------------------------- fetched articles
@@ -1211,7 +1217,8 @@ class Store:
             return 0
         with self._tx() as c:
             self._lock_articles(c)  # seq in commit order: a reader's "after N" never skips one
-            got = c.execute(self._insert_ignore(S.fetched_articles), rows).rowcount
+            t = S.fetched_articles
+            got = len(c.execute(self._insert_ignore(t).returning(t.c.seq), rows).all())  # (rowcount: -1 on psycopg)
             if self.is_postgres:
                 c.execute(sa.select(sa.func.pg_notify("precis_articles", "")))
         return max(0, got)
