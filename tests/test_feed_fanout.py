@@ -275,6 +275,21 @@ def test_per_host_leasing_takes_the_most_overdue_urls_of_each_host(store_target)
     store.close()
 
 
+async def test_a_copy_removed_mid_tick_does_not_leave_its_url_leased(app_factory):
+    app = app_factory(fetch_allow_private=True)
+    store = Store(app.settings.db_path)
+    sources = Sources(app.settings, store, app=app, fetcher=fetcher(), clock=lambda: T0 + 100)
+    url = "http://shared.example/feed.xml"
+    first, _ = store.add_feed(1, url, now=T0)
+    second, _ = store.add_feed(2, url, now=T0)
+    assert {f.id for f in store.lease_feeds(T0 + 100, sources.owner)} == {first.id, second.id}  # the tick's lease
+    store.remove_feed(1, first.id)  # the first server unfollows before the tick reaches the URL
+    assert await sources._poll_url(url, first.id) is None  # noqa: SLF001 - the tick's own step
+    owner, until = store.feed_lease(second.id)
+    assert owner is None and until == 0  # free for the next tick, not held for the 10-minute lease
+    store.close()
+
+
 def test_a_server_adding_a_url_disabled_by_its_failures_starts_it_again(store_target):  # noqa: F811
     store = Store(store_target)
     url = "http://broken.example/feed.xml"

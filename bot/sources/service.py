@@ -367,25 +367,26 @@ class Sources:
         try:
             await asyncio.gather(*(host_queue(urls) for urls in by_host.values()))
         except asyncio.CancelledError:  # a clean stop (SIGTERM): the leases of polls not begun go back too
-            self.hand_back([fs[0].id for url, fs in by_url.items() if url not in started])
+            self.hand_back([url for url in by_url if url not in started])
             raise
-        left = [fs[0].id for url, fs in by_url.items() if url not in started]
+        left = [url for url in by_url if url not in started]
         if left:
             log.info("feeds: %d URL(s) left for the next tick (this tick's %.0f s were spent)", len(left), budget_s)
             self.hand_back(left)
         return results
 
-    def hand_back(self, feed_ids: list[int]) -> None:
-        """Release this process's poll leases on these feeds' URLs (a poll cut short by a stop, or not
-        begun): another process polls them at its next tick, not after the lease runs out. A URL already
-        recorded holds no lease of ours, so releasing it changes nothing."""
-        for fid in feed_ids:
+    def hand_back(self, urls: list[str]) -> None:
+        """Release this process's poll leases on these URLs (a poll cut short by a stop, or not begun):
+        another process polls them at its next tick, not after the lease runs out. A URL already recorded
+        holds no lease of ours, so releasing it changes nothing. By URL, not by a server's copy: a copy
+        removed meanwhile must not leave its URL leased."""
+        for url in urls:
             try:
-                self.store.release_feed(fid, self.owner)
+                self.store.release_url(url, self.owner)
             except Exception as exc:  # noqa: BLE001 - the lease runs out on its own
-                log.warning("feed %s: could not hand back its lease: %s", fid, exc)
-        if feed_ids:
-            log.info("feeds: handed back %d poll lease(s)", len(feed_ids))
+                log.warning("feed %s: could not hand back its lease: %s", url, exc)
+        if urls:
+            log.info("feeds: handed back %d poll lease(s)", len(urls))
 
     async def poll(self, feed: Feed) -> PollResult | None:
         """Poll one feed now: one fetch of its URL, whose items reach every server that follows it
@@ -407,15 +408,16 @@ class Sources:
         subs: list[Feed] = []
         try:
             subs = self.store.lease_feeds(self.clock(), self.owner, feed_ids=[feed_id])
-            if not subs:  # another process is polling it now (or it was removed)
-                log.info("feed %s: another process is polling it; skipped", url)
+            if not subs:  # another process is polling it now, or this server's copy was removed meanwhile
+                self.store.release_url(url, self.owner)  # ours from this tick's lease: free it for the others
+                log.info("feed %s: another process is polling it, or its copy is gone; skipped", url)
                 return None
             results, fetched = await self._poll_subs(subs)
             if fetched and results:
                 self._counted(results[0])  # one poll counted per request
             return results
         except asyncio.CancelledError:  # a clean stop: the next tick (here or in another process) polls it
-            self.hand_back([feed_id])
+            self.hand_back([url])
             raise
         except Exception as exc:  # noqa: BLE001 - one broken feed must not stop the others
             log.exception("feed %s: poll failed unexpectedly", url)
