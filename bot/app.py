@@ -70,6 +70,17 @@ class _SlotSpanReader:
         return self.slot.get().read(question, sentence, title, before, always=always)
 
 
+def _slot_state(slot, off: str, fallback: str) -> str:
+    """/about's line for an optional /ask model: ``off`` without one, the fallback when it failed to load,
+    else what runs (or that it loads with the first question)."""
+    if slot is None:
+        return off
+    if slot.error:
+        return f"unavailable, {fallback} - {slot.error}"
+    model = slot.peek()
+    return f"{model.describe()}" if model is not None else f"{slot.name} (loads with the first question)"
+
+
 class ModelSlot:
     """Loads a model once, on first use; remembers a failure and its reason."""
 
@@ -208,13 +219,7 @@ class Precis:
 
     def span_reader_state(self) -> str:
         """Which /ask short answer runs, for /about."""
-        slot = self.span_reader
-        if slot is None:
-            return "the phrase rules (ASK_PHRASE=rules)"
-        if slot.error:
-            return f"unavailable, the phrase rules instead - {slot.error}"
-        model = slot.peek()
-        return f"{model.describe()}" if model is not None else f"{slot.name} (loads with the first question)"
+        return _slot_state(self.span_reader, "the phrase rules (ASK_PHRASE=rules)", "the phrase rules instead")
 
     def _default_reranker(self):
         from models.reranker import open_reranker
@@ -224,13 +229,7 @@ class Precis:
 
     def reranker_state(self) -> str:
         """Which /ask ranking runs, for /about."""
-        slot = self.reranker
-        if slot is None:
-            return "off (ASK_RERANKER=off): the reader's ranking"
-        if slot.error:
-            return f"unavailable, ranking without it - {slot.error}"
-        model = slot.peek()
-        return f"{model.describe()}" if model is not None else f"{slot.name} (loads with the first question)"
+        return _slot_state(self.reranker, "off (ASK_RERANKER=off): the reader's ranking", "ranking without it")
 
     def _default_checker(self):
         from .grounding.model_checker import checker_from_settings

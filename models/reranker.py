@@ -67,21 +67,26 @@ def on_cpu_path(net, precision: str, what: str):
     raise ModelUnavailable(f"unknown {what} precision {precision!r} (auto, bfloat16, int8, float32)")
 
 
-_LOADED: dict[tuple, "Reranker"] = {}
+_LOADED: dict[tuple, object] = {}  # (class, settings) -> the loaded model
 _LOADED_LOCK = threading.Lock()
+
+
+def load_once(cls, name: str, *, threads: int | None = None, precision: str = "auto",
+              allow_download: bool = False):
+    """``cls(name, ...)``, loaded once per process for the same class and settings (every snapshot's
+    answerer and every app in a process share it: these models are read-only after loading)."""
+    key = (cls, name, threads, precision, allow_download)
+    with _LOADED_LOCK:
+        found = _LOADED.get(key)
+        if found is None:
+            found = _LOADED[key] = cls(name, threads=threads, precision=precision, allow_download=allow_download)
+        return found
 
 
 def open_reranker(name: str, *, threads: int | None = None, precision: str = "auto",
                   allow_download: bool = False) -> "Reranker":
-    """A :class:`Reranker`, loaded once per process for the same settings (every snapshot's answerer and
-    every app in a process share it: it is read-only after loading)."""
-    key = (name, threads, precision, allow_download)
-    with _LOADED_LOCK:
-        found = _LOADED.get(key)
-        if found is None:
-            found = _LOADED[key] = Reranker(name, threads=threads, precision=precision,
-                                            allow_download=allow_download)
-        return found
+    """A :class:`Reranker`, loaded once per process for the same settings (:func:`load_once`)."""
+    return load_once(Reranker, name, threads=threads, precision=precision, allow_download=allow_download)
 
 
 class Reranker:

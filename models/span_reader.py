@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .registry import ModelSpec, ModelUnavailable, resolve
-from .reranker import MAX_LENGTH, on_cpu_path, pair
+from .reranker import MAX_LENGTH, load_once, on_cpu_path, pair
 from .runtime import set_threads
 
 log = logging.getLogger(__name__)
@@ -111,20 +111,10 @@ def is_rules(setting: str | None) -> bool:
     return (setting or "").strip().lower() in RULES
 
 
-_LOADED: dict[tuple, "SpanReader"] = {}
-_LOADED_LOCK = threading.Lock()
-
-
 def open_span_reader(name: str, *, threads: int | None = None, precision: str = "auto",
                      allow_download: bool = False) -> "SpanReader":
-    """A :class:`SpanReader`, loaded once per process for the same settings (read-only after loading)."""
-    key = (name, threads, precision, allow_download)
-    with _LOADED_LOCK:
-        found = _LOADED.get(key)
-        if found is None:
-            found = _LOADED[key] = SpanReader(name, threads=threads, precision=precision,
-                                              allow_download=allow_download)
-        return found
+    """A :class:`SpanReader`, loaded once per process for the same settings (:func:`models.reranker.load_once`)."""
+    return load_once(SpanReader, name, threads=threads, precision=precision, allow_download=allow_download)
 
 
 class SpanReader:
