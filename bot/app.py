@@ -172,7 +172,12 @@ class Precis:
                 cache_dir=settings.cache_dir,
             )
         self.embedder = embedder
-        self.cache = EmbeddingCache(settings.cache_dir, embedder.name, embedder.dim)
+        if settings.index_url is not None:  # several processes: one vector store, each article embedded once
+            from .index.pgvectors import PgVectorStore
+
+            self.cache = PgVectorStore(settings.index_url.get_secret_value(), embedder.name, embedder.dim)
+        else:
+            self.cache = EmbeddingCache(settings.cache_dir, embedder.name, embedder.dim)
         self.split_cache = SplitCache(settings.cache_dir, splitter_version())
         self.corpus = Corpus()
         self.scopes = Scopes()  # which guild may see which article
@@ -299,6 +304,23 @@ class Precis:
             except Exception:  # noqa: BLE001 - ModelSlot logged it; /about says why
                 pass
 
+    @property
+    def shares_vectors(self) -> bool:
+        """Whether sentence vectors live in a store other processes share (INDEX_URL)."""
+        return hasattr(self.cache, "claim")
+
+    def vectors_state(self) -> str:
+        """Where sentence vectors are cached, for /about: this process's cache, or the shared store (INDEX_URL)
+        with what this process wrote to it and read from it."""
+        if not self.shares_vectors:
+            return "cached in DATA_DIR by this process"
+        from .store.db import redact_url
+
+        c = self.cache
+        state = "reachable" if c.available else f"unreachable, embedding here meanwhile ({c._down})"
+        return (f"shared in {redact_url(c.url)} ({state}); this process embedded {c.written:,}, read "
+                f"{c.read:,} embedded elsewhere or before")
+
     def close_models(self) -> None:
         """Stop what a loaded model runs beside the bot (llama.cpp's in-process server and its workers,
         a model server's connection pool); called once, by the clean stop."""
@@ -309,6 +331,8 @@ class Precis:
                 close()
             except Exception as exc:  # noqa: BLE001 - stopping anyway
                 log.warning("closing the summary model: %s", exc)
+        if self.shares_vectors:
+            self.cache.close()
 
     def preload_generator(self) -> threading.Thread | None:
         """Load SUMMARY_MODEL in the background now, when it is cheap: a GGUF on llama.cpp in-process
@@ -419,6 +443,10 @@ class Precis:
         with self._lock:
             added = self.corpus.add(articles)
             if added and on_added is not None:
+                if self.shares_vectors:
+                    # their vectors first: on_added records them in the store, which tells the other
+                    # processes, and they then read these vectors instead of embedding them again
+                    self.index.embed([s for a in added for s in a.sentences] + [a.title for a in added])
                 on_added(added)
             retired = self._retire_locked(time.time(), batched=True) if added else []
             if added or retired:

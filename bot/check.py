@@ -1,7 +1,7 @@
 """``python -m bot check``: validate the settings and reach each part, one line per part.
 
-Parts, in order: settings, discord, database, corpus, embedder, summary, reader, reranker (and checker
-when VERIFY_MODEL names a model), feeds, metrics. Each prints one line::
+Parts, in order: settings, discord, database, index (when INDEX_URL is set), corpus, embedder, summary, reader,
+reranker (and checker when VERIFY_MODEL names a model), feeds, metrics. Each prints one line::
 
     ok    database: SQLite file data/precis.sqlite3 (will be created)
     FAIL  database: cannot reach PostgreSQL postgresql://precis:***@127.0.0.1:5999/x (connection refused)
@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 Mode = str  # "check" (every problem is a FAIL, network included) or "run" (the start-up preflight)
 
 OK, WARN, SKIP, FAIL = "ok", "warn", "skip", "FAIL"
-SECRET_FIELDS = frozenset({"discord_token", "database_url", "summary_api_key"})
+SECRET_FIELDS = frozenset({"discord_token", "database_url", "index_url", "summary_api_key"})
 # A Discord bot token: three base64url parts separated by dots (user id . timestamp . HMAC).
 TOKEN_FORMAT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 DISCORD_TIMEOUT = 6.0  # the login request, all told
@@ -90,8 +90,11 @@ def _secrets(settings) -> list[str]:
         value = getattr(settings, name, None)
         if value is not None and value.get_secret_value().strip():
             found.append(value.get_secret_value().strip())
-    if settings is not None and settings.database_url is not None:
-        url = settings.database_url.get_secret_value().strip()
+    for field in ("database_url", "index_url"):
+        value = getattr(settings, field, None) if settings is not None else None
+        if value is None:
+            continue
+        url = value.get_secret_value().strip()
         raw = re.search(r"://[^:/@]*:(.*)@", url)  # what an unparsable URL's password would be
         if raw:
             found.append(raw.group(1))
@@ -588,11 +591,36 @@ def check_metrics(settings, mode: Mode) -> Result:
         return Result(FAIL, "metrics", f"cannot listen on {where} ({(exc.strerror or str(exc)).lower()})")
     return Result(OK, "metrics", f"{where} is free (/metrics, /healthz, /readyz)")
 
+def check_index(settings, mode: Mode) -> Result:
+    """INDEX_URL: unset (each process's own vector cache), or a PostgreSQL with pgvector that answers."""
+    if settings.index_url is None:
+        return Result(OK, "index", "vectors cached in DATA_DIR by this process (INDEX_URL unset)")
+    from .index.pgvectors import TABLE, VectorStoreUnavailable, prepare
+    from .store.db import redact_url
+
+    url = settings.index_url.get_secret_value().strip()
+    shown = redact_url(url)
+    try:
+        conn = prepare(url, connect_timeout=DATABASE_TIMEOUT)
+    except VectorStoreUnavailable as exc:
+        reason = re.sub(r'connection failed: connection to server at "[^"]*", port \d+ failed: ', "", str(exc))
+        if mode == "run" and "pgvector" not in reason:
+            return Result(WARN, "index", f"cannot reach {shown} ({reason}); the bot starts, embeds locally and "
+                                         "keeps retrying")
+        return Result(FAIL, "index", f"{shown}: {reason}")
+    try:
+        version = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
+        count = conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
+    finally:
+        conn.close()
+    return Result(OK, "index", f"{shown}: pgvector {version}, {count:,} vectors shared")
+
 
 # Each part: (name, the setting fields it depends on (prefixes), the check).
 PARTS: list[tuple[str, tuple[str, ...], Callable]] = [
     ("discord", ("discord_token",), None),  # needs the login: called apart
     ("database", ("database_", "data_dir"), check_database),
+    ("index", ("index_url",), check_index),
     ("corpus", ("corpus_path",), check_corpus),
     ("embedder", ("embed_",), check_embedder),
     ("summary", ("summary_", "allow_downloads"), check_summary),
@@ -612,6 +640,8 @@ def run_checks(mode: Mode = "check", *, login: Callable[[str], str] | None = dis
     for name, fields, fn in PARTS:
         if name == "checker" and (settings is None or _is_lexical(settings.verify_model)):
             continue  # VERIFY_MODEL unset: the lexical checker, nothing to check
+        if name == "index" and (settings is None or settings.index_url is None):
+            continue  # INDEX_URL unset: each process's own cache in DATA_DIR, nothing to check
         if "*" in bad or any(b.startswith(fields) for b in bad):
             why = "the settings do not parse" if "*" in bad else \
                 ", ".join(sorted(b.upper() for b in bad if b.startswith(fields))) + " is invalid (above)"

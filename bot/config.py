@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     # retrying every few seconds for DATABASE_WAIT_SECONDS (the bot answers extractive queries meanwhile).
     database_url: SecretStr | None = None
     database_wait_seconds: float = Field(120.0, ge=0)
+    # INDEX_URL: PostgreSQL with pgvector (may be the same database as DATABASE_URL). Sentence and title
+    # vectors are kept there, shared: the process that ingests an article embeds it, the others read its
+    # vectors (bot/index/pgvectors.py). Unset: each process keeps its own cache in DATA_DIR.
+    index_url: SecretStr | None = None
     # Discord shards: SHARD_COUNT in all; SHARD_IDS, the ones this process serves ("0,1"; empty: all).
     shard_count: int = Field(1, ge=1, le=16384)
     shard_ids: str = ""
@@ -125,17 +129,19 @@ class Settings(BaseSettings):
     def _blank_corpus_is_sample(cls, v: object) -> object:
         return SAMPLE_CORPUS if v is None or (isinstance(v, str) and not v.strip()) else v
 
-    @field_validator("database_url", mode="before")
+    @field_validator("database_url", "index_url", mode="before")
     @classmethod
-    def _blank_database_is_sqlite(cls, v: object) -> object:
+    def _blank_database_is_sqlite(cls, v: object, info) -> object:
+        name = info.field_name.upper()
         if isinstance(v, str) and not v.strip():
             return None
         if isinstance(v, str) and not v.strip().lower().startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
-            raise ValueError("DATABASE_URL must be a postgresql://user:password@host:port/database URL "
-                             "(or unset for the SQLite file in DATA_DIR)")
+            unset = "the SQLite file in DATA_DIR" if name == "DATABASE_URL" else "each process's own cache in DATA_DIR"
+            raise ValueError(f"{name} must be a postgresql://user:password@host:port/database URL "
+                             f"(or unset for {unset})")
         if isinstance(v, str) and v.split("://", 1)[-1].split("/", 1)[0].count("@") > 1:
             # read as a host otherwise, and a password's tail would show in errors and logs
-            raise ValueError("DATABASE_URL: write an '@' inside the user name or password as %40")
+            raise ValueError(f"{name}: write an '@' inside the user name or password as %40")
         return v
 
     @model_validator(mode="after")

@@ -84,7 +84,7 @@ def settings_factory(tmp_path, monkeypatch):
 
     # Settings read the environment and .env: keep the developer's own out of tests.
     for key in list(os.environ):
-        if key.startswith(("DISCORD_", "CORPUS_", "DATA_DIR", "SUMMARY_", "EMBED_", "MODEL_", "NO_BF16", "DATABASE_", "ASK_",
+        if key.startswith(("DISCORD_", "CORPUS_", "DATA_DIR", "SUMMARY_", "EMBED_", "MODEL_", "NO_BF16", "DATABASE_", "INDEX_", "ASK_",
                            "SHARD_")):
             monkeypatch.delenv(key, raising=False)
     monkeypatch.chdir(tmp_path)

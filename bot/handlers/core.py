@@ -406,6 +406,9 @@ class Handlers:
         store = getattr(self.sources, "store", None)  # the database and shards this process uses (issue 22)
         if store is not None and hasattr(type(store), "describe"):
             text += f"\nDatabase: {store.describe()}"
+        vectors = getattr(app, "vectors_state", None)
+        if vectors is not None and app.shares_vectors:
+            text += f"\nVectors: {vectors()}"
         s = app.settings
         if getattr(s, "shard_count", 1) > 1:
             text += f"\nShards: {','.join(map(str, s.shards)) if s.shards is not None else 'all'} of {s.shard_count}"

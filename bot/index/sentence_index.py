@@ -27,6 +27,7 @@ with one torch half-precision matrix-vector product.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
@@ -211,17 +212,21 @@ class SentenceIndex:
         rows_of: dict[bytes, list[int]] = {}
         for i, t in enumerate(texts):
             rows_of.setdefault(text_key(t), []).append(i)
-        found = self.cache.fill(rows_of, out) if self.cache is not None else set()
-        missing = [k for k in rows_of if k not in found]
-        if missing:
-            with scratch_returned():  # the activations go back to the OS, not into the heap for good
-                vecs = self.embedder.encode(
-                    [texts[rows_of[k][0]] for k in missing], progress=progress and len(missing) > 2000
-                )
-            if self.cache is not None:
-                self.cache.put_many(list(zip(missing, vecs)))
-            for k, v in zip(missing, vecs):
-                out[rows_of[k]] = v
+        # A cache shared by several processes (bot.index.pgvectors) is claimed while looking up, embedding and
+        # writing: another process embedding the same texts meanwhile waits, then reads them.
+        claim = getattr(self.cache, "claim", None) if rows_of else None
+        with claim() if claim is not None else contextlib.nullcontext():
+            found = self.cache.fill(rows_of, out) if self.cache is not None else set()
+            missing = [k for k in rows_of if k not in found]
+            if missing:
+                with scratch_returned():  # the activations go back to the OS, not into the heap for good
+                    vecs = self.embedder.encode(
+                        [texts[rows_of[k][0]] for k in missing], progress=progress and len(missing) > 2000
+                    )
+                if self.cache is not None:
+                    self.cache.put_many(list(zip(missing, vecs)))
+                for k, v in zip(missing, vecs):
+                    out[rows_of[k]] = v
         return out, len(missing)
 
     @property
