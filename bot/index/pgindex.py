@@ -1,0 +1,687 @@
+"""/ask's search with the index in PostgreSQL: pgvector for the dense side, BM25 from postings tables.
+
+:class:`PgSearch` serves the same call as :class:`bot.index.search.Retriever` (:class:`SentenceSearch`:
+``search_candidates`` and ``article_text``, plus ``in_window``), with the same fusion and features, but
+the sentences, their vectors and their terms live in PostgreSQL. A process holds only each article's
+few numbers (its publication time, sentence count, body length, title and guild: tens of bytes an
+article) and the corpus statistics, not the sentences or their vectors.
+
+How it keeps the in-memory retriever's answers. The retriever scores *every* sentence and z-normalises
+each evidence array over the whole corpus (:func:`bot.index.search._zmax`); here:
+
+* BM25 over sentences, article BM25 and title TF-IDF are zero except on rows holding a query term, so
+  their mean, standard deviation and maximum over the whole corpus come exactly from the matching
+  postings (fetched by term from ``pix_post``: each term's list of sentences, of article bodies and of
+  titles, as packed arrays, one row per term and ingest batch).
+* The dense cosine's mean and variance over all sentences are ``q·s/n`` and ``qᵀMq/n - mean²`` from
+  the sum ``s`` and the second-moment matrix ``M`` of the sentence vectors (kept in ``pix_stats``,
+  updated by each ingest); its maximum is the nearest neighbour (HNSW, inner product). Titles alike.
+* Candidates: the best :data:`POOL` sentences by BM25 and by cosine within the asker's scope, plus the
+  sentences of the best :data:`TOP_ARTICLES` articles by article evidence; each is then scored exactly
+  as the retriever scores it (with its neighbours' fused scores), and the best k returned with the
+  :class:`Candidate` features.
+
+Vectors are stored rounded to float16, as the in-memory index holds them. Article ids are dense
+(0, 1, ...), so a scope is still one bool per article (``visible``); sentence ids are
+``article << 12 | position`` (an article's first :data:`MAX_SENTENCES` sentences are indexed).
+
+Status (issue 31, item 3): measured against the in-memory retriever (``benchmarks/pg_parity.py``);
+the bot itself does not serve /ask from it yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable
+
+import numpy as np
+
+from .search import (
+    _CAP, _DATE, _HOW, _NUM, _NUMBER_WORDS, _SENTENCE_END, _WORD, QUESTION_WORDS, Candidate, Support, Weights,
+    _ranked, window_mask,
+)
+from .sentence_index import BM25_B, BM25_K1, Lexicon, SentenceIndex
+
+log = logging.getLogger(__name__)
+
+MAX_SENTENCES = 4096  # sentence id = article << 12 | position
+SHIFT = 12
+POOL = 100  # best sentences by BM25 and by cosine taken as candidates
+TOP_ARTICLES = 10  # articles whose every sentence is a candidate
+EXACT_SCAN = 50_000  # visible sentences up to this many: the cosine is computed for all of them (no HNSW)
+FRAGMENT, HAS_DATE, HAS_NUM_WORD = 1, 2, 4
+REFRESH_S = 1.0  # a search reads what other processes added at most this long ago
+
+SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS pix_terms (id serial PRIMARY KEY, term text UNIQUE NOT NULL, "
+    "df bigint NOT NULL DEFAULT 0, art_df bigint NOT NULL DEFAULT 0)",
+    "CREATE TABLE IF NOT EXISTS pix_articles (id bigint PRIMARY KEY, key text UNIQUE NOT NULL, "
+    "published double precision, guild bigint NOT NULL DEFAULT 0, title text NOT NULL, n_sent int NOT NULL, "
+    "body_len real NOT NULL, title_vec vector({dim}) NOT NULL, title_terms int[] NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS pix_sentences (id bigint PRIMARY KEY, article bigint NOT NULL, "
+    "text text NOT NULL, vec vector({dim}) NOT NULL, terms int[] NOT NULL, caps int[] NOT NULL, "
+    "nums int[] NOT NULL, flags smallint NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS pix_sentences_article ON pix_sentences (article)",
+    # postings lists as blobs: one row per (list, term, ingest batch); a list is rows (int64), counts (float32)
+    # and, for sentences, their lengths (float32), each array whole, in that order
+    "CREATE TABLE IF NOT EXISTS pix_post (list smallint NOT NULL, term int NOT NULL, data bytea NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS pix_post_term ON pix_post (list, term)",
+    "CREATE TABLE IF NOT EXISTS pix_stats (id int PRIMARY KEY, n_sent bigint NOT NULL, tokens double precision "
+    "NOT NULL, n_art bigint NOT NULL, art_len double precision NOT NULL, vec_sum bytea NOT NULL, vec_m2 bytea "
+    "NOT NULL, title_sum bytea NOT NULL, title_m2 bytea NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS pix_articles_vec ON pix_articles USING hnsw (title_vec vector_ip_ops)",
+]
+HNSW = "CREATE INDEX IF NOT EXISTS pix_sentences_vec ON pix_sentences USING hnsw (vec vector_ip_ops)"
+SENTENCES, BODIES, TITLES = 0, 1, 2  # pix_post's lists
+_INGEST_LOCK = 0x70697831  # advisory lock: one ingest at a time (ids and statistics)
+
+
+def _pack(rows: list[tuple], with_len: bool) -> list[tuple[int, bytes]]:
+    """(term, row, count[, length]) entries -> one packed blob per term."""
+    if not rows:
+        return []
+    arr = np.array(rows, dtype=np.float64)
+    order = np.lexsort((arr[:, 1], arr[:, 0]))
+    arr = arr[order]
+    terms, starts = np.unique(arr[:, 0].astype(np.int64), return_index=True)
+    ends = np.append(starts[1:], len(arr))
+    out = []
+    for t, a, b in zip(terms.tolist(), starts.tolist(), ends.tolist()):
+        part = arr[a:b]
+        blob = part[:, 1].astype(np.int64).tobytes() + part[:, 2].astype(np.float32).tobytes()
+        if with_len:
+            blob += part[:, 3].astype(np.float32).tobytes()
+        out.append((t, blob))
+    return out
+
+
+def _unpack(rows, with_len: bool) -> tuple[np.ndarray, ...]:
+    """Blobs of (term, data) -> (terms, rows, counts[, lengths]), one entry per posting."""
+    terms, ids, tfs, lens = [], [], [], []
+    width = 16 if with_len else 12
+    for term, data in rows:
+        data = bytes(data)
+        n = len(data) // width
+        ids.append(np.frombuffer(data, np.int64, n, 0))
+        tfs.append(np.frombuffer(data, np.float32, n, 8 * n))
+        if with_len:
+            lens.append(np.frombuffer(data, np.float32, n, 12 * n))
+        terms.append(np.full(n, term, np.int64))
+    if not ids:
+        z = np.zeros(0)
+        return (z, z, z, z) if with_len else (z, z, z)
+    out = (np.concatenate(terms), np.concatenate(ids), np.concatenate(tfs).astype(np.float64))
+    return out + (np.concatenate(lens).astype(np.float64),) if with_len else out
+
+
+def _f16(v: np.ndarray) -> np.ndarray:
+    return np.asarray(v, dtype=np.float16).astype(np.float32)
+
+
+def _sparse_zmax(values: np.ndarray, n: int) -> Callable[[np.ndarray], np.ndarray]:
+    """:func:`bot.index.search._zmax` of an array of ``n`` entries that is zero except on ``values``:
+    returns the map from raw values (0 for the rows not in ``values``) to their normalised ones."""
+    v = np.asarray(values, dtype=np.float64)
+    if n <= 0:
+        return lambda x: np.zeros_like(np.asarray(x, np.float32))
+    s1, s2 = float(v.sum()), float((v * v).sum())
+    mean = s1 / n
+    sd = math.sqrt(max(s2 / n - mean * mean, 0.0))
+    top = float(v.max()) if v.size else 0.0
+    if v.size < n:
+        top = max(top, 0.0)
+    return _affine(mean, sd, top)
+
+
+def _affine(mean: float, sd: float, top: float) -> Callable[[np.ndarray], np.ndarray]:
+    if sd < 1e-9:
+        return lambda x: np.zeros_like(np.asarray(x, np.float32))
+    ztop = (top - mean) / sd
+
+    def f(x: np.ndarray) -> np.ndarray:
+        z = ((np.asarray(x, np.float64) - mean) / sd)
+        return (z / ztop if ztop > 1e-9 else z).astype(np.float32)
+
+    return f
+
+
+class PgSearch:
+    """The index in PostgreSQL (see the module docstring): write with :meth:`ingest`, search with
+    :meth:`search_candidates`."""
+
+    def __init__(self, url: str, embedder, *, published: Callable[[str | None], float],
+                 weights: Weights | None = None, hnsw: bool = True) -> None:
+        """``hnsw=False``: no HNSW index on the sentence vectors yet (a bulk load builds it after, with
+        :meth:`build_hnsw`; until then the nearest sentences are found by a scan)."""
+        from .pgvectors import prepare
+
+        self.embedder = embedder
+        self.dim = int(embedder.dim)
+        self.weights = weights or Weights()
+        self._published_time = published
+        self.lexicon = Lexicon()
+        self._lock = threading.RLock()
+        self.conn = prepare(url)
+        for stmt in SCHEMA + ([HNSW] if hnsw else []):
+            self.conn.execute(stmt.format(dim=self.dim))
+        self.conn.execute(
+            "INSERT INTO pix_stats VALUES (1, 0, 0, 0, 0, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+            (np.zeros(self.dim).tobytes(), np.zeros((self.dim, self.dim)).tobytes(),
+             np.zeros(self.dim).tobytes(), np.zeros((self.dim, self.dim)).tobytes()))
+        # per article (dense ids): what a process keeps
+        self._pub = np.zeros(0, np.float64)
+        self._n_sent = np.zeros(0, np.int32)
+        self._body_len = np.zeros(0, np.float32)
+        self._guild = np.zeros(0, np.int64)
+        self._titles: list[str] = []
+        self._stats_n = -1
+        self._hnsw: dict[str, bool] = {}
+        self._refreshed = 0.0
+        self.refresh()
+
+    # ------------------------------------------------------------ ingest
+    def ingest(self, index: SentenceIndex, rows: range | None = None) -> int:
+        """Write articles of a built in-memory ``index`` (its rows ``rows``; default all): their
+        sentences, vectors (as the index holds them) and terms. Returns how many were new (an article
+        whose id is stored already is skipped)."""
+        rows = rows if rows is not None else range(len(index.articles))
+        term_of = {i: t for t, i in index._ids.items()}
+        stems = index.lexicon.stems
+        with self._lock, self.conn.transaction():
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INGEST_LOCK,))
+            have = {r[0] for r in self.conn.execute(
+                "SELECT key FROM pix_articles WHERE key = ANY(%s)", ([index.articles[r].id for r in rows],))}
+            todo = [r for r in rows if index.articles[r].id not in have]
+            if not todo:
+                return 0
+            next_id = self.conn.execute("SELECT coalesce(max(id) + 1, 0) FROM pix_articles").fetchone()[0]
+            # every term the new rows hold (sentences, titles, names and numbers), registered
+            sent_terms: dict[int, list[tuple[str, int]]] = {}  # sentence row -> (term, count)
+            title_terms: dict[int, list[tuple[str, int]]] = {}
+            caps_nums: dict[int, tuple[list[str], list[str]]] = {}
+            words: set[str] = set()
+
+            def counted(view, row: int) -> list[tuple[str, int]]:
+                a, b = int(view.indptr[row]), int(view.indptr[row + 1])
+                return [(term_of[int(i)], int(c)) for i, c in zip(view.indices[a:b], view.data[a:b])]
+
+            for r in todo:
+                sl = index.rows(r)
+                for s in range(sl.start, min(sl.stop, sl.start + MAX_SENTENCES)):
+                    sent_terms[s] = counted(index._sent, s)
+                    text = index.texts[s]
+                    nums = [w.replace(",", "") for w in _WORD.findall(text) if _NUM.search(w)]
+                    caps = [m.group(0) for m in _CAP.finditer(text) if m.start() > 0]
+                    caps_nums[s] = (sorted(set(stems(caps))), sorted(set(stems(nums))))
+                    words.update(t for t, _ in sent_terms[s])
+                    words.update(caps_nums[s][0])
+                    words.update(caps_nums[s][1])
+                title_terms[r] = counted(index._title, r)
+                words.update(t for t, _ in title_terms[r])
+            ids = self._term_ids(sorted(words))
+            df: dict[int, int] = {}
+            art_df: dict[int, int] = {}
+            n_new = tokens = art_len = 0.0
+            vs = np.zeros(self.dim)
+            vm = np.zeros((self.dim, self.dim))
+            ts_ = np.zeros(self.dim)
+            tm = np.zeros((self.dim, self.dim))
+            with self.conn.cursor() as cur:
+                with cur.copy("COPY pix_sentences (id, article, text, vec, terms, caps, nums, flags) FROM STDIN "
+                              "WITH (FORMAT BINARY)") as cp:
+                    cp.set_types(["int8", "int8", "text", "vector", "int4[]", "int4[]", "int4[]", "int2"])
+                    post, body, titles, arts = [], [], [], []
+                    for j, r in enumerate(todo):
+                        aid = next_id + j
+                        sl = index.rows(r)
+                        n_s = min(sl.stop - sl.start, MAX_SENTENCES)
+                        in_body: dict[int, int] = {}
+                        for p in range(n_s):
+                            s = sl.start + p
+                            counts = {ids[t]: c for t, c in sent_terms[s]}
+                            length = float(sum(counts.values()))
+                            tids = sorted(counts)
+                            for t, c in counts.items():
+                                post.append((t, (aid << SHIFT) | p, float(c), length))
+                                df[t] = df.get(t, 0) + 1
+                                in_body[t] = in_body.get(t, 0) + 1
+                            text = index.texts[s]
+                            flags = ((FRAGMENT if not _SENTENCE_END.search(text) else 0)
+                                     | (HAS_DATE if _DATE.search(text) else 0)
+                                     | (HAS_NUM_WORD if _NUMBER_WORDS.search(text) else 0))
+                            vec = np.asarray(index.emb[s], dtype=np.float32)
+                            vs += vec
+                            vm += np.outer(vec, vec)
+                            caps, nums = caps_nums[s]
+                            cp.write_row(((aid << SHIFT) | p, aid, text, vec, tids, [ids[t] for t in caps],
+                                          [ids[t] for t in nums], flags))
+                            tokens += length
+                            n_new += 1
+                        for t, c in in_body.items():
+                            body.append((t, aid, float(c)))
+                            art_df[t] = art_df.get(t, 0) + 1
+                        tc = {ids[t]: c for t, c in title_terms[r]}
+                        tt = [t for t, c in tc.items() for _ in range(c)]
+                        titles.extend((t, aid, float(c)) for t, c in tc.items())
+                        a = index.articles[r]
+                        tvec = np.asarray(index.title_emb[r], dtype=np.float32)
+                        ts_ += tvec
+                        tm += np.outer(tvec, tvec)
+                        blen = float(sum(in_body.values()))
+                        art_len += blen
+                        arts.append((aid, a.id, self._published_time(a.date), int(a.guild_id or 0), a.title or "",
+                                     n_s, blen, tvec, tt))
+                with cur.copy("COPY pix_post (list, term, data) FROM STDIN WITH (FORMAT BINARY)") as cp:
+                    cp.set_types(["int2", "int4", "bytea"])
+                    for lst, rows_ in ((SENTENCES, post), (BODIES, body), (TITLES, titles)):
+                        for term, blob in _pack(rows_, with_len=lst == SENTENCES):
+                            cp.write_row((lst, term, blob))
+                with cur.copy("COPY pix_articles (id, key, published, guild, title, n_sent, body_len, title_vec, "
+                              "title_terms) FROM STDIN WITH (FORMAT BINARY)") as cp:
+                    cp.set_types(["int8", "text", "float8", "int8", "text", "int4", "float4", "vector", "int4[]"])
+                    for row in arts:
+                        pub = row[2]
+                        cp.write_row(row[:2] + (None if pub != pub else pub,) + row[3:])
+            for name, counts in (("df", df), ("art_df", art_df)):
+                if counts:
+                    keys = list(counts)
+                    self.conn.execute(
+                        f"UPDATE pix_terms t SET {name} = t.{name} + u.c FROM unnest(%s::int[], %s::bigint[]) "
+                        "AS u(id, c) WHERE t.id = u.id", (keys, [counts[k] for k in keys]))
+            st = self.conn.execute("SELECT vec_sum, vec_m2, title_sum, title_m2 FROM pix_stats WHERE id = 1 "
+                                   "FOR UPDATE").fetchone()
+            mats = [np.frombuffer(b, dtype=np.float64) for b in st]
+            self.conn.execute(
+                "UPDATE pix_stats SET n_sent = n_sent + %s, tokens = tokens + %s, n_art = n_art + %s, "
+                "art_len = art_len + %s, vec_sum = %s, vec_m2 = %s, title_sum = %s, title_m2 = %s WHERE id = 1",
+                (int(n_new), tokens, len(todo), art_len, (mats[0] + vs).tobytes(), (mats[1] + vm.ravel()).tobytes(),
+                 (mats[2] + ts_).tobytes(), (mats[3] + tm.ravel()).tobytes()))
+        self.refresh()
+        return len(todo)
+
+    def build_hnsw(self, memory: str = "2GB") -> float:
+        """Build the sentence vectors' HNSW index now (after a bulk load); returns the seconds it took."""
+        import time
+
+        t = time.perf_counter()
+        with self._lock, self.conn.transaction():
+            self.conn.execute(f"SET LOCAL maintenance_work_mem = '{memory}'")
+            self.conn.execute(HNSW)
+        self._hnsw.clear()
+        return time.perf_counter() - t
+
+    def _term_ids(self, terms: list[str]) -> dict[str, int]:
+        if not terms:
+            return {}
+        self.conn.execute("INSERT INTO pix_terms (term) SELECT unnest(%s::text[]) ON CONFLICT (term) DO NOTHING",
+                          (terms,))
+        return {t: i for i, t in self.conn.execute("SELECT id, term FROM pix_terms WHERE term = ANY(%s)", (terms,))}
+
+    # ------------------------------------------------------------ what a process keeps
+    def refresh(self, max_age: float = 0.0) -> None:
+        """Read the statistics and the articles added since the last refresh (by any process); ``max_age``:
+        not again within that many seconds of the last read."""
+        import time
+
+        if max_age and time.monotonic() - self._refreshed < max_age:
+            return
+        with self._lock:
+            self._refreshed = time.monotonic()
+            st = self.conn.execute("SELECT n_sent, tokens, n_art, art_len, vec_sum, vec_m2, title_sum, title_m2 "
+                                   "FROM pix_stats WHERE id = 1").fetchone()
+            if st[0] == self._stats_n:
+                return
+            self.n, self._tokens, self.n_articles, self._art_len_sum = int(st[0]), float(st[1]), int(st[2]), float(st[3])
+            d = self.dim
+            self._vec_sum = np.frombuffer(st[4], np.float64)
+            self._vec_m2 = np.frombuffer(st[5], np.float64).reshape(d, d)
+            self._title_sum = np.frombuffer(st[6], np.float64)
+            self._title_m2 = np.frombuffer(st[7], np.float64).reshape(d, d)
+            known = len(self._titles)
+            rows = self.conn.execute("SELECT id, published, n_sent, body_len, guild, title FROM pix_articles "
+                                     "WHERE id >= %s ORDER BY id", (known,)).fetchall()
+            if rows:
+                self._pub = np.concatenate([self._pub, [np.nan if r[1] is None else r[1] for r in rows]])
+                self._n_sent = np.concatenate([self._n_sent, np.array([r[2] for r in rows], np.int32)])
+                self._body_len = np.concatenate([self._body_len, np.array([r[3] for r in rows], np.float32)])
+                self._guild = np.concatenate([self._guild, np.array([r[4] for r in rows], np.int64)])
+                self._titles.extend(r[5] for r in rows)
+            known_df = self.conn.execute(
+                "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY df) FROM pix_terms WHERE df > 0").fetchone()[0]
+            self._median_idf = (float(np.log((self.n + 1) / (known_df + 1)) + 1.0) if known_df is not None else 1.0)
+            self._max_idf = float(np.log(self.n + 1) + 1.0) if self.n else 1.0
+            self._stats_n = int(st[0])
+
+    def scope(self, guild_id: int | None) -> np.ndarray:
+        """One bool per article id: what a member of ``guild_id`` may read (every server's articles, and
+        its own; None: the articles of no server only). Guild shares are not kept here yet."""
+        self.refresh()
+        return (self._guild == 0) | (self._guild == int(guild_id or 0))
+
+    @property
+    def published(self) -> np.ndarray:
+        return self._pub
+
+    def in_window(self, visible: np.ndarray | None = None, published_before: float | None = None,
+                  published_between: tuple[float, float] | None = None) -> np.ndarray | None:
+        """As :meth:`bot.index.search.Retriever.in_window` (one bool per article id)."""
+        if published_before is None and published_between is None:
+            return visible
+        return window_mask(self._pub, visible, published_before, published_between)
+
+    # ------------------------------------------------------------ search
+    def query_words(self, question: str) -> list[str]:
+        return [w for w in _WORD.findall(_HOW.sub(" ", question).lower()) if w not in QUESTION_WORDS]
+
+    def _terms(self, terms: list[str]) -> dict[str, tuple[int, float, float]]:
+        """term -> (id, df, art_df) for the terms some sentence holds."""
+        if not terms:
+            return {}
+        rows = self.conn.execute("SELECT term, id, df, art_df FROM pix_terms WHERE term = ANY(%s) AND df > 0",
+                                 (sorted(set(terms)),)).fetchall()
+        return {t: (i, float(df), float(adf)) for t, i, df, adf in rows}
+
+    def _idf(self, df):
+        return (np.log((self.n + 1) / (np.asarray(df, np.float64) + 1)) + 1.0)
+
+    def search_candidates(self, question: str, kind: str, k: int, visible: np.ndarray | None = None,
+                          published_before: float | None = None,
+                          published_between: tuple[float, float] | None = None) -> list[Candidate]:
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        with self._lock:
+            self.refresh(REFRESH_S)
+            return self._search(question, kind, k, self.in_window(visible, published_before, published_between))
+
+    def _search(self, question: str, kind: str, k: int, visible: np.ndarray | None) -> list[Candidate]:
+        n, n_art, w = self.n, self.n_articles, self.weights
+        if n == 0 or not question.strip():
+            return []
+        ok = np.ones(n_art, bool) if visible is None else np.asarray(visible, bool)[:n_art]
+        if not ok.any():
+            return []
+        conn = self.conn
+        words = self.query_words(question)
+        qtext = " ".join(words) or question
+        lex = self.lexicon
+        bm_terms = lex.terms([qtext])[0]
+        content_raw = list(dict.fromkeys(lex.terms([" ".join(words)])[0]))
+        keys_raw = [m.group(0) for m in _CAP.finditer(question)
+                    if m.start() > 0 and m.group(0).lower() not in QUESTION_WORDS]
+        keys_raw += [x for x in _WORD.findall(question) if _NUM.search(x)]
+        keys_terms = list(dict.fromkeys(lex.terms([" ".join(keys_raw)])[0])) if keys_raw else []
+        info = self._terms(bm_terms + content_raw + keys_terms)
+        content = [(t, info[t][0] if t in info else -1) for t in content_raw]
+        keys = [(t, info[t][0] if t in info else -1) for t in keys_terms]
+        df_of = {i: d for i, d, _ in info.values()}
+
+        # BM25 over sentences (bm25s' Lucene variant; a repeated query term counts again)
+        q_ids = [info[t][0] for t in bm_terms if t in info]
+        uniq, mult = np.unique(np.asarray(q_ids, np.int64), return_counts=True) if q_ids else (np.zeros(0, np.int64),) * 2
+        bm_rows = np.zeros(0, np.int64)
+        bm_vals = np.zeros(0, np.float64)
+        if uniq.size:
+            t_, s_, tf_, len_ = self._postings(SENTENCES, uniq.tolist())
+            if s_.size:
+                df = np.array([df_of[int(t)] for t in uniq])
+                idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
+                which = np.searchsorted(uniq, t_.astype(np.int64))
+                avg = self._tokens / n if self._tokens else 1.0
+                wts = (mult * idf)[which] * tf_ / (tf_ + BM25_K1 * (1.0 - BM25_B + BM25_B * len_ / avg))
+                bm_rows, inv = np.unique(s_.astype(np.int64), return_inverse=True)
+                bm_vals = np.bincount(inv, weights=wts)
+        zb = _sparse_zmax(bm_vals.astype(np.float32), n)
+
+        # article BM25 (tf = the article's sentences holding the term) and title TF-IDF, over the known content terms
+        known = list(dict.fromkeys(i for _, i in content if i >= 0))
+        art_rows = np.zeros(0, np.int64)
+        art_vals = np.zeros(0, np.float64)
+        tl_rows = np.zeros(0, np.int64)
+        tl_vals = np.zeros(0, np.float64)
+        if known:
+            kn = np.asarray(sorted(known), np.int64)
+            t_, a_, tf_ = self._postings(BODIES, kn.tolist())
+            if a_.size:
+                adf = {info[t][0]: info[t][2] for t in info}
+                df = np.array([adf[int(t)] for t in kn])
+                idf = np.log(1.0 + (n_art - df + 0.5) / (df + 0.5))
+                which = np.searchsorted(kn, t_.astype(np.int64))
+                a64 = a_.astype(np.int64)
+                avg = (self._art_len_sum / n_art) or 1.0
+                k1, b = 1.2, 0.75
+                wts = idf[which] * tf_ * (k1 + 1.0) / (tf_ + k1 * (1.0 - b + b * self._body_len[a64] / avg))
+                art_rows, inv = np.unique(a64, return_inverse=True)
+                art_vals = np.bincount(inv, weights=wts)
+            # title TF-IDF cosine: the query's known terms (counts) against each title holding one
+            qc: dict[int, int] = {}
+            for t in lex.terms([qtext])[0]:
+                if t in info:
+                    qc[info[t][0]] = qc.get(info[t][0], 0) + 1
+            qw = {i: (1.0 + math.log(c)) * float(self._idf(df_of[i])) for i, c in qc.items()}
+            qn = math.sqrt(sum(v * v for v in qw.values())) or 1.0
+            qids = sorted(qw)
+            t_, a_, _ = self._postings(TITLES, qids)
+            if a_.size:
+                tl_rows = np.unique(a_.astype(np.int64))
+                tl_vals = self._title_cosines(tl_rows, qw, qn)
+        za = _sparse_zmax(art_vals.astype(np.float32), n_art)
+        ztl = _sparse_zmax(tl_vals.astype(np.float32), n_art)
+
+        # dense: the corpus-wide mean and spread from the vectors' moments, the maximum from the nearest one
+        qvec = _f16(self.embedder.encode([question])[0])
+        q64 = qvec.astype(np.float64)
+        top_s, top_t = conn.execute(
+            "SELECT (SELECT -(vec <#> %(q)s) FROM pix_sentences ORDER BY vec <#> %(q)s LIMIT 1), "
+            "(SELECT -(title_vec <#> %(q)s) FROM pix_articles ORDER BY title_vec <#> %(q)s LIMIT 1)", {"q": qvec}).fetchone()
+        zd = self._dense_z(q64, self._vec_sum, self._vec_m2, n, top_s)
+        ztd = self._dense_z(q64, self._title_sum, self._title_m2, n_art, top_t)
+
+        # candidates: the best by BM25 and by cosine in scope, and every sentence of the best articles
+        seen_bm = ok[bm_rows >> SHIFT] if bm_rows.size else np.zeros(0, bool)
+        cand: set[int] = set(bm_rows[seen_bm][_ranked(bm_vals[seen_bm], POOL)].tolist()) if seen_bm.any() else set()
+        cand.update(self._nearest(qvec, ok, POOL))
+        bm_of = dict(zip(bm_rows.tolist(), bm_vals.tolist()))
+        art_bm_of = dict(zip(art_rows.tolist(), art_vals.tolist()))
+        tl_of = dict(zip(tl_rows.tolist(), tl_vals.tolist()))
+        arts = set(art_rows.tolist()) | set(tl_rows.tolist()) | set(self._nearest_titles(qvec, ok, TOP_ARTICLES))
+        arts |= {s >> SHIFT for s in cand}
+        arts_l = np.asarray(sorted(a for a in arts if ok[a]), np.int64)
+        tdot = self._title_dots(arts_l.tolist(), qvec)
+        art_score = {}
+        for a in arts_l.tolist():
+            sc = 0.0
+            if w.article:
+                sc += w.article * float(za(np.float32(art_bm_of.get(a, 0.0))))
+            if w.title:
+                sc += w.title * 0.5 * (float(ztd(np.float32(tdot[a]))) + float(ztl(np.float32(tl_of.get(a, 0.0)))))
+            art_score[a] = sc
+        best_arts = sorted(art_score, key=lambda a: -art_score[a])[:TOP_ARTICLES]
+        for a in best_arts:
+            cand.update(((a << SHIFT) | p) for p in range(int(self._n_sent[a])))
+        # neighbours too: each candidate's score reads its neighbours' fused scores
+        need = set(cand)
+        for s in cand:
+            a, p = s >> SHIFT, s & (MAX_SENTENCES - 1)
+            if p > 0:
+                need.add(s - 1)
+            if p + 1 < self._n_sent[a]:
+                need.add(s + 1)
+        rows = self._sentences(sorted(need), qvec)
+        fused = {}
+        for s, (dot, caps, nums, flags) in rows.items():
+            fused[s] = float(zb(np.float32(bm_of.get(s, 0.0)))) + w.dense * float(zd(np.float32(dot)))
+        known_keys = {i for _, i in keys if i >= 0}
+        scored = []
+        for s in cand:
+            if s not in rows:
+                continue
+            a, p = s >> SHIFT, s & (MAX_SENTENCES - 1)
+            dot, caps, nums, flags = rows[s]
+            sc = fused[s]
+            if w.neighbour:
+                nb = max(fused.get(s - 1, 0.0) if p > 0 else 0.0,
+                         fused.get(s + 1, 0.0) if p + 1 < self._n_sent[a] else 0.0)
+                sc += w.neighbour * max(nb, 0.0)
+            if a not in art_score:
+                continue
+            sc += art_score[a]
+            if w.cue:
+                if kind == "number":
+                    sc += w.cue * float((len(nums) - len(known_keys & set(nums)) > 0) or bool(flags & HAS_NUM_WORD))
+                elif kind == "date":
+                    sc += w.cue * float(bool(flags & HAS_DATE))
+                elif kind == "name":
+                    sc += w.cue * float(len(caps) - len(known_keys & set(caps)) > 0)
+            if w.fragment and flags & FRAGMENT:
+                sc -= w.fragment
+            scored.append((np.float32(sc), -s, s))
+        scored.sort(reverse=True)
+        top = [s for _, _, s in scored[:k]]
+        score_of = {s: float(sc) for sc, _, s in scored[:k]}
+        return self._candidates(top, score_of, rows, qvec, content, keys, df_of)
+
+    def _candidates(self, top, score_of, rows, qvec, content, keys, df_of) -> list[Candidate]:
+        if not top:
+            return []
+        arts = sorted({s >> SHIFT for s in top})
+        body = {}
+        texts = {}
+        wanted = sorted(set(top) | {s - 1 for s in top if s & (MAX_SENTENCES - 1)})
+        for a, p, terms, text in self.conn.execute(
+                "SELECT article, id, terms, CASE WHEN id = ANY(%s) THEN text END FROM pix_sentences "
+                "WHERE article = ANY(%s)", (wanted, arts)):
+            body.setdefault(a, {})[p & (MAX_SENTENCES - 1)] = set(terms)
+            if text is not None:
+                texts[p] = text
+        titles = {a: set(t) for a, t in self.conn.execute(
+            "SELECT id, title_terms FROM pix_articles WHERE id = ANY(%s)", (arts,))}
+        all_ids = {i for a in arts for ts in body.get(a, {}).values() for i in ts} | {i for t in titles.values() for i in t}
+        all_ids |= {i for _, i in content + keys if i >= 0}
+        dfs = dict(self.conn.execute("SELECT id, df FROM pix_terms WHERE id = ANY(%s)", (sorted(all_ids),)).fetchall())
+        idf = {i: float(self._idf(d)) for i, d in dfs.items() if d > 0}
+
+        def share(terms, have, unseen_content, with_keys=False):
+            total = got = 0.0
+            groups = ((terms, unseen_content),) if not with_keys else ((terms, unseen_content), (keys, self._max_idf))
+            for ts, unseen in groups:
+                for _, t in ts:
+                    wt = idf.get(t, unseen) if t >= 0 else unseen
+                    total += wt
+                    if t >= 0 and t in have:
+                        got += wt
+            return got / total if total else 0.0
+
+        out = []
+        for s in top:
+            a, p = s >> SHIFT, s & (MAX_SENTENCES - 1)
+            sents = body.get(a, {})
+            lo = p - 1 if p > 0 else p
+            hi = p + 1 if p + 1 < self._n_sent[a] else p
+            window = set().union(*(sents.get(i, set()) for i in range(lo, hi + 1))) | titles.get(a, set())
+            article_terms = set().union(*sents.values()) | titles.get(a, set()) if sents else titles.get(a, set())
+            dense = max(float(rows[i][0]) for i in range((a << SHIFT) | lo, ((a << SHIFT) | hi) + 1) if i in rows)
+            text = texts[s]
+            out.append(Candidate(
+                article=a, position=p, sentence=s, text=text, score=score_of[s],
+                coverage=share(content, sents.get(p, set()), self._median_idf) if content else 0.0,
+                context=share(content, window, self._median_idf, with_keys=True) if (content or keys) else 0.0,
+                article_coverage=share(content, article_terms, self._median_idf) if content else 0.0,
+                dense=float(np.clip(dense, 0.0, 1.0)),
+                published=float(self._pub[a]) if a < len(self._pub) else float("nan"),
+                title=self._titles[a] or "",
+                before=texts.get(s - 1, "") if p > 0 else "",
+            ))
+        return out
+
+    def search(self, question: str, k: int = 3, kind: str = "other") -> list[Support]:
+        return list(self.search_candidates(question, kind, k))
+
+    def article_text(self, article: int) -> str:
+        rows = self.conn.execute("SELECT text FROM pix_sentences WHERE article = %s ORDER BY id", (article,)).fetchall()
+        return " ".join(r[0] for r in rows)
+
+    # ------------------------------------------------------------ helpers
+    def _postings(self, which: int, terms: list[int]) -> tuple[np.ndarray, ...]:
+        """Every posting of ``terms`` in list ``which``: (terms, rows, counts[, lengths])."""
+        rows = self.conn.execute("SELECT term, data FROM pix_post WHERE list = %s AND term = ANY(%s)",
+                                 (which, terms), binary=True).fetchall() if terms else []
+        return _unpack(rows, with_len=which == SENTENCES)
+
+    def _title_cosines(self, articles: np.ndarray, qw: dict[int, float], qn: float) -> np.ndarray:
+        rows = self.conn.execute("SELECT id, title_terms FROM pix_articles WHERE id = ANY(%s)",
+                                 (articles.tolist(),)).fetchall()
+        terms = {i for _, tt in rows for i in tt}
+        dfs = dict(self.conn.execute("SELECT id, df FROM pix_terms WHERE id = ANY(%s)", (sorted(terms),)).fetchall())
+        out = {}
+        for a, tt in rows:
+            c: dict[int, int] = {}
+            for t in tt:
+                c[t] = c.get(t, 0) + 1
+            wts = {t: (1.0 + math.log(v)) * float(self._idf(dfs[t])) for t, v in c.items() if dfs.get(t, 0) > 0}
+            norm = math.sqrt(sum(x * x for x in wts.values())) or 1.0
+            out[a] = sum(wts.get(t, 0.0) * qv for t, qv in qw.items()) / (norm * qn)
+        return np.array([out.get(int(a), 0.0) for a in articles], np.float64)
+
+    def _dense_z(self, q: np.ndarray, s: np.ndarray, m2: np.ndarray, n: int, top: float | None):
+        if n <= 0:
+            return _affine(0.0, 0.0, 0.0)
+        mean = float(q @ s) / n
+        var = float(q @ m2 @ q) / n - mean * mean
+        return _affine(mean, math.sqrt(max(var, 0.0)), float(top) if top is not None else 0.0)
+
+    def _nearest(self, qvec: np.ndarray, ok: np.ndarray, k: int) -> list[int]:
+        """The ``k`` sentences closest to ``qvec`` among the visible articles' (exact for a small scope, else
+        HNSW with pgvector's iterative scan)."""
+        return self._nearest_in("pix_sentences", "article", "vec", qvec, ok, k, int(self._n_sent[ok].sum()),
+                                EXACT_SCAN, lambda i: i >> SHIFT)
+
+    def _nearest_titles(self, qvec: np.ndarray, ok: np.ndarray, k: int) -> list[int]:
+        return self._nearest_in("pix_articles", "id", "title_vec", qvec, ok, k, int(ok.sum()), EXACT_SCAN,
+                                lambda i: i)
+
+    def _nearest_in(self, table, article_col, vec_col, qvec, ok, k, n_visible, exact_up_to, article_of) -> list[int]:
+        if n_visible > exact_up_to and self._has_hnsw(table):
+            # HNSW over everything, the scope applied after; widened while it leaves too few
+            for limit in (k * 4, k * 16, k * 64):
+                with self.conn.transaction():
+                    self.conn.execute(f"SET LOCAL hnsw.ef_search = {max(100, min(limit, 1000))}")
+                    self.conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                    rows = self.conn.execute(f"SELECT id FROM {table} ORDER BY {vec_col} <#> %s LIMIT %s",
+                                             (qvec, limit)).fetchall()
+                out = [r[0] for r in rows if ok[article_of(r[0])]]
+                if len(out) >= k or len(rows) < limit:
+                    return out[:k]
+        # exact: the inner product with every visible row ("+ 0": not the HNSW index, which would filter after)
+        visible = np.flatnonzero(ok).tolist()
+        rows = self.conn.execute(
+            f"SELECT id FROM {table} WHERE {article_col} = ANY(%s) ORDER BY ({vec_col} <#> %s) + 0, id LIMIT %s",
+            (visible, qvec, k)).fetchall()
+        return [r[0] for r in rows]
+
+    def _has_hnsw(self, table: str) -> bool:
+        if table not in self._hnsw:
+            self._hnsw[table] = self.conn.execute(
+                "SELECT 1 FROM pg_indexes WHERE tablename = %s AND indexdef ILIKE '%%hnsw%%'", (table,)
+            ).fetchone() is not None
+        return self._hnsw[table]
+
+    def _title_dots(self, articles: list[int], qvec: np.ndarray) -> dict[int, float]:
+        if not articles:
+            return {}
+        return dict(self.conn.execute("SELECT id, -(title_vec <#> %s) FROM pix_articles WHERE id = ANY(%s)",
+                                      (qvec, articles)).fetchall())
+
+    def _sentences(self, ids: list[int], qvec: np.ndarray) -> dict[int, tuple]:
+        """id -> (its vector's inner product with ``qvec``, names, numbers, flags)."""
+        out = {}
+        for i in range(0, len(ids), 5000):
+            for s, dot, caps, nums, flags in self.conn.execute(
+                    "SELECT id, -(vec <#> %s), caps, nums, flags FROM pix_sentences WHERE id = ANY(%s)",
+                    (qvec, ids[i: i + 5000])):
+                out[s] = (dot, caps, nums, flags)
+        return out
+
+    def close(self) -> None:
+        self.conn.close()

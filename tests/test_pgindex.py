@@ -1,0 +1,123 @@
+"""The index in PostgreSQL (bot/index/pgindex.py) against the in-memory retriever, on a real pgvector
+server (tests/pgvector_server.py): the same candidates in the same order, with the same features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bot.corpus.article import Article
+from bot.corpus.loader import load_corpus
+from bot.engines import timeframe
+from bot.engines.answerer import Answerer, Retriever, cue_kind
+from bot.index.pgindex import PgSearch
+from bot.index.sentence_index import SentenceIndex
+from tests.conftest import SAMPLE
+from tests.pgvector_server import pgvector_url  # noqa: F401 - a fixture
+
+GUILD_A, GUILD_B = 11 << 22, 12 << 22
+
+EXTRA = [
+    Article.build(id="rail", title="Coastal rail line to reopen in May", date="2026-11-20",
+                  text="The coastal rail line will reopen on May 4 after storm repairs, the operator said. "
+                       "Engineers rebuilt 12 kilometres of track washed away in February. "
+                       "Tickets go on sale next week."),
+    Article.build(id="bridge", title="Harbour bridge reopens", date="2026-12-01",
+                  text="The harbour bridge in Quito reopened on Monday. It cost 40 million dollars. "
+                       "The mayor called it a turning point for the port."),
+    Article.build(id="lib", title="City library extends its hours", date="2020-01-05",
+                  text="The city library will stay open until 10 pm on weekdays. The council approved the plan "
+                       "on Tuesday. Librarians welcomed the change."),
+]
+QUESTIONS = ["What did Japan decide about travelers?", "When will the coastal rail line reopen?",
+             "How much did the harbour bridge cost?", "Who reported the travel ban?",
+             "How many kilometres of track were rebuilt?", "Which city reopened a bridge?", "zzz qqq",
+             "What did the council approve?"]
+
+
+@pytest.fixture
+def both(pgvector_url, memo_embedder):
+    articles = list(load_corpus(SAMPLE).articles) + EXTRA
+    index = SentenceIndex(memo_embedder)
+    index.build(articles, progress=False)
+    pg = PgSearch(pgvector_url, memo_embedder, published=timeframe.published)
+    assert pg.ingest(index) == len(articles)
+    yield index, Retriever(index), pg
+    pg.close()
+
+
+def _same(mem, pgc, index, tie=5e-3):
+    """The same candidates in the same order (two whose scores are within ``tie`` may swap or trade the
+    last place: the dense side is float16 in memory and float32 in PostgreSQL), the same features."""
+    assert len(pgc) == len(mem)
+    assert [b.score for b in pgc] == pytest.approx([a.score for a in mem], abs=tie)
+    scores = [a.score for a in mem]
+    for i, (a, b) in enumerate(zip(mem, pgc)):
+        if (a.article, a.position) != (b.article, b.position):
+            assert any(abs(scores[i] - s) < tie for j, s in enumerate(scores) if j != i) or i == len(mem) - 1
+    pairs = {(a.article, a.position): a for a in mem}
+    for b in pgc:
+        a = pairs.get((b.article, b.position))
+        if a is None:
+            continue
+        assert b.sentence == (b.article << 12 | b.position) and a.text == b.text
+        for f in ("coverage", "context", "article_coverage", "dense"):
+            assert getattr(b, f) == pytest.approx(getattr(a, f), abs=5e-3), f
+        assert (b.title, b.before) == (a.title, a.before)
+        assert b.published == pytest.approx(a.published, nan_ok=True)
+
+
+def test_the_postgresql_index_ranks_as_the_in_memory_one(both):
+    index, mem, pg = both
+    for q in QUESTIONS:
+        _same(mem.search_candidates(q, cue_kind(q), 10), pg.search_candidates(q, cue_kind(q), 10), index)
+
+
+def test_scope_and_time_window_narrow_it_alike(both):
+    index, mem, pg = both
+    visible = np.array([a.id != "bridge" for a in index.articles])
+    before = timeframe.published("2026-11-25")
+    between = (timeframe.published("2026-11-01"), timeframe.published("2026-12-31"))
+    for q in QUESTIONS[:5]:
+        for kw in ({"visible": visible}, {"published_before": before}, {"published_between": between},
+                   {"visible": visible, "published_before": before}):
+            m = mem.search_candidates(q, cue_kind(q), 5, **kw)
+            p = pg.search_candidates(q, cue_kind(q), 5, **kw)
+            _same(m, p, index)
+            rows = {c.article for c in p}
+            if "visible" in kw:
+                assert index.articles.index(EXTRA[1]) not in rows
+    assert pg.search_candidates("zzz", "other", 3, visible=np.zeros(len(index.articles), bool)) == []
+
+
+def test_the_answerer_on_the_postgresql_index_answers_as_on_the_in_memory_one(both):
+    index, _, pg = both
+    mem, in_pg = Answerer(index), Answerer(index)
+    in_pg.retriever = pg
+    for q in QUESTIONS:
+        a, b = mem.answer(q), in_pg.answer(q)
+        assert (a.answer, a.abstained) == (b.answer, b.abstained)
+    assert "40 million dollars" in in_pg.answer("How much did the harbour bridge cost?").answer
+    art = index.articles.index(EXTRA[0])
+    assert pg.article_text(art) == " ".join(index.articles[art].sentences)
+
+
+def test_two_processes_share_one_index_each_server_sees_its_own(pgvector_url, memo_embedder):
+    """An article one process writes for server A answers in another process's search at once (it reads
+    the index, it does not rebuild anything), in server A only; writing it again adds nothing."""
+    one = PgSearch(pgvector_url, memo_embedder, published=timeframe.published)
+    two = PgSearch(pgvector_url, memo_embedder, published=timeframe.published)
+    base = SentenceIndex(memo_embedder)
+    base.build(list(load_corpus(SAMPLE).articles), progress=False)
+    assert one.ingest(base) == 2 and one.ingest(base) == 0
+    local = Article.build(id="quito", title="Harbour bridge reopens", guild_id=GUILD_A,
+                          text="The harbour bridge in Quito reopened on Monday. It cost 40 million dollars.")
+    ix = SentenceIndex(memo_embedder)
+    ix.build([local], progress=False)
+    assert one.ingest(ix) == 1
+    q = "How much did the Quito harbour bridge cost?"
+    in_a = two.search_candidates(q, "number", 3, visible=two.scope(GUILD_A))
+    assert in_a[0].title == "Harbour bridge reopens" and "It cost 40 million dollars." in [c.text for c in in_a]
+    in_b = two.search_candidates(q, "number", 3, visible=two.scope(GUILD_B))
+    assert in_b and all(c.title != "Harbour bridge reopens" for c in in_b)
+    one.close(), two.close()
