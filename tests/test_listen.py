@@ -95,6 +95,22 @@ def test_a_lost_connection_falls_back_to_polling_then_listens_again(pg_url):  # 
         store.close()
 
 
+def test_the_listening_connection_keeps_alive_and_is_pinged_at_each_safety_sync(pg_url):  # noqa: F811
+    """A connection that died silently is found: TCP keepalives on it, and a query at each safety sync."""
+    store = Store(pg_url)
+    calls = Calls()
+    listener = ArticleListener(conninfo_of(store), calls, fallback_s=30, safety_s=0.3).start()
+    try:
+        _wait_listening(listener)
+        params = listener._conn.info.get_parameters()  # noqa: SLF001
+        assert params.get("keepalives") == "1" and params.get("keepalives_idle") == "30"
+        assert calls.wait_for(lambda: listener.pings >= 2, 5)
+        assert listener.listening
+    finally:
+        listener.stop()
+        store.close()
+
+
 def test_conninfo_of_a_store_url():
     class S:
         url = "postgresql+psycopg://u:p@h:5432/db?options=-csearch_path%3Dx"

@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "precis_articles"
 SAFETY_SYNC_S = 30.0  # a listening process still looks this often (a notification is never lost to it, but cheap)
+# libpq's TCP keepalive settings for the listening connection (seconds; tcp_user_timeout in ms)
+KEEPALIVE = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
+             "tcp_user_timeout": 30_000}
 RECONNECT_S = 10.0  # while the listening connection is down: try again this often, polling meanwhile
 
 
@@ -45,6 +48,7 @@ class ArticleListener:
         self.reconnect_s = reconnect_s
         self.listening = False  # True while a LISTEN connection is open
         self.notified = 0  # notifications received (tests, metrics)
+        self.pings = 0  # safety-sync pings of the listening connection
         self._stop = threading.Event()
         self._conn = None
         self._thread: threading.Thread | None = None
@@ -92,7 +96,9 @@ class ArticleListener:
     def _listen(self) -> None:
         import psycopg
 
-        with psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5) as conn:
+        # TCP keepalives and a ping at each safety sync: a connection that died silently (a NAT or firewall
+        # dropping an idle flow) is found within about a minute, not when the operating system gives up
+        with psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5, **KEEPALIVE) as conn:
             self._conn = conn
             conn.execute(f"LISTEN {CHANNEL}")
             self.listening = True
@@ -105,6 +111,9 @@ class ArticleListener:
                     payloads += [n.payload for n in conn.notifies(timeout=0.05)]
                     self.notified += len(payloads)
                 if payloads or time.monotonic() - last >= self.safety_s:
+                    if not payloads:
+                        conn.execute("SELECT 1")  # raises on a dead connection: reconnect, polling meanwhile
+                        self.pings += 1
                     self._changed(shares="share" in payloads)
                     last = time.monotonic()
 
