@@ -290,6 +290,37 @@ async def test_a_copy_removed_mid_tick_does_not_leave_its_url_leased(app_factory
     store.close()
 
 
+async def test_an_item_every_server_already_sees_costs_no_store_write_when_the_feed_is_read_again(site, app_factory):
+    """A feed read again (a new item beside the old ones) shares only the new item: the old one, already
+    shared with the second server, was written to the store again for every server that follows the
+    URL at every read (benchmarks/feed_scale.py: share_article was half the store's time at 3,000
+    subscriptions)."""
+    app = app_factory(fetch_allow_private=True)
+    store = Store(app.settings.db_path)
+    clock = {"t": T0}
+    sources = Sources(app.settings, store, app=app, fetcher=fetcher(), clock=lambda: clock["t"])
+    state = {"items": feed_items(site, [0]), "etag": "v1"}
+    site.conditional("/feed.xml", lambda: (state["etag"], rss(state["items"]).encode()))
+    url = site.url("/feed.xml")
+    store.add_feed(BRIDGE, url, now=T0)
+    store.add_feed(NO_BRIDGE, url, now=T0)
+    writes: list[tuple[str, int]] = []
+    share = store.share_article
+    store.share_article = lambda aid, g: (writes.append((aid, g)), share(aid, g))[1]
+    assert len(await sources.poll_due(T0)) == 2
+    assert len(writes) == 1  # story 0: owned by one server, shared with the other
+    state["items"], state["etag"] = feed_items(site, [1]) + state["items"], "v2"
+    clock["t"] = T0 + 3600
+    assert len(await sources.poll_due(T0 + 3600)) == 2
+    assert len(writes) == 2 and len(site.hits_to("/feed.xml")) == 2  # story 1's share only
+    assert {a for a, _ in writes} == {a.id for a in app.corpus.articles if a.guild_id in (BRIDGE, NO_BRIDGE)}
+    for a in app.corpus.articles:
+        if a.guild_id in (BRIDGE, NO_BRIDGE):
+            assert app.scopes.can_see(a, BRIDGE) and app.scopes.can_see(a, NO_BRIDGE)
+    assert {g for _, g in store.shared_articles()} <= {BRIDGE, NO_BRIDGE}
+    store.close()
+
+
 def test_a_server_adding_a_url_disabled_by_its_failures_starts_it_again(store_target):  # noqa: F811
     store = Store(store_target)
     url = "http://broken.example/feed.xml"

@@ -725,7 +725,9 @@ class Sources:
             if self.app is None and guild:  # no corpus at hand (python -m bot fetch): record the guild's share
                 self._share(article_id, guild)
             return
-        if found.guild_id is not None and found.guild_id != guild:
+        # A guild that sees it already (shared before, here or by a process whose share was read) needs
+        # no store write: a known item in every read of a feed would cost one per server that follows it.
+        if found.guild_id is not None and found.guild_id != guild and not self.app.scopes.can_see(found, guild):
             self._share(article_id, guild)
 
     def _share_duplicates(self, offered: list[Article], added: list[Article], guild: int | None) -> None:
