@@ -305,14 +305,16 @@ async def test_an_item_every_server_already_sees_costs_no_store_write_when_the_f
     store.add_feed(BRIDGE, url, now=T0)
     store.add_feed(NO_BRIDGE, url, now=T0)
     writes: list[tuple[str, int]] = []
-    share = store.share_article
-    store.share_article = lambda aid, g: (writes.append((aid, g)), share(aid, g))[1]
+    batches: list[int] = []
+    share = store.share_articles
+    store.share_articles = lambda pairs: (writes.extend(pairs), batches.append(len(pairs)), share(pairs))[2]
     assert len(await sources.poll_due(T0)) == 2
     assert len(writes) == 1  # story 0: owned by one server, shared with the other
     state["items"], state["etag"] = feed_items(site, [1]) + state["items"], "v2"
     clock["t"] = T0 + 3600
     assert len(await sources.poll_due(T0 + 3600)) == 2
     assert len(writes) == 2 and len(site.hits_to("/feed.xml")) == 2  # story 1's share only
+    assert batches == [1, 1]  # one store transaction per read of the feed
     assert {a for a, _ in writes} == {a.id for a in app.corpus.articles if a.guild_id in (BRIDGE, NO_BRIDGE)}
     for a in app.corpus.articles:
         if a.guild_id in (BRIDGE, NO_BRIDGE):
@@ -359,4 +361,25 @@ async def test_a_host_with_many_feeds_is_visited_in_full_over_ticks_and_left_url
     assert len(polled) == 6 and sorted(polled) == sorted(urls)  # each once
     assert polled == urls  # most overdue first, tick after tick
     assert len([h for h in site.hits if h.path.startswith("/f")]) == 6
+    store.close()
+
+
+async def test_a_new_item_reaches_every_follower_in_one_store_transaction(site, app_factory):
+    """A URL followed by five servers: its new item is owned by one and shared with the four others in
+    one write (benchmarks/feed_scale.py: a transaction per follower was half the store's time)."""
+    app = app_factory(fetch_allow_private=True)
+    store = Store(app.settings.db_path)
+    sources = Sources(app.settings, store, app=app, fetcher=fetcher(), clock=lambda: T0)
+    site.conditional("/feed.xml", lambda: ("v1", rss(feed_items(site, [0])).encode()))
+    guilds = [(20 + i) << 22 for i in range(5)]
+    for g in guilds:
+        store.add_feed(g, site.url("/feed.xml"), now=T0)
+    batches: list[list] = []
+    share = store.share_articles
+    store.share_articles = lambda pairs: (batches.append(list(pairs)), share(pairs))[1]
+    assert len(await sources.poll_due(T0)) == 5 and len(site.hits_to("/feed.xml")) == 1
+    assert len(batches) == 1 and len(batches[0]) == 4
+    art = next(a for a in app.corpus.articles if a.guild_id in guilds)
+    assert all(app.scopes.can_see(art, g) for g in guilds)
+    assert {g for a, g in store.shared_articles() if a == art.id} == set(guilds) - {art.guild_id}
     store.close()

@@ -609,30 +609,32 @@ class Sources:
             added = await asyncio.to_thread(self._ingest, arts, announce, owner)
             self._share_duplicates(arts, added, owner)
         now = self.clock()
+        to_share: list[tuple[str, int | None]] = []  # written in one transaction below
         for got, passing, ks, _ in made:
             self.store.mark_seen(ks, got.article.id, passing[0].id, now)
             for s in passing:
                 out[s.id].new.append(got)
                 if (s.guild_id or None) != got.article.guild_id:
-                    self._give(got.article, s.guild_id or None)
+                    to_share.append((self._loaded_id(got.article), s.guild_id or None))
         for ks, aid in repeat_keys:
             self.store.mark_seen(ks, aid, subs[0].id, now)  # an old item's other keys (its link, say)
         for aid, s in shares:
-            self._share_if_needed(aid, s.guild_id or None)
+            to_share.append((aid, s.guild_id or None))
             if not s.primed:  # a new copy's backlog: these reach its server now
                 out[s.id].shared += 1
+        self._share_many(to_share)
         for s in subs:  # seen for this copy only: another copy (another server's) may still carry it
             for ks in out[s.id].kept_out:
                 self.store.mark_seen([filtered_key(s.id, k) for k in ks], None, s.id, now)
             out[s.id].failed, out[s.id].lost = failed, lost
         return out
 
-    def _give(self, article: Article, guild: int | None) -> None:
-        """A new article (owned by another copy's guild) reaches this guild too."""
+    def _loaded_id(self, article: Article) -> str:
+        """The id ``article`` has in the corpus (the same text may be loaded under another id)."""
         found = None
         if self.app is not None:
             found = self.app.corpus.get(article.id) or self.app.corpus.same_as(article)
-        self._share_if_needed(found.id if found is not None else article.id, guild)
+        return found.id if found is not None else article.id
 
     def _passes_known(self, filt: FeedFilter, item: FeedItem, article_id: str) -> bool:
         """An item another source already brought: does it pass this feed's filter?"""
@@ -720,15 +722,28 @@ class Sources:
         return run_sync(self.fetch_page(url, guild_id))
 
     def _share_if_needed(self, article_id: str, guild: int | None) -> None:
-        found = self.app.corpus.get(article_id) if self.app is not None else None
-        if found is None:
-            if self.app is None and guild:  # no corpus at hand (python -m bot fetch): record the guild's share
-                self._share(article_id, guild)
+        self._share_many([(article_id, guild)])
+
+    def _share_many(self, pairs: list[tuple[str, int | None]]) -> None:
+        """Record the (article, guild) shares a guild does not see yet, in one store transaction."""
+        todo: list[tuple[str, int]] = []
+        for article_id, guild in pairs:
+            found = self.app.corpus.get(article_id) if self.app is not None else None
+            if found is None:
+                if self.app is None and guild:  # no corpus at hand (python -m bot fetch): record the guild's share
+                    todo.append((article_id, guild))
+                continue
+            # A guild that sees it already (shared before, here or by a process whose share was read) needs
+            # no store write: a known item in every read of a feed would cost one per server that follows it.
+            if found.guild_id is not None and found.guild_id != guild and not self.app.scopes.can_see(found, guild):
+                todo.append((article_id, guild or 0))
+        todo = list(dict.fromkeys(todo))
+        if not todo:
             return
-        # A guild that sees it already (shared before, here or by a process whose share was read) needs
-        # no store write: a known item in every read of a feed would cost one per server that follows it.
-        if found.guild_id is not None and found.guild_id != guild and not self.app.scopes.can_see(found, guild):
-            self._share(article_id, guild)
+        self.store.share_articles(todo)
+        if self.app is not None:
+            for article_id, guild in todo:
+                self.app.scopes.share(article_id, guild)
 
     def _share_duplicates(self, offered: list[Article], added: list[Article], guild: int | None) -> None:
         """Articles the corpus already held (same id or same text, brought by another guild): share them."""

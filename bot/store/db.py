@@ -1199,12 +1199,20 @@ class Store:
 
     def share_article(self, article_id: str, guild_id: int) -> None:
         """Record that a guild's feed also carries an article another source added first."""
+        self.share_articles([(article_id, guild_id)])
+
+    def share_articles(self, pairs: Iterable[tuple[str, int]]) -> int:
+        """:meth:`share_article` for many (article, guild) pairs in one transaction (a feed item that
+        hundreds of servers follow); returns how many were new."""
+        rows = [{"article_id": a, "guild_id": g} for a, g in dict.fromkeys(pairs)]
+        if not rows:
+            return 0
         with self._tx() as c:
             t = S.article_guilds
-            added = c.execute(self._insert_ignore(t).returning(t.c.article_id),  # (rowcount: -1 on psycopg)
-                              {"article_id": article_id, "guild_id": guild_id}).first() is not None
-            if added and self.is_postgres:  # listeners (bot/store/listen.py) read the new share at once
+            added = len(c.execute(self._insert_ignore(t).returning(t.c.article_id), rows).all())  # (rowcount: -1 on psycopg)
+            if added and self.is_postgres:  # listeners (bot/store/listen.py) read the new shares at once
                 c.execute(sa.select(sa.func.pg_notify("precis_articles", "share")))
+        return added
 
     # -------------------------------------------------------- fetched articles
     def add_fetched(self, records: Iterable[dict], now: float | None = None) -> int:
