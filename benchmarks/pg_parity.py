@@ -62,7 +62,7 @@ def run_file(path: Path, url: str, embedder, cache_dir: Path, limit: int | None)
     questions, articles = load_realtimeqa(path, limit)
     index = build_index(articles, embedder, cache_dir, path.stem)
     with psycopg.connect(url, autocommit=True) as c:  # a fresh index per file
-        for t in ("pix_terms", "pix_articles", "pix_sentences", "pix_postings", "pix_body", "pix_title", "pix_stats"):
+        for t in ("pix_terms", "pix_articles", "pix_sentences", "pix_post", "pix_stats"):
             c.execute(f"DROP TABLE IF EXISTS {t}")
     pg = PgSearch(url, embedder, published=timeframe.published)
     t0 = time.perf_counter()

@@ -317,7 +317,7 @@ class Precis:
         from .store.db import redact_url
 
         c = self.cache
-        state = "reachable" if c.available else f"unreachable, embedding here meanwhile ({c._down})"
+        state = "reachable" if c.available else f"unreachable, embedding here meanwhile ({c.down_reason})"
         return (f"shared in {redact_url(c.url)} ({state}); this process embedded {c.written:,}, read "
                 f"{c.read:,} embedded elsewhere or before")
 
@@ -443,10 +443,14 @@ class Precis:
         with self._lock:
             added = self.corpus.add(articles)
             if added and on_added is not None:
-                if self.shares_vectors:
+                if self.shares_vectors and self.cache.available:
                     # their vectors first: on_added records them in the store, which tells the other
                     # processes, and they then read these vectors instead of embedding them again
-                    self.index.embed([s for a in added for s in a.sentences] + [a.title for a in added])
+                    try:
+                        self.index.embed([s for a in added for s in a.sentences] + [a.title for a in added])
+                    except Exception as exc:  # noqa: BLE001 - the rebuild embeds them; recording them matters more
+                        log.warning("embedding %d new article(s) before recording them failed (%s: %s)",
+                                    len(added), type(exc).__name__, exc)
                 on_added(added)
             retired = self._retire_locked(time.time(), batched=True) if added else []
             if added or retired:

@@ -121,3 +121,34 @@ def test_two_processes_share_one_index_each_server_sees_its_own(pgvector_url, me
     in_b = two.search_candidates(q, "number", 3, visible=two.scope(GUILD_B))
     assert in_b and all(c.title != "Harbour bridge reopens" for c in in_b)
     one.close(), two.close()
+
+
+def test_a_search_between_refreshes_ignores_articles_written_since(pgvector_url, memo_embedder, monkeypatch):
+    """Another process's articles appear at the next refresh (at most REFRESH_S later), never half-read:
+    postings of articles this process has no numbers for yet are left out, not an IndexError."""
+    from bot.index import pgindex
+
+    monkeypatch.setattr(pgindex, "REFRESH_S", 3600.0)  # searches read no refresh until the test asks for one
+    one = PgSearch(pgvector_url, memo_embedder, published=timeframe.published)
+    two = PgSearch(pgvector_url, memo_embedder, published=timeframe.published)
+    base = SentenceIndex(memo_embedder)
+    base.build(list(load_corpus(SAMPLE).articles), progress=False)
+    one.ingest(base)
+    q = "How much did the harbour bridge in Quito cost?"
+    assert two.search_candidates(q, "number", 3) == []  # written after its last refresh: nothing yet
+    two.refresh()
+    first = two.search_candidates(q, "number", 3)
+    assert first and all(c.title != "Harbour bridge reopens" for c in first)
+    more = SentenceIndex(memo_embedder)
+    more.build(EXTRA, progress=False)
+    one.ingest(more)
+    stale = two.search_candidates(q, "number", 3)  # within REFRESH_S of the last refresh
+    assert stale and all(c.article < 2 for c in stale)
+    two.refresh()
+    assert two.search_candidates(q, "number", 3)[0].title == "Harbour bridge reopens"
+    one.close(), two.close()
+
+
+def test_the_median_idf_is_the_in_memory_one(both):
+    index, mem, pg = both
+    assert pg._median_idf == pytest.approx(mem._median_idf, rel=1e-6)  # noqa: SLF001 - np.median of the idf

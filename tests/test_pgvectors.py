@@ -268,3 +268,58 @@ async def test_two_processes_following_a_feed_embed_each_article_once_between_th
         s.close()
     for app in apps:
         app.close_models()
+
+
+def test_a_large_embedding_claims_the_store_a_chunk_at_a_time(pgvector_url, monkeypatch):
+    """Another process waits for one chunk's embedding at most, not a whole corpus's."""
+    from bot.index import sentence_index
+
+    monkeypatch.setattr(sentence_index, "CLAIM_CHUNK", 7)
+    store = PgVectorStore(pgvector_url, "hash8", 8)
+    claims = []
+    claim = store.claim
+
+    def counted():
+        claims.append(1)
+        return claim()
+
+    store.claim = counted
+    emb = HashEmbedder()
+    ix = SentenceIndex(emb, store)
+    ix.build(_articles(20), progress=False)
+    assert len(claims) == -(-60 // 7) + -(-20 // 7)  # sentences, then titles
+    plain = SentenceIndex(HashEmbedder())
+    plain.build(_articles(20), progress=False)
+    assert np.array_equal(ix.emb, plain.emb) and emb.embedded == 80 and ix.last_build["embedded"] == 80
+
+
+def test_about_reads_the_store_state_without_waiting_for_an_embedding(pgvector_url, settings_factory, embedder):
+    import threading
+
+    from bot.app import Precis
+
+    app = Precis(settings_factory(index_url=pgvector_url), embedder=CountingEmbedder(embedder))
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with app.cache.claim():
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    assert held.wait(10)
+    t0 = time.monotonic()
+    state = app.vectors_state()
+    assert time.monotonic() - t0 < 0.5 and "reachable" in state
+    release.set()
+    t.join()
+    app.close_models()
+
+
+def test_errors_never_show_the_index_url_password():
+    url = "postgresql://precis:pa%zzsecret@[::1/x"
+    with pytest.raises(VectorStoreUnavailable) as err:
+        prepare(url, connect_timeout=2)
+    assert "zzsecret" not in str(err.value)
+    assert pgvectors.scrub("bad token pa%zzsecret in URL", url) == "bad token *** in URL"

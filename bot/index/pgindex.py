@@ -17,9 +17,15 @@ each evidence array over the whole corpus (:func:`bot.index.search._zmax`); here
   the sum ``s`` and the second-moment matrix ``M`` of the sentence vectors (kept in ``pix_stats``,
   updated by each ingest); its maximum is the nearest neighbour (HNSW, inner product). Titles alike.
 * Candidates: the best :data:`POOL` sentences by BM25 and by cosine within the asker's scope, plus the
-  sentences of the best :data:`TOP_ARTICLES` articles by article evidence; each is then scored exactly
-  as the retriever scores it (with its neighbours' fused scores), and the best k returned with the
+  sentences of the best :data:`TOP_ARTICLES` articles by article evidence; each is then scored as the
+  retriever scores it (with its neighbours' fused scores), and the best k returned with the
   :class:`Candidate` features.
+
+Where it differs from the in-memory retriever: the candidate set is not every sentence (a sentence
+outside it cannot be returned); the corpus-wide best cosine comes from HNSW (approximate); the dense
+side is float32 against a float16 query where memory multiplies float16 rows; an article's sentences
+past the first :data:`MAX_SENTENCES` are not indexed; ``scope`` ignores guild shares (the caller's
+``visible`` mask carries them); pgvector 0.8 or later (iterative index scans).
 
 Vectors are stored rounded to float16, as the in-memory index holds them. Article ids are dense
 (0, 1, ...), so a scope is still one bool per article (``visible``); sentence ids are
@@ -190,6 +196,9 @@ class PgSearch:
         term_of = {i: t for t, i in index._ids.items()}
         stems = index.lexicon.stems
         with self._lock, self.conn.transaction():
+            # READ COMMITTED whatever the server's default: after the lock, each statement sees what the
+            # ingest before it committed (its ids, its articles)
+            self.conn.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
             self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INGEST_LOCK,))
             have = {r[0] for r in self.conn.execute(
                 "SELECT key FROM pix_articles WHERE key = ANY(%s)", ([index.articles[r].id for r in rows],))}
@@ -327,7 +336,8 @@ class PgSearch:
 
         if max_age and time.monotonic() - self._refreshed < max_age:
             return
-        with self._lock:
+        with self._lock, self.conn.transaction():
+            self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # the statistics and the articles agree
             self._refreshed = time.monotonic()
             st = self.conn.execute("SELECT n_sent, tokens, n_art, art_len, vec_sum, vec_m2, title_sum, title_m2 "
                                    "FROM pix_stats WHERE id = 1").fetchone()
@@ -348,9 +358,11 @@ class PgSearch:
                 self._body_len = np.concatenate([self._body_len, np.array([r[3] for r in rows], np.float32)])
                 self._guild = np.concatenate([self._guild, np.array([r[4] for r in rows], np.int64)])
                 self._titles.extend(r[5] for r in rows)
-            known_df = self.conn.execute(
-                "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY df) FROM pix_terms WHERE df > 0").fetchone()[0]
-            self._median_idf = (float(np.log((self.n + 1) / (known_df + 1)) + 1.0) if known_df is not None else 1.0)
+            # np.median of the known terms' idf, as the in-memory index computes it (the two middle values averaged)
+            med = self.conn.execute(
+                "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ln((%s + 1.0) / (df + 1)) + 1) FROM pix_terms "
+                "WHERE df > 0", (self.n,)).fetchone()[0]
+            self._median_idf = float(med) if med is not None else 1.0
             self._max_idf = float(np.log(self.n + 1) + 1.0) if self.n else 1.0
             self._stats_n = int(st[0])
 
@@ -399,7 +411,15 @@ class PgSearch:
         n, n_art, w = self.n, self.n_articles, self.weights
         if n == 0 or not question.strip():
             return []
-        ok = np.ones(n_art, bool) if visible is None else np.asarray(visible, bool)[:n_art]
+        # Another process may have written articles since the last refresh: rows of articles not known here
+        # yet are not read (postings, nearest rows), and a scope shorter than the articles known reads none
+        # of the rest.
+        ok = np.zeros(n_art, bool)
+        if visible is None:
+            ok[:] = True
+        else:
+            v = np.asarray(visible, bool)[:n_art]
+            ok[: v.size] = v
         if not ok.any():
             return []
         conn = self.conn
@@ -423,7 +443,7 @@ class PgSearch:
         bm_rows = np.zeros(0, np.int64)
         bm_vals = np.zeros(0, np.float64)
         if uniq.size:
-            t_, s_, tf_, len_ = self._postings(SENTENCES, uniq.tolist())
+            t_, s_, tf_, len_ = self._known_rows(self._postings(SENTENCES, uniq.tolist()), 1, SHIFT)
             if s_.size:
                 df = np.array([df_of[int(t)] for t in uniq])
                 idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
@@ -442,7 +462,7 @@ class PgSearch:
         tl_vals = np.zeros(0, np.float64)
         if known:
             kn = np.asarray(sorted(known), np.int64)
-            t_, a_, tf_ = self._postings(BODIES, kn.tolist())
+            t_, a_, tf_ = self._known_rows(self._postings(BODIES, kn.tolist()), 1, 0)
             if a_.size:
                 adf = {info[t][0]: info[t][2] for t in info}
                 df = np.array([adf[int(t)] for t in kn])
@@ -462,7 +482,7 @@ class PgSearch:
             qw = {i: (1.0 + math.log(c)) * float(self._idf(df_of[i])) for i, c in qc.items()}
             qn = math.sqrt(sum(v * v for v in qw.values())) or 1.0
             qids = sorted(qw)
-            t_, a_, _ = self._postings(TITLES, qids)
+            t_, a_, _ = self._known_rows(self._postings(TITLES, qids), 1, 0)
             if a_.size:
                 tl_rows = np.unique(a_.astype(np.int64))
                 tl_vals = self._title_cosines(tl_rows, qw, qn)
@@ -599,10 +619,20 @@ class PgSearch:
         return list(self.search_candidates(question, kind, k))
 
     def article_text(self, article: int) -> str:
-        rows = self.conn.execute("SELECT text FROM pix_sentences WHERE article = %s ORDER BY id", (article,)).fetchall()
+        with self._lock:
+            rows = self.conn.execute("SELECT text FROM pix_sentences WHERE article = %s ORDER BY id",
+                                     (article,)).fetchall()
         return " ".join(r[0] for r in rows)
 
     # ------------------------------------------------------------ helpers
+    def _known_rows(self, cols: tuple[np.ndarray, ...], at: int, shift: int) -> tuple[np.ndarray, ...]:
+        """``cols`` without the entries whose row (column ``at``; its article: ``row >> shift``) belongs to an
+        article written since the last refresh."""
+        if not cols[at].size:
+            return cols
+        keep = (cols[at].astype(np.int64) >> shift) < self.n_articles
+        return cols if keep.all() else tuple(c[keep] for c in cols)
+
     def _postings(self, which: int, terms: list[int]) -> tuple[np.ndarray, ...]:
         """Every posting of ``terms`` in list ``which``: (terms, rows, counts[, lengths])."""
         rows = self.conn.execute("SELECT term, data FROM pix_post WHERE list = %s AND term = ANY(%s)",
@@ -650,7 +680,7 @@ class PgSearch:
                     self.conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
                     rows = self.conn.execute(f"SELECT id FROM {table} ORDER BY {vec_col} <#> %s LIMIT %s",
                                              (qvec, limit)).fetchall()
-                out = [r[0] for r in rows if ok[article_of(r[0])]]
+                out = [r[0] for r in rows if article_of(r[0]) < ok.size and ok[article_of(r[0])]]
                 if len(out) >= k or len(rows) < limit:
                     return out[:k]
         # exact: the inner product with every visible row ("+ 0": not the HNSW index, which would filter after)

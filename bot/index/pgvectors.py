@@ -21,7 +21,7 @@ that "once" hold under concurrency:
 It is a cache: a server that cannot be reached (or lost) costs work, never an answer. Lookups then
 find nothing and the process embeds itself; writes are dropped; both log once per outage and the
 next call after :data:`RETRY_S` connects again. A server without the pgvector extension is an
-error the operator must fix (``python -m bot check`` says so); the bot runs on, embedding locally.
+error the operator must fix: ``python -m bot check`` and the start-up check refuse it, with the reason.
 """
 
 from __future__ import annotations
@@ -64,10 +64,14 @@ def prepare(url: str, connect_timeout: float = 5.0):
     raises :class:`VectorStoreUnavailable` with the reason in one line."""
     import psycopg
 
+    from ..store.listen import KEEPALIVE
+
     try:
-        conn = psycopg.connect(conninfo(url), autocommit=True, connect_timeout=int(max(1, connect_timeout)))
+        # keepalives: a network that drops silently fails a lookup in about half a minute, not fifteen
+        conn = psycopg.connect(conninfo(url), autocommit=True, connect_timeout=int(max(1, connect_timeout)),
+                               **KEEPALIVE)
     except Exception as exc:  # noqa: BLE001 - any failure: unreachable, said in one line
-        raise VectorStoreUnavailable(f"cannot connect ({_first_line(exc)})") from None
+        raise VectorStoreUnavailable(f"cannot connect ({_first_line(exc, url)})") from None
     try:
         for attempt in range(3):  # two processes creating the extension or table at once: one retries
             try:
@@ -88,7 +92,7 @@ def prepare(url: str, connect_timeout: float = 5.0):
         register_vector(conn)
     except Exception as exc:  # noqa: BLE001
         conn.close()
-        text = _first_line(exc)
+        text = _first_line(exc, url)
         if "vector" in text and ("extension" in text or "control file" in text or "permission" in text):
             raise VectorStoreUnavailable(
                 f"the server has no usable pgvector extension ({text}); install pgvector there, or have a "
@@ -97,9 +101,23 @@ def prepare(url: str, connect_timeout: float = 5.0):
     return conn
 
 
-def _first_line(exc: BaseException) -> str:
+def _first_line(exc: BaseException, url: str | None = None) -> str:
     text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+    line = f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+    return scrub(line, url) if url else line
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` without ``url``'s password (libpq's errors may quote the URL, or a piece of it)."""
+    from urllib.parse import unquote
+
+    netloc = url.split("://", 1)[-1].split("/", 1)[0]
+    userinfo = netloc.rpartition("@")[0]
+    password = userinfo.split(":", 1)[1] if ":" in userinfo else ""
+    for secret in {password, unquote(password)}:
+        if len(secret) >= 3:
+            text = text.replace(secret, "***")
+    return text
 
 
 class PgVectorStore:
@@ -147,8 +165,8 @@ class PgVectorStore:
     def _failed(self, what: str, exc: BaseException) -> None:
         if self._down is None:
             log.error("INDEX_URL: %s failed (%s); this process embeds what it needs itself until the store is back",
-                      what, _first_line(exc))
-        self._down = _first_line(exc)
+                      what, _first_line(exc, self.url))
+        self._down = _first_line(exc, self.url)
         self._retry_at = time.monotonic() + RETRY_S
         with contextlib.suppress(Exception):
             if self._conn is not None:
@@ -157,8 +175,14 @@ class PgVectorStore:
 
     @property
     def available(self) -> bool:
-        with self._lock:
-            return self._connection() is not None
+        """Whether the store answered at the last call (no lock, no connection attempt: /about reads it
+        on the event loop while an embedding may hold the store)."""
+        return self._down is None
+
+    @property
+    def down_reason(self) -> str | None:
+        """Why the last call failed (the password scrubbed), or None."""
+        return self._down
 
     # ------------------------------------------------------------ the cache
     @contextlib.contextmanager

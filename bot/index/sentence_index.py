@@ -98,6 +98,7 @@ class Lexicon:
 
 
 EMB_DTYPE = np.float16
+CLAIM_CHUNK = 2000  # texts embedded per claim of a shared vector store (bot.index.pgvectors)
 
 BM25_K1, BM25_B = 1.5, 0.75  # bm25s' defaults (Lucene variant)
 
@@ -213,21 +214,28 @@ class SentenceIndex:
         for i, t in enumerate(texts):
             rows_of.setdefault(text_key(t), []).append(i)
         # A cache shared by several processes (bot.index.pgvectors) is claimed while looking up, embedding and
-        # writing: another process embedding the same texts meanwhile waits, then reads them.
-        claim = getattr(self.cache, "claim", None) if rows_of else None
-        with claim() if claim is not None else contextlib.nullcontext():
-            found = self.cache.fill(rows_of, out) if self.cache is not None else set()
-            missing = [k for k in rows_of if k not in found]
-            if missing:
-                with scratch_returned():  # the activations go back to the OS, not into the heap for good
-                    vecs = self.embedder.encode(
-                        [texts[rows_of[k][0]] for k in missing], progress=progress and len(missing) > 2000
-                    )
-                if self.cache is not None:
-                    self.cache.put_many(list(zip(missing, vecs)))
-                for k, v in zip(missing, vecs):
-                    out[rows_of[k]] = v
-        return out, len(missing)
+        # writing, a chunk of texts at a time: another process embedding the same texts meanwhile waits, then
+        # reads them, and waits no longer than one chunk's embedding for texts of its own.
+        claim = getattr(self.cache, "claim", None)
+        keys = list(rows_of)
+        step = CLAIM_CHUNK if claim is not None else max(1, len(keys))
+        embedded = 0
+        for i in range(0, len(keys), step):
+            part = {k: rows_of[k] for k in keys[i : i + step]}
+            with claim() if claim is not None else contextlib.nullcontext():
+                found = self.cache.fill(part, out) if self.cache is not None else set()
+                missing = [k for k in part if k not in found]
+                if missing:
+                    with scratch_returned():  # the activations go back to the OS, not into the heap for good
+                        vecs = self.embedder.encode(
+                            [texts[part[k][0]] for k in missing], progress=progress and len(missing) > 2000
+                        )
+                    if self.cache is not None:
+                        self.cache.put_many(list(zip(missing, vecs)))
+                    for k, v in zip(missing, vecs):
+                        out[part[k]] = v
+                    embedded += len(missing)
+        return out, embedded
 
     @property
     def _emb_buf(self) -> np.ndarray:
