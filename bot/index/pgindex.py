@@ -56,9 +56,12 @@ MAX_SENTENCES = 4096  # sentence id = article << 12 | position
 SHIFT = 12
 POOL = 100  # best sentences by BM25 and by cosine taken as candidates
 TOP_ARTICLES = 10  # articles whose every sentence is a candidate
+TITLE_POOL = 300  # articles whose title cosine is read (the best by the rest of the article evidence)
+EXACT_TITLES = 5_000  # visible articles up to this many: the title cosine of every one (no HNSW)
 EXACT_SCAN = 50_000  # visible sentences up to this many: the cosine is computed for all of them (no HNSW)
 FRAGMENT, HAS_DATE, HAS_NUM_WORD = 1, 2, 4
 REFRESH_S = 1.0  # a search reads what other processes added at most this long ago
+NORM_DRIFT = 0.02  # title norms are computed again when the corpus has grown by this share
 
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS pix_terms (id serial PRIMARY KEY, term text UNIQUE NOT NULL, "
@@ -185,6 +188,8 @@ class PgSearch:
         self._stats_n = -1
         self._hnsw: dict[str, bool] = {}
         self._refreshed = 0.0
+        self._norms = np.ones(0, np.float64)  # title TF-IDF norms, per article id
+        self._norm_n = 0  # the sentence count they were computed at
         self.refresh()
 
     # ------------------------------------------------------------ ingest
@@ -482,10 +487,16 @@ class PgSearch:
             qw = {i: (1.0 + math.log(c)) * float(self._idf(df_of[i])) for i, c in qc.items()}
             qn = math.sqrt(sum(v * v for v in qw.values())) or 1.0
             qids = sorted(qw)
-            t_, a_, _ = self._known_rows(self._postings(TITLES, qids), 1, 0)
-            if a_.size:
-                tl_rows = np.unique(a_.astype(np.int64))
-                tl_vals = self._title_cosines(tl_rows, qw, qn)
+            t_, a_, tf_ = self._known_rows(self._postings(TITLES, qids), 1, 0)
+            if a_.size:  # sum over the query's terms in each title of both weights, over both norms
+                per_term = {t: qw[t] * float(self._idf(df_of[t])) for t in qids}
+                uniq_t, inv_t = np.unique(t_.astype(np.int64), return_inverse=True)
+                qv = np.array([per_term[int(t)] for t in uniq_t], np.float64)[inv_t]
+                a64 = a_.astype(np.int64)
+                tl_rows, inv = np.unique(a64, return_inverse=True)
+                dots = np.bincount(inv, weights=(1.0 + np.log(tf_)) * qv)
+                norms = self._title_norms(tl_rows)
+                tl_vals = dots / (norms * qn)
         za = _sparse_zmax(art_vals.astype(np.float32), n_art)
         ztl = _sparse_zmax(tl_vals.astype(np.float32), n_art)
 
@@ -503,20 +514,44 @@ class PgSearch:
         cand: set[int] = set(bm_rows[seen_bm][_ranked(bm_vals[seen_bm], POOL)].tolist()) if seen_bm.any() else set()
         cand.update(self._nearest(qvec, ok, POOL))
         bm_of = dict(zip(bm_rows.tolist(), bm_vals.tolist()))
-        art_bm_of = dict(zip(art_rows.tolist(), art_vals.tolist()))
-        tl_of = dict(zip(tl_rows.tolist(), tl_vals.tolist()))
-        arts = set(art_rows.tolist()) | set(tl_rows.tolist()) | set(self._nearest_titles(qvec, ok, TOP_ARTICLES))
+        # article evidence without the title's cosine, for every article a query term reaches (vectorised)
+        lex_arts = np.union1d(art_rows, tl_rows)
+        lex_arts = lex_arts[ok[lex_arts]] if lex_arts.size else lex_arts
+        partial = np.zeros(lex_arts.size, np.float64)
+        if lex_arts.size:
+            if w.article:
+                a_bm = np.zeros(lex_arts.size, np.float32)
+                a_bm[np.searchsorted(lex_arts, art_rows[ok[art_rows]])] = art_vals[ok[art_rows]]
+                partial += w.article * za(a_bm)
+            if w.title:
+                t_l = np.zeros(lex_arts.size, np.float32)
+                t_l[np.searchsorted(lex_arts, tl_rows[ok[tl_rows]])] = tl_vals[ok[tl_rows]]
+                partial += w.title * 0.5 * ztl(t_l)
+        # the title's cosine is read for the articles that can still be among the best: the best by the rest,
+        # the titles nearest the question, and the candidates' own
+        arts = set(lex_arts[_ranked(partial, TITLE_POOL)].tolist()) if lex_arts.size else set()
+        arts |= set(self._nearest_titles(qvec, ok, TOP_ARTICLES))
         arts |= {s >> SHIFT for s in cand}
         arts_l = np.asarray(sorted(a for a in arts if ok[a]), np.int64)
         tdot = self._title_dots(arts_l.tolist(), qvec)
-        art_score = {}
-        for a in arts_l.tolist():
-            sc = 0.0
-            if w.article:
-                sc += w.article * float(za(np.float32(art_bm_of.get(a, 0.0))))
-            if w.title:
-                sc += w.title * 0.5 * (float(ztd(np.float32(tdot[a]))) + float(ztl(np.float32(tl_of.get(a, 0.0)))))
-            art_score[a] = sc
+        a_bm = np.zeros(arts_l.size, np.float32)
+        t_l = np.zeros(arts_l.size, np.float32)
+        if arts_l.size:
+            where = np.searchsorted(art_rows, arts_l)
+            hit = (where < art_rows.size) & (art_rows[np.minimum(where, max(art_rows.size - 1, 0))] == arts_l) \
+                if art_rows.size else np.zeros(arts_l.size, bool)
+            a_bm[hit] = art_vals[where[hit]]
+            where = np.searchsorted(tl_rows, arts_l)
+            hit = (where < tl_rows.size) & (tl_rows[np.minimum(where, max(tl_rows.size - 1, 0))] == arts_l) \
+                if tl_rows.size else np.zeros(arts_l.size, bool)
+            t_l[hit] = tl_vals[where[hit]]
+        sc = np.zeros(arts_l.size, np.float64)
+        if w.article:
+            sc += w.article * za(a_bm)
+        if w.title:
+            td = np.array([tdot.get(int(a), 0.0) for a in arts_l], np.float32)
+            sc += w.title * 0.5 * (ztd(td) + ztl(t_l))
+        art_score = dict(zip(arts_l.tolist(), sc.astype(np.float32).astype(np.float64).tolist()))
         best_arts = sorted(art_score, key=lambda a: -art_score[a])[:TOP_ARTICLES]
         for a in best_arts:
             cand.update(((a << SHIFT) | p) for p in range(int(self._n_sent[a])))
@@ -529,9 +564,10 @@ class PgSearch:
             if p + 1 < self._n_sent[a]:
                 need.add(s + 1)
         rows = self._sentences(sorted(need), qvec)
-        fused = {}
-        for s, (dot, caps, nums, flags) in rows.items():
-            fused[s] = float(zb(np.float32(bm_of.get(s, 0.0)))) + w.dense * float(zd(np.float32(dot)))
+        ids = list(rows)
+        bm_r = np.array([bm_of.get(i, 0.0) for i in ids], np.float32)
+        dn_r = np.array([rows[i][0] for i in ids], np.float32)
+        fused = dict(zip(ids, (zb(bm_r) + w.dense * zd(dn_r)).astype(np.float64).tolist()))
         known_keys = {i for _, i in keys if i >= 0}
         scored = []
         for s in cand:
@@ -639,20 +675,30 @@ class PgSearch:
                                  (which, terms), binary=True).fetchall() if terms else []
         return _unpack(rows, with_len=which == SENTENCES)
 
-    def _title_cosines(self, articles: np.ndarray, qw: dict[int, float], qn: float) -> np.ndarray:
-        rows = self.conn.execute("SELECT id, title_terms FROM pix_articles WHERE id = ANY(%s)",
-                                 (articles.tolist(),)).fetchall()
-        terms = {i for _, tt in rows for i in tt}
-        dfs = dict(self.conn.execute("SELECT id, df FROM pix_terms WHERE id = ANY(%s)", (sorted(terms),)).fetchall())
-        out = {}
-        for a, tt in rows:
-            c: dict[int, int] = {}
-            for t in tt:
-                c[t] = c.get(t, 0) + 1
-            wts = {t: (1.0 + math.log(v)) * float(self._idf(dfs[t])) for t, v in c.items() if dfs.get(t, 0) > 0}
-            norm = math.sqrt(sum(x * x for x in wts.values())) or 1.0
-            out[a] = sum(wts.get(t, 0.0) * qv for t, qv in qw.items()) / (norm * qn)
-        return np.array([out.get(int(a), 0.0) for a in articles], np.float64)
+    def _title_norms(self, articles: np.ndarray) -> np.ndarray:
+        """Each title's TF-IDF norm (1 + log count, the current idf, terms some sentence holds), computed in
+        PostgreSQL for every title when the corpus has grown by :data:`NORM_DRIFT` since, else for the new
+        ones only (an idf moves by about that share meanwhile)."""
+        need = int(articles.max()) + 1 if articles.size else 0
+        stale = self._norm_n <= 0 or abs(self.n - self._norm_n) > NORM_DRIFT * self._norm_n
+        if stale or need > self._norms.size:
+            lo = 0 if stale else self._norms.size
+            rows = self.conn.execute(
+                "SELECT c.id, sqrt(sum(((1 + ln(c.cnt)) * (ln((%s + 1.0) / (t.df + 1)) + 1)) ^ 2)) "
+                "FROM (SELECT a.id, u.term, count(*) AS cnt FROM pix_articles a, unnest(a.title_terms) AS u(term) "
+                "WHERE a.id >= %s GROUP BY a.id, u.term) c JOIN pix_terms t ON t.id = c.term AND t.df > 0 "
+                "GROUP BY c.id", (self.n, lo)).fetchall()
+            size = max(need, len(self._titles))
+            norms = np.ones(size, np.float64)
+            if not stale:
+                norms[: self._norms.size] = self._norms
+            for a, v in rows:
+                if a < size:
+                    norms[a] = float(v) or 1.0
+            self._norms = norms
+            if stale:
+                self._norm_n = self.n
+        return self._norms[articles]
 
     def _dense_z(self, q: np.ndarray, s: np.ndarray, m2: np.ndarray, n: int, top: float | None):
         if n <= 0:
@@ -668,7 +714,7 @@ class PgSearch:
                                 EXACT_SCAN, lambda i: i >> SHIFT)
 
     def _nearest_titles(self, qvec: np.ndarray, ok: np.ndarray, k: int) -> list[int]:
-        return self._nearest_in("pix_articles", "id", "title_vec", qvec, ok, k, int(ok.sum()), EXACT_SCAN,
+        return self._nearest_in("pix_articles", "id", "title_vec", qvec, ok, k, int(ok.sum()), EXACT_TITLES,
                                 lambda i: i)
 
     def _nearest_in(self, table, article_col, vec_col, qvec, ok, k, n_visible, exact_up_to, article_of) -> list[int]:
@@ -684,11 +730,14 @@ class PgSearch:
                 if len(out) >= k or len(rows) < limit:
                     return out[:k]
         # exact: the inner product with every visible row ("+ 0": not the HNSW index, which would filter after)
-        visible = np.flatnonzero(ok).tolist()
-        rows = self.conn.execute(
-            f"SELECT id FROM {table} WHERE {article_col} = ANY(%s) ORDER BY ({vec_col} <#> %s) + 0, id LIMIT %s",
-            (visible, qvec, k)).fetchall()
-        return [r[0] for r in rows]
+        if ok.all():
+            rows = self.conn.execute(f"SELECT id FROM {table} ORDER BY ({vec_col} <#> %s) + 0, id LIMIT %s",
+                                     (qvec, k)).fetchall()
+        else:
+            rows = self.conn.execute(
+                f"SELECT id FROM {table} WHERE {article_col} = ANY(%s) ORDER BY ({vec_col} <#> %s) + 0, id LIMIT %s",
+                (np.flatnonzero(ok).tolist(), qvec, k)).fetchall()
+        return [r[0] for r in rows if article_of(r[0]) < ok.size]
 
     def _has_hnsw(self, table: str) -> bool:
         if table not in self._hnsw:
