@@ -274,3 +274,106 @@ def test_missing_span_weights_fall_back_to_the_rules_and_about_says_so(app_facto
     assert a.answer == b.answer == want.answer
     assert sum(r.levelno >= logging.WARNING for r in caplog.records) == 1, [r.getMessage() for r in caplog.records]
     assert "/ask short answer: unavailable" in Handlers(missing).about().text
+
+
+# ------------------------------------------------- the span reader as a reranker
+GOLF_NEAR_MISS = "The US Women's Open drew record crowds to Pine Needles on Sunday, organisers said."
+GOLF_ANSWERS = "Minjee Lee won the US Women's Open on Sunday, four strokes ahead of Mina Harigae."
+
+
+def test_the_shipped_span_reader_puts_an_answering_sentence_above_a_near_miss(shipped):
+    # both sentences share the question's words; only one says who won
+    q = "Who won the US Women's Open?"
+    miss, hit = shipped.read_many(q, [(GOLF_NEAR_MISS, "", ""), (GOLF_ANSWERS, "", "")], always=True)
+    assert hit is not None and "Minjee Lee" in hit.text and hit.margin > 0
+    assert miss is None or miss.margin < 0
+    assert hit.margin - (miss.margin if miss is not None else -20.0) > 3
+
+
+def test_span_rerank_lifts_the_answering_sentence_over_the_readers_first(monkeypatch, shipped):
+    from bot.engines.answerer import NO_SPAN_MARGIN
+    from bot.index.search import Candidate
+
+    monkeypatch.setattr(Answerer, "SPAN_RERANK_N", max(Answerer.SPAN_RERANK_N, 2))
+    monkeypatch.setattr(Answerer, "SPAN_RERANK_ALPHA", Answerer.SPAN_RERANK_ALPHA or 0.3)
+    ans = Answerer.__new__(Answerer)  # the scoring step alone: no index needed
+    ans.span_reader, ans.span_rerank, ans._span_failed = shipped, True, False
+
+    def cand(row, text):
+        return Candidate(0, row, row, text, 0.0, 0.5, 0.5, 0.5, 0.5, float("nan"), "", "")
+
+    q = "Who won the US Women's Open?"
+    cands = [cand(0, GOLF_NEAR_MISS), cand(1, GOLF_ANSWERS)]
+    m = [s.margin if s is not None else NO_SPAN_MARGIN
+         for s in shipped.read_many(q, [(c.text, c.title, c.before) for c in cands], always=True)]
+    gap = 0.5 * Answerer.SPAN_RERANK_ALPHA * (m[1] - m[0])  # the reader prefers the near miss by this much
+    sc, order, reads = ans.span_rerank_scores(q, cands, np.array([gap, 0.0]), np.array([0, 1]))
+    assert list(order) == [1, 0] and sc[1] > sc[0]
+    assert reads[1] is not None and "Minjee Lee" in reads[1].text  # read once, reused for the phrase
+    # off: the reader's order, nothing read
+    ans.span_rerank = False
+    assert list(ans.span_rerank_scores(q, cands, np.array([gap, 0.0]), np.array([0, 1]))[1]) == [0, 1]
+
+
+class _Many(_Fixed):
+    """A span reader that reads a batch: the span ``text`` in the sentence holding it, none elsewhere."""
+
+    def read_many(self, question, items, always=False):
+        self.calls += 1
+        return [Span(0, len(self.text), self.text, 0.9, self.margin) if self.text in s else None
+                for s, _, _ in items]
+
+
+def test_the_answerer_answers_from_the_sentence_the_span_reader_reads_an_answer_in(tmp_path, embedder,
+                                                                                   monkeypatch):
+    monkeypatch.setattr(Answerer, "SPAN_RERANK_N", 3)
+    monkeypatch.setattr(Answerer, "SPAN_RERANK_ALPHA", 5.0)
+    ix = _index(tmp_path, embedder, GOLF)
+    q = "Where was the final round played?"
+    base = Answerer(ix)
+    today = base.answer(q)
+    cands, X, _ = base.candidates(q)
+    second = cands[int(np.argsort(-(X @ base.reader.weights.vector()), kind="stable")[1])].text
+    assert not today.abstained and today.support[0].text != second
+    phrase = " ".join(second.split()[:2])
+    reader = _Many(phrase, 4.0)
+    got = Answerer(ix, span_reader=reader).answer(q)
+    assert got.support[0].text == second  # the reader's second, the only one the span reader reads an answer in
+    assert reader.calls == 1  # one batch; support [1] is not read again for the phrase
+    # told not to rerank: today's sentence first
+    off = Answerer(ix, span_reader=_Many(phrase, 4.0), span_rerank=False).answer(q)
+    assert off.support[0].text == today.support[0].text
+
+
+def test_missing_or_failing_span_weights_rank_as_today_logged_once(tmp_path, embedder, monkeypatch, caplog):
+    monkeypatch.setattr(Answerer, "SPAN_RERANK_N", 3)
+    monkeypatch.setattr(Answerer, "SPAN_RERANK_ALPHA", 5.0)
+    ix = _index(tmp_path, embedder, GOLF)
+    q = "Where was the final round played?"
+    today = Answerer(ix).answer(q)
+
+    class Missing:
+        calls = 0
+
+        def read_many(self, *a, **k):
+            self.calls += 1
+            raise ModelUnavailable("span reader 'precis-span' failed to load: no such folder")
+
+        read = read_many
+
+    class Broken(Missing):
+        def read_many(self, *a, **k):
+            self.calls += 1
+            raise RuntimeError("boom")
+
+        read = read_many
+
+    for reader, logged in ((Missing(), 0), (Broken(), 1)):
+        ans = Answerer(ix, span_reader=reader)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            a, b = ans.answer(q), ans.answer(q)
+        assert a.answer == b.answer == today.answer and a.support[0].text == today.support[0].text
+        assert reader.calls == 1  # not called again by this answerer
+        # ModelUnavailable: the loader logged why (the app's slot), so nothing more here
+        assert sum("span reader failed" in r.getMessage() for r in caplog.records) == logged

@@ -137,6 +137,7 @@ _DONT_KNOW = re.compile(
     r"not (?:mentioned|stated|specified|provided|given|contain(?:ed)?)|no information"
 )
 MODES = ("extractive", "abstractive")
+NO_SPAN_MARGIN = -20.0  # the span margin of a sentence the span reader finds no span in at all
 
 
 class QuestionError(ValueError):
@@ -357,6 +358,14 @@ class Answerer:
     # first_line_rejudge.py), the first line alone is right 10-13 points more often than with the rules, and
     # 3-5 points more than with "agree".
     PHRASE_MODE = "span"
+    # The span reader as a reranker (issue 30; benchmarks/span_rerank.py, docs/benchmarks.md): it reads the
+    # reader's best SPAN_RERANK_N candidates, and each one's reader score gains SPAN_RERANK_ALPHA x its margin
+    # (best span minus "no answer here"); the short answer is then the chosen sentence's. 0 (the default): it
+    # reads support [1] only. Held out on RealTime QA 2022 and 2024-2025, N=3 gave +4 to +9.5 points of right
+    # answers but +0.2 to +1.6 of wrong ones, so it is off; fitted on every question it would be N=3, alpha 3.0
+    # (with DEFAULT_THRESHOLD 0.554, TIMED_THRESHOLD 0.388 refitted on 2022 as those were).
+    SPAN_RERANK_N = 0
+    SPAN_RERANK_ALPHA = 3.0
     timeframes = True  # a question's "this week" narrows it to the week's articles (benchmarks switch it off)
     # with the span constraint: the answer is words of sentence 1, so ask for the fewest that answer
     SPAN_SYSTEM = (
@@ -376,17 +385,21 @@ class Answerer:
         previous: Answerer | None = None,
         reranker=None,
         span_reader=None,
+        span_rerank: bool = True,
     ) -> None:
         """``previous``: the answerer of the index version ``index`` grew from (its features are reused).
         ``reranker``: an object with ``score(question, [(sentence, title, sentence before), ...])`` -> one
         logit each (:class:`models.reranker.Reranker`); None, or one that fails, ranks as before.
         ``span_reader``: an object with ``read(question, sentence, title, sentence before)`` -> a span with
         ``.text`` or None (:class:`models.span_reader.SpanReader`): it picks the short answer in support [1];
-        None, or one that fails, leaves the phrase to the rules (:func:`answer_phrase.best_phrase`)."""
+        None, or one that fails, leaves the phrase to the rules (:func:`answer_phrase.best_phrase`).
+        ``span_rerank``: the span reader also reranks the reader's best candidates (:attr:`SPAN_RERANK_N`);
+        False: it reads support [1] only."""
         self.index = index
         self.generator = generator
         self.reranker = reranker
         self.span_reader = span_reader
+        self.span_rerank = bool(span_rerank)
         self._span_failed = False
         self.reranked_weights = self.READER_RERANKED
         self.reranked_threshold = self.RERANKED_THRESHOLD
@@ -454,21 +467,88 @@ class Answerer:
     def rank(self, question: str, k: int = 3, visible: np.ndarray | None = None, now: float | None = None,
              published_before: float | None = None, published_between: tuple[float, float] | None = None
              ) -> tuple[list[Candidate], float | None]:
-        """The k best supporting sentences after the reader's reranking (score = the reader's) and the
-        reranker's probability that support [1] answers (None without a reranker).
+        """The k best supporting sentences after the reader's reranking (score = the reader's, with the span
+        reader's margin fused in when it reranks, :meth:`span_rerank_scores`) and the reranker's probability
+        that support [1] answers (None without a reranker).
         Support after the first whose odds fall under :attr:`SUPPORT_MIN_ODDS` of the first's is left out."""
+        support, answers, _ = self._rank(question, k, visible, now, published_before, published_between)
+        return support, answers
+
+    def _rank(self, question: str, k: int, visible, now, published_before, published_between,
+              min_confidence: float | None = None) -> tuple[list[Candidate], float | None, dict]:
+        """:meth:`rank`, and the span reader's reads of the candidates it reranked (sentence row -> span or
+        None; empty when it did not rerank), so that support [1] is not read twice. ``min_confidence``: the
+        abstention threshold; when no candidate the span reader would read reaches it the answer abstains
+        whichever it picks, so it reads none."""
         cands, X, rr = self.candidates(question, k, visible, now, published_before, published_between)
         if not cands:
-            return [], None
+            return [], None, {}
         w = self.reader.weights if rr is None else self.reranked_weights
         sc = X @ w.vector()
-        order = np.argsort(-sc, kind="stable")[:k]
+        order = np.argsort(-sc, kind="stable")
+        reads: dict = {}
+        if rr is None and not (min_confidence is not None and all(
+                confidence_from(cands[i].context, cands[i].dense, cands[i].article_coverage) < min_confidence
+                for i in order[: self.SPAN_RERANK_N])):
+            sc, order, reads = self.span_rerank_scores(question, cands, sc, order)
+        order = order[:k]
         floor = float(np.log(self.SUPPORT_MIN_ODDS)) if self.SUPPORT_MIN_ODDS > 0 else -np.inf
         keep = [i for n, i in enumerate(order) if n == 0 or sc[i] - sc[order[0]] >= floor]
         answers = None if rr is None else float(1.0 / (1.0 + np.exp(-rr[order[0]])))
-        return [replace(cands[i], score=float(sc[i])) for i in keep], answers
+        return [replace(cands[i], score=float(sc[i])) for i in keep], answers, reads
 
-    def lead(self, question: str, support: list[Candidate]) -> tuple[str, str | None, list[Support]]:
+    def span_reranks(self) -> bool:
+        """Whether the span reader reranks the reader's best candidates (:attr:`SPAN_RERANK_N`): on when a
+        span reader is loaded, this answerer was not told otherwise (``span_rerank``) and it has not failed."""
+        return (self.span_rerank and self.SPAN_RERANK_N > 1 and self.span_reader is not None
+                and not self._span_failed)
+
+    def span_rerank_scores(self, question: str, cands: list[Candidate], sc: np.ndarray, order: np.ndarray
+                           ) -> tuple[np.ndarray, np.ndarray, dict]:
+        """(scores, order, reads): the reader's best :attr:`SPAN_RERANK_N` candidates read by the span reader,
+        each one's score raised by :attr:`SPAN_RERANK_ALPHA` x its margin (its best span's log-score minus "no
+        answer here"; :data:`NO_SPAN_MARGIN` when it has no span at all), and reordered by that; the rest keep
+        the reader's order after them. Unchanged when the span reader does not rerank or fails (logged once;
+        this answerer then ranks and phrases as without it)."""
+        if not self.span_reranks():
+            return sc, order, {}
+        top = order[: self.SPAN_RERANK_N]
+        spans = self.read_spans(question, [cands[i] for i in top])
+        if spans is None:
+            return sc, order, {}
+        margin = np.array([s.margin if s is not None else NO_SPAN_MARGIN for s in spans], dtype=np.float64)
+        sc = sc.copy()
+        sc[top] = sc[top] + self.SPAN_RERANK_ALPHA * margin
+        ranked = top[np.argsort(-sc[top], kind="stable")]
+        return sc, np.concatenate([ranked, order[len(top):]]), {cands[i].sentence: s for i, s in zip(top, spans)}
+
+    def read_spans(self, question: str, cands: list[Candidate]) -> list | None:
+        """The span reader's best span in each candidate (``always``: even one under "no answer here"), in
+        one batch where the reader takes one (``read_many``); None when it failed (logged once)."""
+        items = [(c.text, c.title, c.before) for c in cands]
+        try:
+            many = getattr(self.span_reader, "read_many", None)
+            if callable(many):
+                spans = list(many(question, items, always=True))
+            else:
+                spans = [self.span_reader.read(question, *it, always=True) for it in items]
+            if len(spans) != len(items):
+                raise ValueError(f"{len(spans)} reads for {len(items)} sentences")
+            return spans
+        except Exception as exc:  # noqa: BLE001 - a broken span reader leaves /ask on the reader's ranking
+            self._span_fail(exc)
+            return None
+
+    def _span_fail(self, exc: Exception) -> None:
+        from models.registry import ModelUnavailable
+
+        if not self._span_failed and not isinstance(exc, ModelUnavailable):  # the loader has logged why, once
+            log.warning("the /ask span reader failed (%s: %s): ranking and phrases without it",
+                        type(exc).__name__, exc)
+        self._span_failed = True
+
+    def lead(self, question: str, support: list[Candidate], reads: dict | None = None
+             ) -> tuple[str, str | None, list[Support]]:
         """(the text a member reads first, the short answer or None, the support): the phrase, then the
         sentence it is from. When a who-question's verb has "he"/"she" for subject in support [1]
         ("..., he said, estimating ..."), the answer is the person the sentence before names; that
@@ -484,7 +564,7 @@ class Answerer:
                 return f"{person.text}\n{top}", person.text, [first, before, *rest][: max(len(support), 2)]
         found = best_phrase(question, top, [s.text for s in support[1:]])
         short = found.text if found is not None else None
-        read = self.read_span(question, first)
+        read = reads[first.sentence] if reads and first.sentence in reads else self.read_span(question, first)
         if read is not False:  # the span reader ran
             short = self.pick_phrase(top, short, read)
         if short is None:
@@ -521,11 +601,7 @@ class Answerer:
         try:
             return self.span_reader.read(question, first.text, first.title, first.before, always=True)
         except Exception as exc:  # noqa: BLE001 - a broken span reader leaves the phrase to the rules
-            from models.registry import ModelUnavailable
-
-            self._span_failed = True
-            if not isinstance(exc, ModelUnavailable):  # the loader has logged why, once
-                log.warning("the /ask span reader failed (%s: %s): phrases by the rules", type(exc).__name__, exc)
+            self._span_fail(exc)
             return False
 
     def time_window(self, question: str, now: float | None = None, asked_at: float | None = None
@@ -573,7 +649,10 @@ class Answerer:
         before, between, span = self.time_window(q, now, asked_at)
         if asked_at is not None:
             now = float(asked_at)
-        support, answers = self.rank(q, k, visible, now, before, between)
+        # without a reranker the threshold is known before ranking: a pool that cannot reach it is not read
+        plain = None if self.reranker is not None else (self.abstain_threshold if span is None
+                                                          else self.timed_threshold)
+        support, answers, reads = self._rank(q, k, visible, now, before, between, plain)
         conf = self.confidence(q, support, now, answers if self.RERANKER_IN_CONFIDENCE else None)
         if answers is None:
             threshold = self.abstain_threshold if span is None else self.timed_threshold
@@ -582,7 +661,7 @@ class Answerer:
         if not support or conf < threshold:
             message = ABSTAIN_MESSAGE if span is None else TIME_ABSTAIN_MESSAGE.format(span=timeframe.describe(span))
             return Answer(q, message, True, (), conf)
-        text, short, support = self.lead(q, support)
+        text, short, support = self.lead(q, support, reads)
         extractive = Answer(q, text, False, tuple(support), conf, short=short)
         if mode == "extractive":
             return extractive
