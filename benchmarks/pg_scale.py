@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-dir", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=13)
+    ap.add_argument("--hnsw-memory", default="4GB", help="maintenance_work_mem for the HNSW build")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--serve", action="store_true", help="only ask the questions of the index at --index-url "
                     "(the parent runs this in a child process, so its RSS is a serving process's)")
@@ -132,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         written += pg.ingest(ix)
         print(f"  {written:,} articles written ({time.perf_counter() - t0:.0f} s)", flush=True)
     write_s = time.perf_counter() - t0
-    hnsw_s = pg.build_hnsw()
+    hnsw_s = pg.build_hnsw(args.hnsw_memory)
     print(f"{written:,} articles, {pg.n:,} sentences written in {write_s:.0f} s; HNSW built in {hnsw_s:.0f} s")
 
     pg.close()
