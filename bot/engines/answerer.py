@@ -459,6 +459,7 @@ class Answerer:
         without one). ``visible``: one bool per article row (the asking guild's scope); None = all. ``now``:
         when asked. ``published_before`` / ``published_between``: the time window (:meth:`time_window`)."""
         pool = self.RERANK_POOL if self.reranker is not None and not self._rerank_failed else self.CANDIDATES
+        visible = self.dated_scope(visible, published_between)
         cands = self.retriever.search_candidates(question, cue_kind(question), max(k, pool), visible,
                                                  published_before, published_between)
         rr = self.rerank_scores(question, cands)
@@ -634,7 +635,20 @@ class Answerer:
         the question names or None): :meth:`time_window` as an article mask, for benchmarks and tests (the
         answer itself passes the window to the index's search)."""
         before, between, span = self.time_window(question, now, asked_at)
-        return self.retriever.in_window(visible, before, between), span
+        return self.retriever.in_window(self.dated_scope(visible, between), before, between), span
+
+    def dated_scope(self, visible: np.ndarray | None, published_between: tuple[float, float] | None
+                    ) -> np.ndarray | None:
+        """For a question that names its time (``published_between`` set): ``visible`` without its undated
+        articles when it holds any dated one. Nothing shows that an undated article is from this week; where
+        the articles in scope carry dates, one without is left out (a feed item's page whose date did not
+        parse, a file's "Updated 5 min ago"). A scope of undated articles only is read as before."""
+        if published_between is None:
+            return visible
+        pub = np.asarray(self.retriever.published, dtype=np.float64)
+        scope = np.ones(pub.shape, dtype=bool) if visible is None else np.asarray(visible, dtype=bool)[: pub.size]
+        dated = scope & ~np.isnan(pub[: scope.size])
+        return dated if dated.any() else visible
 
     def answer(self, question: str, *, mode: str = "extractive", k: int = 3, visible: np.ndarray | None = None,
                now: float | None = None, asked_at: float | None = None) -> Answer:
