@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--hnsw-memory", default="4GB", help="maintenance_work_mem for the HNSW build")
+    ap.add_argument("--precision", default="auto", help="the serving process's embedder precision (auto, int8...)")
+    ap.add_argument("--backend", default="auto", help="the serving process's embedder runtime (auto, torch, onnx)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--serve", action="store_true", help="only ask the questions of the index at --index-url "
                     "(the parent runs this in a child process, so its RSS is a serving process's)")
@@ -140,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     import subprocess
 
     cmd = [sys.executable, __file__, "--serve", "--index-url", url, "--realtimeqa", str(args.realtimeqa),
-           "--queries", str(args.queries), "--threads", str(args.threads)]
+           "--queries", str(args.queries), "--threads", str(args.threads), "--precision", args.precision,
+           "--backend", args.backend]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     res = json.loads(out.strip().splitlines()[-1])
     res.update({"articles": written, "write_s": round(write_s), "hnsw_s": round(hnsw_s)})
@@ -157,25 +160,28 @@ def serve(args) -> int:
     index's per-article numbers. Prints one JSON line."""
     from models.embedder import Embedder
 
-    real = Embedder("minilm", threads=args.threads or None, cache_dir=Path(tempfile.mkdtemp(prefix="precis-pgscale-")))
-    questions, _ = load_realtimeqa(args.realtimeqa, None)
+    real = Embedder("minilm", threads=args.threads or None, precision=args.precision, backend=args.backend,
+                    cache_dir=Path(tempfile.mkdtemp(prefix="precis-pgscale-")))
+    texts = [json.loads(line)["question"] for line in args.realtimeqa.read_text(encoding="utf-8").splitlines()
+             if line.strip()]  # the questions only: this process holds no article
     pg = PgSearch(args.index_url, real, published=timeframe.published)
     small = SentenceIndex(real)
     small.build(list(load_corpus(ROOT / "bot" / "data" / "sample_corpus.txt").articles), progress=False)
     ans = Answerer(small)
     ans.retriever = pg
-    qs = [q for q in questions if q.text.strip()][: args.queries]
+    qs = [q for q in texts if q.strip()][: args.queries]
     for q in qs[:5]:  # warm
-        ans.answer(q.text)
+        ans.answer(q)
+    base_rss = rss_mb()
     whole, search = [], []
     for q in qs:
         t = time.perf_counter()
-        pg.search_candidates(q.text, cue_kind(q.text), 20)
+        pg.search_candidates(q, cue_kind(q), 20)
         search.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
-        ans.answer(q.text)
+        ans.answer(q)
         whole.append((time.perf_counter() - t) * 1000)
-    print(json.dumps({
+    print(json.dumps({"rss_after_warmup_mb": round(base_rss),
         "sentences": pg.n, "queries": len(qs),
         "ask_p50_ms": round(statistics.median(whole), 1), "ask_p95_ms": round(percentile(whole, 95), 1),
         "search_p50_ms": round(statistics.median(search), 1), "search_p95_ms": round(percentile(search, 95), 1),
