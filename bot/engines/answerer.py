@@ -138,6 +138,7 @@ _DONT_KNOW = re.compile(
 )
 MODES = ("extractive", "abstractive")
 NO_SPAN_MARGIN = -20.0  # the span margin of a sentence the span reader finds no span in at all
+DATED_SHARE = 0.5  # a timed question leaves undated articles out where at least this share carries a date
 
 
 class QuestionError(ValueError):
@@ -364,6 +365,7 @@ class Answerer:
     # reads support [1] only. Held out on RealTime QA 2022 and 2024-2025, N=3 gave +4 to +9.5 points of right
     # answers but +0.2 to +1.6 of wrong ones, so it is off; fitted on every question it would be N=3, alpha 3.0
     # (with DEFAULT_THRESHOLD 0.554, TIMED_THRESHOLD 0.388 refitted on 2022 as those were).
+    # (It does not rerank when the cross-encoder reranker, ASK_RERANKER, scored the candidates; N=1 is N=0.)
     SPAN_RERANK_N = 0
     SPAN_RERANK_ALPHA = 3.0
     timeframes = True  # a question's "this week" narrows it to the week's articles (benchmarks switch it off)
@@ -459,7 +461,7 @@ class Answerer:
         without one). ``visible``: one bool per article row (the asking guild's scope); None = all. ``now``:
         when asked. ``published_before`` / ``published_between``: the time window (:meth:`time_window`)."""
         pool = self.RERANK_POOL if self.reranker is not None and not self._rerank_failed else self.CANDIDATES
-        visible = self.dated_scope(visible, published_between)
+        visible = self.dated_scope(visible, published_between, published_before)
         cands = self.retriever.search_candidates(question, cue_kind(question), max(k, pool), visible,
                                                  published_before, published_between)
         rr = self.rerank_scores(question, cands)
@@ -635,20 +637,34 @@ class Answerer:
         the question names or None): :meth:`time_window` as an article mask, for benchmarks and tests (the
         answer itself passes the window to the index's search)."""
         before, between, span = self.time_window(question, now, asked_at)
-        return self.retriever.in_window(self.dated_scope(visible, between), before, between), span
+        return self.retriever.in_window(self.dated_scope(visible, between, before), before, between), span
 
-    def dated_scope(self, visible: np.ndarray | None, published_between: tuple[float, float] | None
-                    ) -> np.ndarray | None:
+    def dated_scope(self, visible: np.ndarray | None, published_between: tuple[float, float] | None,
+                    published_before: float | None = None) -> np.ndarray | None:
         """For a question that names its time (``published_between`` set): ``visible`` without its undated
-        articles when it holds any dated one. Nothing shows that an undated article is from this week; where
-        the articles in scope carry dates, one without is left out (a feed item's page whose date did not
-        parse, a file's "Updated 5 min ago"). A scope of undated articles only is read as before."""
+        articles when at least :data:`DATED_SHARE` of the articles it could read then (published by
+        ``published_before``; undated ones count) carry a date. Nothing shows an undated article is from
+        this week; where most articles carry dates, one without is left out (a file's "Updated 5 min ago").
+        A scope of mostly undated articles is read as before."""
         if published_between is None:
             return visible
+        sync = getattr(self.retriever, "sync", None)
+        if sync is not None:
+            sync()  # the index may have been rebuilt in place: its articles' dates first
         pub = np.asarray(self.retriever.published, dtype=np.float64)
-        scope = np.ones(pub.shape, dtype=bool) if visible is None else np.asarray(visible, dtype=bool)[: pub.size]
-        dated = scope & ~np.isnan(pub[: scope.size])
-        return dated if dated.any() else visible
+        scope = np.ones(pub.size, dtype=bool)
+        if visible is not None:
+            v = np.asarray(visible, dtype=bool)[: pub.size]
+            scope[:] = False
+            scope[: v.size] = v
+        dated = ~np.isnan(pub)
+        readable = scope.copy()
+        if published_before is not None:
+            with np.errstate(invalid="ignore"):
+                readable &= ~(pub > published_before)
+        if readable.any() and (readable & dated).sum() >= DATED_SHARE * readable.sum():
+            return scope & dated
+        return visible
 
     def answer(self, question: str, *, mode: str = "extractive", k: int = 3, visible: np.ndarray | None = None,
                now: float | None = None, asked_at: float | None = None) -> Answer:

@@ -371,6 +371,10 @@ class PgSearch:
             self._max_idf = float(np.log(self.n + 1) + 1.0) if self.n else 1.0
             self._stats_n = int(st[0])
 
+    def sync(self) -> None:
+        """Read what other processes wrote, as a search would (at most :data:`REFRESH_S` old)."""
+        self.refresh(REFRESH_S)
+
     def scope(self, guild_id: int | None) -> np.ndarray:
         """One bool per article id: what a member of ``guild_id`` may read (every server's articles, and
         its own; None: the articles of no server only). Guild shares are not kept here yet."""

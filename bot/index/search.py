@@ -221,6 +221,11 @@ class Retriever:
         self._max_idf = float(np.log(n + 1) + 1.0) if n else 1.0
         self._median_idf = ix.median_idf()
 
+    def sync(self) -> None:
+        """Rebuild the features now if the index was rebuilt in place since (a search does it itself)."""
+        if self.index.texts is not self._texts:
+            self._build()
+
     @property
     def published(self) -> np.ndarray:
         """Each article row's publication time (epoch s; NaN: undated), of the build the features are from."""

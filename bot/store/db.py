@@ -1204,7 +1204,8 @@ class Store:
     def share_articles(self, pairs: Iterable[tuple[str, int]]) -> int:
         """:meth:`share_article` for many (article, guild) pairs in one transaction (a feed item that
         hundreds of servers follow); returns how many were new."""
-        rows = [{"article_id": a, "guild_id": g} for a, g in dict.fromkeys(pairs)]
+        # sorted: two processes writing overlapping pairs take their row locks in the same order (no deadlock)
+        rows = [{"article_id": a, "guild_id": g} for a, g in sorted(dict.fromkeys(pairs))]
         if not rows:
             return 0
         with self._tx() as c:
