@@ -238,10 +238,8 @@ class PgSearch:
             df: dict[int, int] = {}
             art_df: dict[int, int] = {}
             n_new = tokens = art_len = 0.0
-            vs = np.zeros(self.dim)
-            vm = np.zeros((self.dim, self.dim))
-            ts_ = np.zeros(self.dim)
-            tm = np.zeros((self.dim, self.dim))
+            svecs: list[np.ndarray] = []  # the new rows' vectors: their moments are added once, below
+            tvecs: list[np.ndarray] = []
             with self.conn.cursor() as cur:
                 with cur.copy("COPY pix_sentences (id, article, text, vec, terms, caps, nums, flags) FROM STDIN "
                               "WITH (FORMAT BINARY)") as cp:
@@ -266,8 +264,7 @@ class PgSearch:
                                      | (HAS_DATE if _DATE.search(text) else 0)
                                      | (HAS_NUM_WORD if _NUMBER_WORDS.search(text) else 0))
                             vec = np.asarray(index.emb[s], dtype=np.float32)
-                            vs += vec
-                            vm += np.outer(vec, vec)
+                            svecs.append(vec)
                             caps, nums = caps_nums[s]
                             cp.write_row(((aid << SHIFT) | p, aid, text, vec, tids, [ids[t] for t in caps],
                                           [ids[t] for t in nums], flags))
@@ -281,8 +278,7 @@ class PgSearch:
                         titles.extend((t, aid, float(c)) for t, c in tc.items())
                         a = index.articles[r]
                         tvec = np.asarray(index.title_emb[r], dtype=np.float32)
-                        ts_ += tvec
-                        tm += np.outer(tvec, tvec)
+                        tvecs.append(tvec)
                         blen = float(sum(in_body.values()))
                         art_len += blen
                         arts.append((aid, a.id, self._published_time(a.date), int(a.guild_id or 0), a.title or "",
@@ -304,6 +300,9 @@ class PgSearch:
                     self.conn.execute(
                         f"UPDATE pix_terms t SET {name} = t.{name} + u.c FROM unnest(%s::int[], %s::bigint[]) "
                         "AS u(id, c) WHERE t.id = u.id", (keys, [counts[k] for k in keys]))
+            sv = np.asarray(svecs, np.float64).reshape(-1, self.dim)
+            tv = np.asarray(tvecs, np.float64).reshape(-1, self.dim)
+            vs, vm, ts_, tm = sv.sum(axis=0), sv.T @ sv, tv.sum(axis=0), tv.T @ tv
             st = self.conn.execute("SELECT vec_sum, vec_m2, title_sum, title_m2 FROM pix_stats WHERE id = 1 "
                                    "FOR UPDATE").fetchone()
             mats = [np.frombuffer(b, dtype=np.float64) for b in st]
