@@ -84,6 +84,7 @@ SCHEMA = [
 ]
 HNSW = "CREATE INDEX IF NOT EXISTS pix_sentences_vec ON pix_sentences USING hnsw (vec vector_ip_ops)"
 SENTENCES, BODIES, TITLES = 0, 1, 2  # pix_post's lists
+_SCHEMA_LOCK = 0x70697830  # advisory lock: one process at a time creates the tables
 _INGEST_LOCK = 0x70697831  # advisory lock: one ingest at a time (ids and statistics)
 
 
@@ -173,12 +174,14 @@ class PgSearch:
         self.lexicon = Lexicon()
         self._lock = threading.RLock()
         self.conn = prepare(url)
-        for stmt in SCHEMA + ([HNSW] if hnsw else []):
-            self.conn.execute(stmt.format(dim=self.dim))
-        self.conn.execute(
-            "INSERT INTO pix_stats VALUES (1, 0, 0, 0, 0, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-            (np.zeros(self.dim).tobytes(), np.zeros((self.dim, self.dim)).tobytes(),
-             np.zeros(self.dim).tobytes(), np.zeros((self.dim, self.dim)).tobytes()))
+        with self.conn.transaction():  # processes starting together take turns creating the tables
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            for stmt in SCHEMA + ([HNSW] if hnsw else []):
+                self.conn.execute(stmt.format(dim=self.dim))
+            self.conn.execute(
+                "INSERT INTO pix_stats VALUES (1, 0, 0, 0, 0, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                (np.zeros(self.dim).tobytes(), np.zeros((self.dim, self.dim)).tobytes(),
+                 np.zeros(self.dim).tobytes(), np.zeros((self.dim, self.dim)).tobytes()))
         # per article (dense ids): what a process keeps
         self._pub = np.zeros(0, np.float64)
         self._n_sent = np.zeros(0, np.int32)

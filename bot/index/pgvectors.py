@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 TABLE = "precis_vectors"
 LOCK_WAIT_S = 300.0  # how long a process waits for another one's embedding before it embeds itself
+_SCHEMA_LOCK = 0x70766563  # advisory lock: one process at a time creates the extension and the table
 RETRY_S = 10.0  # after a failure, the next connection attempt waits this long
 _CHUNK = 5000  # keys per lookup
 
@@ -73,17 +74,22 @@ def prepare(url: str, connect_timeout: float = 5.0):
     except Exception as exc:  # noqa: BLE001 - any failure: unreachable, said in one line
         raise VectorStoreUnavailable(f"cannot connect ({_first_line(exc, url)})") from None
     try:
-        for attempt in range(3):  # two processes creating the extension or table at once: one retries
+        # Processes starting together on a new database would race to create the extension and the table
+        # (a unique violation, or "tuple concurrently updated" from inside the extension's script): they take
+        # turns under an advisory lock instead, and a retry covers a server that still reports a race.
+        for attempt in range(3):
             try:
-                have = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone()
-                if have is None:
-                    conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-                conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {TABLE} (model text NOT NULL, key bytea NOT NULL, "
-                    "vec vector NOT NULL, PRIMARY KEY (model, key))"
-                )
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                    have = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone()
+                    if have is None:
+                        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                    conn.execute(
+                        f"CREATE TABLE IF NOT EXISTS {TABLE} (model text NOT NULL, key bytea NOT NULL, "
+                        "vec vector NOT NULL, PRIMARY KEY (model, key))"
+                    )
                 break
-            except psycopg.errors.UniqueViolation:
+            except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject, psycopg.errors.InternalError_):
                 if attempt == 2:
                     raise
                 time.sleep(0.2)
