@@ -226,7 +226,8 @@ async def test_two_processes_following_a_feed_embed_each_article_once_between_th
                                                                                    settings_factory, memo_embedder):
     """Two bot processes (two apps, two stores, one PostgreSQL for the store and one with pgvector for
     vectors): whichever polls the feed embeds the new article; the other adds it through the store and
-    reads its vectors, embedding nothing, and it answers there in its guild only."""
+    reads its vectors, embedding nothing, and it answers there in its guild only. Then one restarts and
+    loses nothing."""
     import asyncio
 
     from bot.app import Precis
@@ -269,6 +270,32 @@ async def test_two_processes_following_a_feed_embed_each_article_once_between_th
         assert ans.ok and title in {s.title for s in ans.supporting}, ans.text
         assert title not in {s.title for s in h.ask("How much did the harbour bridge in Quito cost?",
                                                     guild_id=guild_b).supporting}
+        feed_url = site.url("/feed.xml")
+
+        # A restart loses nothing: process 0 stops, a new one starts on the same settings. The feed, its
+        # articles, their guild and their vectors come back, nothing is embedded again, and the next read
+        # (unchanged: a 304) brings no duplicate.
+        apps[0].close_models()
+        stores[0].close()
+        again = CountingEmbedder(memo_embedder)
+        restarted = Precis(settings_factory(database_url=pg_url, index_url=pgvector_url), embedder=again)
+        restarted.load(progress=False)
+        stores[0] = Store(pg_url)
+        fresh = Sources(restarted.settings, stores[0], app=restarted, fetcher=fetcher())
+        fresh.sync_fetched(shares=True)
+        assert again.embedded == 0  # the sample corpus and the feed's four articles: read, not embedded
+        assert [f.url for f in stores[0].feeds(guild_a)] == [feed_url] and stores[0].feeds(guild_b) == []
+        n = len(restarted.corpus)
+        assert {a.title for a in restarted.corpus.articles} >= {story(i)[0] for i in range(4)}
+        await fresh.poll_due(time.time() + 5 * interval * 1.2)
+        fresh.sync_fetched()
+        assert len(restarted.corpus) == n and again.embedded == 0
+        h = Handlers(restarted)
+        ans = h.ask("How much did the harbour bridge in Quito cost?", guild_id=guild_a)
+        assert ans.ok and title in {s.title for s in ans.supporting}, ans.text
+        assert title not in {s.title for s in h.ask("How much did the harbour bridge in Quito cost?",
+                                                    guild_id=guild_b).supporting}
+        apps[0] = restarted
     for s in stores:
         s.close()
     for app in apps:
