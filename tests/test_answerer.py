@@ -484,3 +484,21 @@ def test_the_reader_prefers_the_sentence_that_answers(answerer):
     a = answerer.answer("What did Japan decide about travelers?")
     assert not a.abstained and "banning the entry" in a.support[0].text
 
+
+
+@pytest.mark.parametrize("q", ["Who reported the travel ban?", "which newspaper reported japan's travel ban"])
+def test_who_reported_leads_with_the_sentence_that_names_the_reporter(answerer, q):
+    """"reported" is usually filler in a question ("It was reported that ..."), but when the question word is
+    its subject, who did the reporting is what is asked: the lead sentence must be the one that says so
+    (before, "the travel ban would come as a surge ..." led: it matches "travel ban" and names no reporter)."""
+    a = answerer.answer(q)
+    assert not a.abstained and "the Asahi newspaper reported" in a.support[0].text, a.support[0].text
+
+
+def test_a_reporting_verb_is_kept_only_where_the_question_word_is_its_subject():
+    from bot.index.search import query_words
+
+    assert "reported" in query_words("Which automaker recently reported a 48% plunge in earnings?")
+    assert "said" in query_words("Who said the bridge would reopen?")
+    assert "reported" not in query_words("How many cases were reported on Sunday?")
+    assert "said" not in query_words("What was said about the harbour?")

@@ -46,7 +46,7 @@ import numpy as np
 
 from .search import (
     _CAP, _DATE, _HOW, _NUM, _NUMBER_WORDS, _SENTENCE_END, _WORD, QUESTION_WORDS, Candidate, Support, Weights,
-    _ranked, window_mask,
+    _ranked, query_words, window_mask,
 )
 from .sentence_index import BM25_B, BM25_K1, Lexicon, SentenceIndex
 
@@ -396,7 +396,7 @@ class PgSearch:
 
     # ------------------------------------------------------------ search
     def query_words(self, question: str) -> list[str]:
-        return [w for w in _WORD.findall(_HOW.sub(" ", question).lower()) if w not in QUESTION_WORDS]
+        return query_words(question)
 
     def _terms(self, terms: list[str]) -> dict[str, tuple[int, float, float]]:
         """term -> (id, df, art_df) for the terms some sentence holds."""

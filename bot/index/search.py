@@ -92,6 +92,23 @@ QUESTION_WORDS = frozenset(
     reportedly reported latest week weeks ago last this that these those following name named
     called known said says tell me please about""".split()
 )
+# "Who said ...?", "Which agency reported ...?": the reporting verb is what the question asks about (who
+# did the reporting), not a filler word as in "It was reported that ...": it then stays a content term.
+_ASKS_REPORTER = re.compile(
+    r"(?i)^\W*(?:who|which(?:\s+[\w'’-]+){1,3}?|what\s+(?:company|country|agency|organi[sz]ation|group|newspaper|"
+    r"outlet|official|minister|leader|firm|state|city)s?)\s+(?:(?:recently|reportedly|also|first|just|has|have|had)\s+)?"
+    r"(said|says|reported)\b"
+)
+
+
+def query_words(question: str) -> list[str]:
+    """A question's lower-cased words without question words ("how long", "which", "did"); a reporting
+    verb whose subject is the question word ("Who reported ...?") is kept."""
+    m = _ASKS_REPORTER.search(question)
+    keep = m.group(1).lower() if m else None
+    return [w for w in _WORD.findall(_HOW.sub(" ", question).lower()) if w == keep or w not in QUESTION_WORDS]
+
+
 _WORD = re.compile(r"(?u)\d+(?:[.,]\d+)*|\w+")
 _CAP = re.compile(r"\b[A-Z]\w*")
 _NUM = re.compile(r"\d")
@@ -234,7 +251,7 @@ class Retriever:
     # ------------------------------------------------------------- querying
     def query_words(self, question: str) -> list[str]:
         """The question's lower-cased words without question words ("how long", "which", "did")."""
-        return [w for w in _WORD.findall(_HOW.sub(" ", question).lower()) if w not in QUESTION_WORDS]
+        return query_words(question)
 
     def query_terms(self, question: str) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
         """(content terms, key terms) as (stemmed term, vocabulary id or -1); key terms are names and numbers."""
