@@ -213,10 +213,18 @@ class Precis:
         self._span_source = _SlotSpanReader(self.span_reader) if self.span_reader else None
 
     def _default_span_reader(self):
-        from models.span_reader import open_span_reader
+        from models.span_reader import norm_backend, open_span_reader
 
         s = self.settings
-        reader = open_span_reader(s.ask_phrase, threads=s.model_threads or None, allow_download=s.allow_downloads)
+        # The span reader runs where the embedder runs: PyTorch bf16 where the CPU has it, else ONNX Runtime
+        # (int8 unless EMBED_PRECISION says float32); EMBED_BACKEND=onnx puts both there (no torch loaded).
+        runtime = {}
+        if getattr(self.embedder, "backend", None) == "onnx" or norm_backend(s.embed_backend) == "onnx":
+            precision = getattr(self.embedder, "precision", s.embed_precision)
+            runtime = {"backend": "onnx", "precision": precision if precision in ("float32", "int8") else
+                       s.embed_precision, "cache_dir": s.cache_dir}
+        reader = open_span_reader(s.ask_phrase, threads=s.model_threads or None, allow_download=s.allow_downloads,
+                                  **runtime)
         reader.read("Who warms up?", "The model warms up.")
         # loading passes through float32 to int8 (or bf16): hand that scratch back (measured: +163 MB -> +76 MB)
         release_memory(collect=True)

@@ -22,6 +22,10 @@ once with ONNX Runtime's dynamic quantisation and cached beside it; its name
 carries the float32 graph's name, the recipe, :data:`QUANT_VERSION` and the
 onnxruntime version (the quantizer ships with it). A corrupt int8 graph is moved
 aside and both graphs are built again.
+
+:class:`OnnxGraph` (the cache, the export, the int8 graph and the rebuild) is
+shared with the span reader's ONNX path (:mod:`models.onnx_span`), which exports
+its own graph under its own export version.
 """
 
 from __future__ import annotations
@@ -68,12 +72,13 @@ def _version(dist: str) -> str:
         return "none"
 
 
-def graph_path(spec: ModelSpec, folder: Path) -> Path:
-    """Where the exported graph of ``spec`` lives under ``folder`` (the name is its cache key)."""
+def graph_path(spec: ModelSpec, folder: Path, version: str | None = None) -> Path:
+    """Where the exported graph of ``spec`` lives under ``folder`` (the name is its cache key).
+    ``version``: the export code's version (:data:`EXPORT_VERSION`, the embedder's, by default)."""
     import onnxruntime
 
     model_dir = Path(spec.path)
-    ident = [spec.cache_key, EXPORT_VERSION, f"opset{OPSET}"]
+    ident = [spec.cache_key, version or EXPORT_VERSION, f"opset{OPSET}"]
     for name in ("config.json", "tokenizer.json", "1_Pooling/config.json"):
         p = model_dir / name
         ident.append(p.read_text(encoding="utf-8") if p.is_file() else "-")
@@ -85,11 +90,11 @@ def graph_path(spec: ModelSpec, folder: Path) -> Path:
     return Path(folder) / f"{spec.cache_key}-{digest}.onnx"
 
 
-def quantized_path(spec: ModelSpec, folder: Path) -> Path:
+def quantized_path(spec: ModelSpec, folder: Path, version: str | None = None) -> Path:
     """Where the int8 graph of ``spec`` lives: keyed by its float32 graph, the recipe and the quantizer."""
     import onnxruntime
 
-    src = graph_path(spec, folder)
+    src = graph_path(spec, folder, version)
     ident = [src.name, QUANT_VERSION, json.dumps(QUANT_RECIPE, sort_keys=True), f"ort {onnxruntime.__version__}"]
     digest = hashlib.sha1("\n".join(ident).encode("utf-8")).hexdigest()[:16]
     return Path(folder) / f"{spec.cache_key}-int8-{digest}.onnx"
@@ -125,6 +130,39 @@ def _pooling(spec: ModelSpec) -> str:
     return "mean"
 
 
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def write_graph(module, dest: Path, outputs: dict[str, dict[int, str]]) -> None:
+    """Trace ``module(input_ids, attention_mask, token_type_ids)`` into an ONNX graph at ``dest``
+    (atomically); ``outputs``: each output's name and dynamic axes, in the order ``module`` returns them."""
+    import torch
+
+    # A padded example: the trace must keep the attention mask (an all-ones mask may be dropped).
+    ids = torch.full((2, 16), 101, dtype=torch.long)
+    mask = torch.ones(2, 16, dtype=torch.long)
+    mask[1, 9:] = 0
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f"{dest.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    try:
+        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer notes about constant Python values in HF code
+            torch.onnx.export(
+                module,
+                (ids, mask, torch.zeros_like(ids)),
+                str(tmp),
+                input_names=list(INPUTS),
+                output_names=list(outputs),
+                dynamic_axes={**{n: {0: "batch", 1: "seq"} for n in INPUTS}, **outputs},
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        os.replace(tmp, dest)  # atomic: readers see the old file or the whole new one
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def export(spec: ModelSpec, dest: Path, *, allow_download: bool = False) -> dict:
     """Export ``spec`` to ``dest`` (atomically). Imports torch + transformers: first run only."""
     import torch
@@ -152,41 +190,33 @@ def export(spec: ModelSpec, dest: Path, *, allow_download: bool = False) -> dict
                 vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(vec, dim=-1)
 
-    # A padded example: the trace must keep the attention mask (an all-ones mask may be dropped).
-    ids = torch.full((2, 16), 101, dtype=torch.long)
-    mask = torch.ones(2, 16, dtype=torch.long)
-    mask[1, 9:] = 0
-    names = ["input_ids", "attention_mask", "token_type_ids"]
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f"{dest.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    try:
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-            warnings.simplefilter("ignore")  # tracer notes about constant Python values in HF code
-            torch.onnx.export(
-                Pooled(model),
-                (ids, mask, torch.zeros_like(ids)),
-                str(tmp),
-                input_names=names,
-                output_names=["embedding"],
-                dynamic_axes={**{n: {0: "batch", 1: "seq"} for n in names}, "embedding": {0: "batch"}},
-                opset_version=OPSET,
-                dynamo=False,
-            )
-        os.replace(tmp, dest)  # atomic: readers see the old file or the whole new one
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_graph(Pooled(model), dest, {"embedding": {0: "batch"}})
     seconds = time.perf_counter() - t0
     log.info("exported %s to ONNX (%s) in %.1fs", spec.name, dest.name, seconds)
     return {"seconds": seconds}
 
 
-class OnnxEncoder:
-    """Tokenizer (``tokenizers``) + an ONNX Runtime session that returns normalised vectors.
+def token_arrays(encs) -> dict[str, np.ndarray]:
+    """The graph inputs (:data:`INPUTS`, int64) of a batch of ``tokenizers`` encodings padded to one length."""
+    return {
+        "input_ids": np.array([e.ids for e in encs], dtype=np.int64),
+        "attention_mask": np.array([e.attention_mask for e in encs], dtype=np.int64),
+        "token_type_ids": np.array([e.type_ids for e in encs], dtype=np.int64),
+    }
 
-    ``run`` is safe to call from several threads at once: each call runs on its
-    caller's thread with ``threads`` intra-op threads.
-    """
+
+class OnnxGraph:
+    """An ONNX Runtime session on a graph exported from ``spec`` and cached under ``cache_dir``.
+
+    The float32 graph is exported (:meth:`export_graph`) when it is missing, and quantised
+    (:func:`quantize`) when ``precision="int8"`` and the int8 graph is missing; a cached graph
+    that will not load is moved aside and built again. Subclasses say how to export
+    (:meth:`export_graph`) and, where it is not the embedder's, name their export code
+    (:attr:`export_version`: it keys the cache)."""
+
+    what = "ONNX model"  # for messages: "the ONNX embedder runs float32 or int8, ..."
+    export_version: str | None = None  # the export code's version, in the graph's name (None: EXPORT_VERSION)
 
     def __init__(
         self,
@@ -194,31 +224,17 @@ class OnnxEncoder:
         cache_dir: Path,
         *,
         threads: int = 1,
-        max_length: int = 256,
         allow_download: bool = False,
         precision: str = "float32",
     ) -> None:
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
-        tok_file = Path(spec.path) / "tokenizer.json"
-        if not tok_file.is_file():
-            raise ModelUnavailable(f"{spec.name}: no tokenizer.json for the ONNX path")
-        self.tokenizer = Tokenizer.from_file(str(tok_file))
-        cfg = json.loads((Path(spec.path) / "config.json").read_text())
-        limit = int(cfg.get("max_position_embeddings") or max_length)
-        self.max_length = min(max_length, limit)
-        pad_id = int(cfg.get("pad_token_id") or 0)
-        pad_token = self.tokenizer.id_to_token(pad_id) or "[PAD]"
-        self.tokenizer.enable_truncation(max_length=self.max_length)
-        self.tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)  # to the batch's longest
-        self.dim = int(cfg["hidden_size"])
         if precision not in PRECISIONS:
-            raise ModelUnavailable(f"the ONNX embedder runs {' or '.join(PRECISIONS)}, not {precision!r}")
+            raise ModelUnavailable(f"the ONNX {self.what} runs {' or '.join(PRECISIONS)}, not {precision!r}")
         self.precision = precision
         self._spec, self._allow_download = spec, allow_download
-        self.float_path = graph_path(spec, cache_dir)
-        self.path = quantized_path(spec, cache_dir) if precision == "int8" else self.float_path
+        self.float_path = graph_path(spec, cache_dir, self.export_version)
+        self.path = quantized_path(spec, cache_dir, self.export_version) if precision == "int8" else self.float_path
         self.exported = False  # the float32 graph was exported by this load
         self.int8_built = False  # the int8 graph was written by this load
         self.rebuilt = False
@@ -244,12 +260,15 @@ class OnnxEncoder:
             self.rebuilt = True
             self.session = self._session()
         self._inputs = {i.name for i in self.session.get_inputs()}
-        self._tok_lock = threading.Lock()
+
+    def export_graph(self, dest: Path) -> None:
+        """Write the float32 graph to ``dest`` (atomically)."""
+        raise NotImplementedError
 
     def _build(self) -> None:
         """Export the float32 graph if it is missing, then quantise it when int8 is asked for."""
         if not self.float_path.is_file():
-            export(self._spec, self.float_path, allow_download=self._allow_download)
+            self.export_graph(self.float_path)
             self.exported = True
         if self.precision == "int8":
             quantize(self.float_path, self.path)
@@ -258,13 +277,53 @@ class OnnxEncoder:
     def _session(self):
         return self._ort.InferenceSession(str(self.path), self._opts, providers=["CPUExecutionProvider"])
 
+    def outputs(self, feed: dict[str, np.ndarray], names: list[str] | None = None) -> list[np.ndarray]:
+        """The graph's outputs (``names``, or all in order) for ``feed`` (:func:`token_arrays`; an input
+        the graph does not take is left out)."""
+        return self.session.run(names, {k: v for k, v in feed.items() if k in self._inputs})
+
+
+class OnnxEncoder(OnnxGraph):
+    """Tokenizer (``tokenizers``) + an ONNX Runtime session that returns normalised vectors.
+
+    ``run`` is safe to call from several threads at once: each call runs on its
+    caller's thread with ``threads`` intra-op threads.
+    """
+
+    what = "embedder"
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        cache_dir: Path,
+        *,
+        threads: int = 1,
+        max_length: int = 256,
+        allow_download: bool = False,
+        precision: str = "float32",
+    ) -> None:
+        from tokenizers import Tokenizer
+
+        tok_file = Path(spec.path) / "tokenizer.json"
+        if not tok_file.is_file():
+            raise ModelUnavailable(f"{spec.name}: no tokenizer.json for the ONNX path")
+        self.tokenizer = Tokenizer.from_file(str(tok_file))
+        cfg = json.loads((Path(spec.path) / "config.json").read_text())
+        limit = int(cfg.get("max_position_embeddings") or max_length)
+        self.max_length = min(max_length, limit)
+        pad_id = int(cfg.get("pad_token_id") or 0)
+        pad_token = self.tokenizer.id_to_token(pad_id) or "[PAD]"
+        self.tokenizer.enable_truncation(max_length=self.max_length)
+        self.tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)  # to the batch's longest
+        self.dim = int(cfg["hidden_size"])
+        super().__init__(spec, cache_dir, threads=threads, allow_download=allow_download, precision=precision)
+        self._tok_lock = threading.Lock()
+
+    def export_graph(self, dest: Path) -> None:
+        export(self._spec, dest, allow_download=self._allow_download)
+
     def run(self, texts: list[str]) -> np.ndarray:
         with self._tok_lock:
             encs = self.tokenizer.encode_batch(texts)
-        feed = {
-            "input_ids": np.array([e.ids for e in encs], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encs], dtype=np.int64),
-            "token_type_ids": np.array([e.type_ids for e in encs], dtype=np.int64),
-        }
-        out = self.session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
+        out = self.outputs(token_arrays(encs))[0]
         return np.asarray(out, dtype=np.float32)
