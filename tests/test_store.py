@@ -86,7 +86,7 @@ def test_next_due_daily_and_interval():
 
 def test_schema_versioned_wal_and_busy_timeout(sqlite_db):
     store = Store(sqlite_db, lease_seconds=60)
-    assert store.schema_version == SCHEMA_VERSION and store.schema_revision == "0003"
+    assert store.schema_version == SCHEMA_VERSION and store.schema_revision == "0004"
     con = sqlite3.connect(sqlite_db)
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}

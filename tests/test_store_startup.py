@@ -42,7 +42,7 @@ def test_a_v4_data_dir_is_adopted_in_place_and_keeps_subscriptions_cursors_and_f
     path = tmp_path / "data" / "precis.sqlite3"
     _legacy_v4_file(path)
     store = Store(path)
-    assert store.schema_version == 4 and store.schema_revision == "0003"  # stamped 0001, upgraded to 0003
+    assert store.schema_version == 4 and store.schema_revision == "0004"  # stamped 0001, upgraded to 0004
     [sub] = store.subscriptions(7)
     assert (sub.channel_id, sub.last_cursor, sub.ping_role_id, sub.schedule) == (70, 2, 99, Schedule.every(5))
     assert store.last_sent(sub.id).message_id == 555 and store.max_cursor() == 3
@@ -56,7 +56,7 @@ def test_a_v4_data_dir_is_adopted_in_place_and_keeps_subscriptions_cursors_and_f
     assert post.article_ids == ("c",) and post.digest_key == "3-3"
     store.close()
     again = Store(path)  # opening it again changes nothing
-    assert again.schema_revision == "0003" and again.subscriptions(7)[0].last_cursor == 2
+    assert again.schema_revision == "0004" and again.subscriptions(7)[0].last_cursor == 2
     again.close()
 
 

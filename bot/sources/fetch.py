@@ -16,7 +16,8 @@
   bomb stops at the cap), checked against ``Content-Length`` first;
 * ``Accept-Encoding: gzip``, a ``User-Agent`` naming the bot and a contact;
 * conditional requests (``If-None-Match`` / ``If-Modified-Since``);
-* one request at a time per host, with a pause between them (:class:`HostGate`);
+* one request at a time per host, with a pause between them (:class:`HostGate`; across processes
+  when they share a PostgreSQL);
 * the body decoded with the charset from the headers, else the page's own
   declaration, else a detected one (:func:`decode_body`).
 
@@ -37,7 +38,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Protocol
 from urllib.parse import urljoin
 
 import httpx
@@ -182,16 +183,35 @@ def is_public_address(ip: str) -> bool:
 # ------------------------------------------------------------------ politeness
 
 
+class SharedTurns(Protocol):
+    """Each host's turn, shared with other processes (:class:`HostGate` asks here after its own
+    turn): ``claim`` returns None when the turn is taken, else seconds to wait before asking again
+    (0.0: unknown, another request is in flight); ``free`` ends the turn, the pause counted from now.
+    Blocking calls (a database): the gate makes them in a worker thread."""
+
+    def claim(self, host: str) -> float | None: ...
+
+    def free(self, host: str) -> None: ...
+
+
 class HostGate:
     """One request at a time per host, and at least ``pause`` seconds between
     the end of one and the start of the next. Works across event loops and
-    threads (the bot's loop polls feeds; worker threads fetch pasted links)."""
+    threads (the bot's loop polls feeds; worker threads fetch pasted links).
 
-    def __init__(self, pause: float = DEFAULT_HOST_PAUSE_S) -> None:
+    ``shared`` (several processes on one PostgreSQL): after this process's own turn, the host's
+    turn across processes (:class:`SharedTurns`; the store's ``feed_hosts``); a host another process
+    is requesting waits, the other hosts do not. When that store cannot be reached the gate goes on
+    with this process's own turns (logged once per outage)."""
+
+    def __init__(self, pause: float = DEFAULT_HOST_PAUSE_S, shared: SharedTurns | None = None) -> None:
         self.pause = float(pause)
+        self.shared = shared
         self._lock = threading.Lock()
         self._busy: set[str] = set()
         self._next: dict[str, float] = {}
+        self._held: set[str] = set()  # hosts whose shared turn this process holds
+        self._shared_down = False
 
     async def acquire(self, host: str) -> None:
         while True:
@@ -199,14 +219,63 @@ class HostGate:
                 now = time.monotonic()
                 if host not in self._busy and now >= self._next.get(host, 0.0):
                     self._busy.add(host)
-                    return
+                    break
                 wait = 0.02 if host in self._busy else self._next[host] - now
             await asyncio.sleep(max(0.005, min(wait, 0.5)))
+        if self.shared is not None:
+            try:
+                await self._take_shared(host)
+            except BaseException:
+                self.release(host)
+                raise
 
     def release(self, host: str) -> None:
         with self._lock:
             self._busy.discard(host)
             self._next[host] = time.monotonic() + self.pause
+
+    async def finish(self, host: str) -> None:
+        """The end of a request: :meth:`release`, and the shared turn ended (so the pause runs in
+        every process). The local turn first: a second cancellation here cannot leave it held."""
+        self.release(host)
+        if host in self._held:
+            self._held.discard(host)
+            try:
+                await asyncio.to_thread(self.shared.free, host)
+            except Exception as exc:  # noqa: BLE001 - the turn runs out on its own
+                log.warning("fetch: could not end the shared turn on %s (%s); it runs out by itself", host, exc)
+
+    async def _take_shared(self, host: str) -> None:
+        poll = min(0.05, max(0.005, self.pause / 4))  # while another process's request is in flight
+        while True:
+            claim = asyncio.ensure_future(asyncio.to_thread(self.shared.claim, host))
+            try:
+                wait = await asyncio.shield(claim)
+            except asyncio.CancelledError:
+                claim.add_done_callback(lambda f: self._free_late(f, host))
+                raise
+            except Exception as exc:  # noqa: BLE001 - an unreachable store: this process's turns only
+                if not self._shared_down:
+                    self._shared_down = True
+                    log.warning("fetch: the hosts' shared turns cannot be read (%s); each process keeps its own "
+                                "one request at a time per host until they can", exc)
+                return
+            if self._shared_down:
+                self._shared_down = False
+                log.warning("fetch: the hosts' shared turns can be read again")
+            if wait is None:
+                self._held.add(host)
+                return
+            await asyncio.sleep(max(0.001, min(wait, max(self.pause, poll))) if wait else poll)
+
+    def _free_late(self, claim: asyncio.Future, host: str) -> None:
+        """A claim that completed after its waiter was cancelled: give the turn back."""
+        if claim.cancelled() or claim.exception() is not None or claim.result() is not None:
+            return
+        try:
+            self.shared.free(host)
+        except Exception:  # noqa: BLE001 - it runs out on its own
+            log.debug("fetch: giving back %s's turn failed", host, exc_info=True)
 
 
 # ------------------------------------------------------------------ the fetcher
@@ -306,7 +375,7 @@ class Fetcher:
                 raise FetchError(f"timed out after {self.config.timeout:g} s", kind="timeout", url=url) from None
             finally:
                 budget -= time.monotonic() - t0
-                self.gate.release(host)
+                await self.gate.finish(host)
             if isinstance(outcome, str):  # a redirect
                 if outcome in seen:
                     raise FetchError(f"redirect loop ({current} -> {outcome})", kind="redirects", url=url)

@@ -28,7 +28,15 @@ the bot, the console and the batch CLI all use it.
   gives its items to every copy through that copy's own filter
   (:meth:`Sources._deliver`). A server that adds a URL others follow gets the
   items kept from the last read when that read is within the interval (no
-  request); otherwise its add polls the URL (for every copy).
+  request); otherwise its add polls the URL (for every copy), and a tick that
+  had already leased the URL does not read it again (it compares the URL's poll
+  count with the one it leased).
+* A page read only to apply filters, for an item no copy's filter passes, is
+  kept in the store (``feed_pages``): a server that follows the feed later is
+  judged on it (and gets its article from it) without a second request.
+* With PostgreSQL the fetcher's per-host turns (one request at a time, then the
+  pause) are claimed in the store (:class:`StoreTurns`), so they hold across
+  processes.
 """
 
 from __future__ import annotations
@@ -64,7 +72,7 @@ from .feeds import (
     parse_feed,
     retry_after_seconds,
 )
-from .fetch import FetchConfig, FetchError, Fetcher
+from .fetch import FetchConfig, FetchError, Fetcher, HostGate
 from .filters import FeedFilter, FilterError, parse_terms
 
 log = logging.getLogger(__name__)
@@ -206,6 +214,22 @@ def run_sync(coro):
     return box.get("value")
 
 
+class StoreTurns:
+    """The fetcher's per-host turns shared through the store (``feed_hosts``; see
+    :meth:`Store.claim_host`): with several processes on one PostgreSQL, one request at a time per host
+    and the pause after it hold across all of them. ``hold``: how long a turn outlives a process that
+    died holding it (the fetch's time limit, the pause and a margin)."""
+
+    def __init__(self, store: Store, holder: str, *, hold: float, pause: float) -> None:
+        self.store, self.holder, self.hold, self.pause = store, holder, float(hold), float(pause)
+
+    def claim(self, host: str) -> float | None:
+        return self.store.claim_host(host, self.holder, self.hold)
+
+    def free(self, host: str) -> None:
+        self.store.free_host(host, self.holder, self.pause)
+
+
 class Sources:
     def __init__(self, settings, store: Store, *, app=None, fetcher: Fetcher | None = None,
                  follow_links: bool = True, clock=time.time) -> None:
@@ -223,6 +247,11 @@ class Sources:
         self._fetched_lock = threading.Lock()
         self._shares_at = time.monotonic()  # shares were loaded just now (reload_shares, below)
         self.on_poll = None  # told each poll's PollResult (the bot's metrics)
+        gate = getattr(self.fetcher, "gate", None)
+        if getattr(store, "is_postgres", False) and isinstance(gate, HostGate) and gate.shared is None:
+            # several processes on one database: a host's turn (one request, then the pause) is theirs together
+            timeout = float(getattr(getattr(self.fetcher, "config", None), "timeout", 20.0))
+            gate.shared = StoreTurns(store, self.owner, hold=timeout + gate.pause + 5.0, pause=gate.pause)
         self.reload_shares()
 
     def reload_shares(self) -> None:
@@ -362,7 +391,8 @@ class Sources:
                     return  # the rest are handed back below
                 async with sem:
                     started.add(url)
-                    results.extend(await self._poll_url(url, by_url[url][0].id) or ())  # cut short: hands back
+                    head = by_url[url][0]  # (cut short: hands back)
+                    results.extend(await self._poll_url(url, head.id, leased_polls=head.polls) or ())
 
         try:
             await asyncio.gather(*(host_queue(urls) for urls in by_host.values()))
@@ -399,8 +429,12 @@ class Sources:
             return None
         return next((r for r in results if r.feed_id == feed.id), results[0] if results else None)
 
-    async def _poll_url(self, url: str, feed_id: int) -> list[PollResult] | None:
-        """Lease (or renew) the URL of ``feed_id`` and poll it for every copy; one result per copy."""
+    async def _poll_url(self, url: str, feed_id: int, leased_polls: int | None = None) -> list[PollResult] | None:
+        """Lease (or renew) the URL of ``feed_id`` and poll it for every copy; one result per copy.
+        ``leased_polls``: the URL's poll count when a tick leased it. A poll recorded since (a server's
+        ``/feed add`` here read it, or, after that add ended the lease with the kept items, another
+        process did) means it was read this interval: it is not requested again, only copies that
+        never got its items are given the kept ones."""
         with self._poll_lock:
             if url in self._polling:
                 return None
@@ -412,7 +446,11 @@ class Sources:
                 self.store.release_url(url, self.owner)  # ours from this tick's lease: free it for the others
                 log.info("feed %s: another process is polling it, or its copy is gone; skipped", url)
                 return None
-            results, fetched = await self._poll_subs(subs)
+            read = leased_polls is None or subs[0].polls == leased_polls
+            if not read:
+                log.info("feed %s: read since this tick took it (a server's add, or another process); not read again",
+                         url)
+            results, fetched = await self._poll_subs(subs, read=read)
             if fetched and results:
                 self._counted(results[0])  # one poll counted per request
             return results
@@ -454,8 +492,9 @@ class Sources:
             log.warning("feed %s: its kept items are unreadable (%s); reading it again", url, exc)
             return None
 
-    async def _poll_subs(self, subs: list[Feed]) -> tuple[list[PollResult], bool]:
+    async def _poll_subs(self, subs: list[Feed], read: bool = True) -> tuple[list[PollResult], bool]:
         """One poll of one URL for its copies (all leased): (one result per copy, whether a request was made).
+        ``read=False``: no request whatever happens (the URL was read this interval); the lease ends.
 
         * A copy never primed (just added) of a URL read in full within the interval gets the items
           kept from that read; no request, the other copies are left alone.
@@ -475,6 +514,9 @@ class Sources:
             log.info("feed %s: %d new server(s) given the %d item(s) read %s; no request", url, len(fresh), len(items),
                      "within the interval")
             return [outcome[s.id].result(s, len(items)) for s in fresh], False
+        if not read:
+            self.store.release_url(url, self.owner)
+            return [], False
 
         now = self.clock()
         conditional = not fresh or cached is not None
@@ -550,6 +592,9 @@ class Sources:
         shares: list[tuple[str, Feed]] = []
         failed: list[tuple[str, str]] = []
         lost: list[tuple[str, str]] = []
+        kept_pages: dict[str, tuple[str, Extracted]] | None = None  # pages read before (feed_pages), looked up once
+        to_keep: dict[str, tuple[str, dict]] = {}  # pages read now for items no copy's filter passes
+        used_pages: list[str] = []  # kept pages that became articles now
 
         def keep_out(s: Feed, ks: list[str]) -> None:
             out[s.id].kept_out.append(ks)
@@ -583,7 +628,15 @@ class Sources:
                     wanting.append(s)
             if not wanting:
                 continue
-            ex, page_url, err = await self._extract_item(item, url)
+            if kept_pages is None:
+                kept_pages = self._kept_pages(keys, seen)
+            page_key_ = next((k for k in ks if k in kept_pages), None)
+            if page_key_ is not None:  # read at an earlier read of this feed (or of another), for a filter
+                page_url, ex = kept_pages[page_key_]
+                err, read_now = None, False
+            else:
+                ex, page_url, err = await self._extract_item(item, url)
+                read_now = bool(item.link and self.follow_links and err is None and ex is not None)
             if err:
                 failed.append((item.link or item.title, err))
             passing = [s for s in wanting
@@ -592,11 +645,15 @@ class Sources:
                 if s not in passing:
                     keep_out(s, ks)
             if not passing:
+                if read_now:  # a server that follows the feed later gets this page, not another request
+                    to_keep[ks[0]] = (page_url, dataclasses.asdict(ex))
                 continue
             owner = None if any(not s.guild_id for s in passing) else passing[0].guild_id
             got = self._build_item(item, ks[0], ex, page_url, url, owner) if ex is not None else None
             if got is not None:
                 made.append((got, passing, ks, any(s.primed for s in passing)))
+                if page_key_ is not None:
+                    used_pages.append(page_key_)
             elif err and item.link:  # the page could not be fetched and the feed has no text: retry next poll
                 lost.append((item.link, err))
             else:  # nothing to make an article of, now or later
@@ -627,6 +684,26 @@ class Sources:
             for ks in out[s.id].kept_out:
                 self.store.mark_seen([filtered_key(s.id, k) for k in ks], None, s.id, now)
             out[s.id].failed, out[s.id].lost = failed, lost
+        try:
+            if to_keep:
+                self.store.keep_pages(to_keep, now)
+            if used_pages:
+                self.store.drop_pages(used_pages)
+        except StoreError as exc:  # only a saving: a later follower reads the page again
+            log.warning("feed %s: the pages read for its filters could not be kept (%s)", url, exc)
+        return out
+
+    def _kept_pages(self, keys: list[list[str]], seen: dict[str, str | None]) -> dict[str, tuple[str, Extracted]]:
+        """The pages kept (:meth:`Store.keep_pages`) for the items of this read that are no article yet."""
+        if not self.follow_links:
+            return {}
+        out = {}
+        for key, (page_url, record) in self.store.kept_pages(
+                k for ks in keys if not any(k in seen for k in ks) for k in ks).items():
+            try:
+                out[key] = (page_url, Extracted(**record))
+            except TypeError:  # written by another version: read the page again
+                continue
         return out
 
     def _loaded_id(self, article: Article) -> str:

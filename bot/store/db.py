@@ -74,6 +74,7 @@ logging.getLogger("alembic").setLevel(logging.WARNING)
 SCHEMA_VERSION = 4  # the last PRAGMA user_version generation; later changes are Alembic revisions
 DEFAULT_LEASE_SECONDS = 120.0
 DEFAULT_FEED_LEASE_SECONDS = 600.0
+PAGE_DAYS = 7.0  # a kept feed-item page (feed_pages) is given to later followers for this long
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _ARTICLE_LOCK = 0x50524543  # PostgreSQL advisory lock key: article seq numbers, handed out in commit order
 _MIGRATE_LOCK = 0x50524544  # PostgreSQL advisory lock key: one process migrates at a time
@@ -1191,6 +1192,75 @@ class Store:
         if rows:
             with self._tx() as c:
                 c.execute(self._insert_ignore(S.seen_items), rows)
+
+    def kept_pages(self, keys: Iterable[str]) -> dict[str, tuple[str, dict]]:
+        """The pages kept for these item keys (:meth:`keep_pages`): key -> (the page's URL, its extraction)."""
+        keys = list(dict.fromkeys(keys))
+        out: dict[str, tuple[str, dict]] = {}
+        t = S.feed_pages
+        for i in range(0, len(keys), 500):
+            for r in self._read(sa.select(t.c.item_key, t.c.url, t.c.record).where(t.c.item_key.in_(keys[i : i + 500]))):
+                try:
+                    out[r["item_key"]] = (r["url"], json.loads(r["record"]))
+                except ValueError:
+                    log.warning("store: the kept page of %s is damaged; it will be read again", r["item_key"])
+        return out
+
+    def keep_pages(self, pages: Mapping[str, tuple[str, dict]], now: float | None = None) -> None:
+        """Keep the pages read for feed items that became no article (their filters kept them out of every
+        server that follows the feed): key -> (URL, extraction). A server that follows the feed later is
+        given them instead of another request. Pages older than :data:`PAGE_DAYS` are dropped."""
+        now = time.time() if now is None else now
+        t = S.feed_pages
+        rows = [{"item_key": k, "url": u, "record": json.dumps(rec), "read_at": now} for k, (u, rec) in sorted(pages.items())]
+        with self._tx() as c:
+            if rows:
+                c.execute(self._insert_ignore(t), rows)
+            c.execute(t.delete().where(t.c.read_at < now - PAGE_DAYS * 86400.0))
+
+    def drop_pages(self, keys: Iterable[str]) -> None:
+        """Forget the kept pages of these item keys (they became articles)."""
+        keys = list(dict.fromkeys(keys))
+        if keys:
+            with self._tx() as c:
+                c.execute(S.feed_pages.delete().where(S.feed_pages.c.item_key.in_(keys)))
+
+    # ------------------------------------------------------------ host turns
+    def _db_now(self):
+        """The database's clock in Unix seconds (PostgreSQL); SQLite: this machine's."""
+        if self.is_postgres:
+            return sa.cast(sa.func.extract("epoch", sa.func.clock_timestamp()), S.Time)
+        return sa.literal(time.time(), S.Time)
+
+    def claim_host(self, host: str, holder: str, hold: float) -> float | None:
+        """Take ``host``'s turn for one request (every process on this database asks here first):
+        None when taken, ``holder``'s until :meth:`free_host` or, should it die, ``hold`` seconds;
+        else how long to wait before asking again: the rest of the pause after the last request, or
+        0.0 while another holder's request is in flight (its end is not known). One statement
+        (an upsert that updates only a free row), so two processes cannot both take it."""
+        t = S.feed_hosts
+        if self.is_postgres:
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        with self._tx() as c:
+            now = self._db_now()
+            ins = insert(t).values(host=host, holder=holder, free_at=now + float(hold))
+            ins = ins.on_conflict_do_update(index_elements=[t.c.host], where=t.c.free_at <= now,
+                                            set_={"holder": ins.excluded.holder, "free_at": ins.excluded.free_at})
+            if c.execute(ins.returning(t.c.host)).first() is not None:
+                return None
+            row = c.execute(sa.select(t.c.holder, t.c.free_at - now).where(t.c.host == host)).first()
+        if row is None or row[0] is not None:
+            return 0.0
+        return max(0.0, float(row[1]))
+
+    def free_host(self, host: str, holder: str, pause: float) -> None:
+        """End ``holder``'s turn on ``host``: the next request, from any process, after ``pause`` seconds."""
+        t = S.feed_hosts
+        with self._tx() as c:
+            c.execute(t.update().where(t.c.host == host, t.c.holder == holder)
+                      .values(holder=None, free_at=self._db_now() + float(pause)))
 
     def shared_articles(self) -> list[tuple[str, int]]:
         """(article id, guild id) for every article a second guild's source also brought (0: a global one)."""

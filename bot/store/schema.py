@@ -159,4 +159,28 @@ fetched_articles = sa.Table(
     sa.Column("arrived", Time, nullable=False),
 )
 
-TABLES = ("articles", "subscriptions", "posts", "feeds", "feed_urls", "seen_items", "article_guilds", "fetched_articles")
+# revision 0004: the page of a feed item read for a filter that kept it out of every server's copy
+# (its extraction as JSON; ``url``: the page's URL after redirects), so that a server following the feed
+# later is given it without another request; rows older than :data:`bot.store.db.PAGE_DAYS` are dropped.
+feed_pages = sa.Table(
+    "feed_pages", metadata,
+    sa.Column("item_key", sa.Text, primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("record", sa.Text, nullable=False),
+    sa.Column("read_at", Time, nullable=False),
+)
+sa.Index("feed_pages_read_at", feed_pages.c.read_at)
+
+# revision 0004: each host's turn, shared by the processes on one PostgreSQL (the fetcher's per-host
+# politeness): ``holder`` is requesting it until ``free_at`` (the request's time limit, should it die),
+# then, released, nobody may request it before ``free_at`` (the end of the request plus the pause).
+# Times are the database's clock. Unused with SQLite (one process: the fetcher's own gate).
+feed_hosts = sa.Table(
+    "feed_hosts", metadata,
+    sa.Column("host", sa.Text, primary_key=True),
+    sa.Column("holder", sa.Text),
+    sa.Column("free_at", Time, nullable=False, server_default="0"),
+)
+
+TABLES = ("articles", "subscriptions", "posts", "feeds", "feed_urls", "seen_items", "article_guilds", "fetched_articles",
+          "feed_pages", "feed_hosts")
