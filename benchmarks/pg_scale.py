@@ -2,6 +2,7 @@
 
     python benchmarks/pg_scale.py [--articles 100000] [--sentences 20] [--queries 200] [--index-url URL]
                                   [--realtimeqa FILE] [--cache-dir DIR] [--threads 1] [--json OUT]
+                                  [--backend auto|torch|onnx] [--phrase precis-span|rules] [--ask-only]
 
 Synthetic articles, real text: each of ``--articles`` articles takes a real title and ``--sentences``
 real sentences drawn at random (seeded) from a RealTime QA file's articles (default 2022), so the terms
@@ -13,8 +14,10 @@ questions are asked through the real :class:`bot.engines.answerer.Answerer` read
 live questions, at their quiz date: every synthetic article is undated, so all are read).
 
 Printed: rows written and the time to write them and build HNSW; ``/ask`` p50/p95 (the whole answer:
-search, reader, phrase) and the search call's alone; this process's RSS after the questions
-(the bundled embedder loaded; the corpus is not held here).
+search, reader, phrase) and the search call's alone; the serving process's RSS after the questions
+(the bundled embedder and span reader loaded, where the bot loads them; the corpus is not held there).
+``--backend onnx``: both on ONNX Runtime, as a bot process with EMBED_BACKEND=onnx, which loads no
+torch; the graphs are exported by a child first, as a restarted process finds them cached.
 """
 
 from __future__ import annotations
@@ -83,11 +86,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precision", default="auto", help="the serving process's embedder precision (auto, int8...)")
     ap.add_argument("--backend", default="auto", help="the serving process's embedder runtime (auto, torch, onnx)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--phrase", default="precis-span", help="the serving process's answer phrase: the shipped "
+                    "span reader (loaded where the embedder runs, as the bot does) or 'rules'")
+    ap.add_argument("--graph-cache", type=Path, default=None, help="where ONNX graphs are cached (default: a "
+                    "temporary folder; the parent exports them in a child first, so the serving process reads them)")
+    ap.add_argument("--ask-only", action="store_true", help="write nothing: ask the questions of the index an "
+                    "earlier run wrote at --index-url (in a serving child, as after a write)")
     ap.add_argument("--serve", action="store_true", help="only ask the questions of the index at --index-url "
                     "(the parent runs this in a child process, so its RSS is a serving process's)")
     args = ap.parse_args(argv)
     if args.serve:
         return serve(args)
+    if args.ask_only:
+        if not args.index_url:
+            print("--ask-only needs --index-url (an index an earlier run wrote)", file=sys.stderr)
+            return 2
+        return ask(args, args.index_url, {})
     if not args.realtimeqa.is_file():
         print(f"missing {args.realtimeqa}: pass --realtimeqa FILE", file=sys.stderr)
         return 2
@@ -139,17 +153,29 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{written:,} articles, {pg.n:,} sentences written in {write_s:.0f} s; HNSW built in {hnsw_s:.0f} s")
 
     pg.close()
+    return ask(args, url, {"articles": written, "write_s": round(write_s), "hnsw_s": round(hnsw_s)})
+
+
+def ask(args, url: str, extra: dict) -> int:
+    """The serving process, in a child: its models' ONNX graphs (if any) exported by another child first,
+    as a restarted bot process finds them cached, so the serving process's RSS is a bot process's."""
     import subprocess
 
-    cmd = [sys.executable, __file__, "--serve", "--index-url", url, "--realtimeqa", str(args.realtimeqa),
-           "--queries", str(args.queries), "--threads", str(args.threads), "--precision", args.precision,
-           "--backend", args.backend]
+    graphs = args.graph_cache or Path(tempfile.mkdtemp(prefix="precis-pgscale-graphs-"))
+    common = ["--index-url", url, "--realtimeqa", str(args.realtimeqa), "--threads", str(args.threads),
+              "--precision", args.precision, "--backend", args.backend, "--phrase", args.phrase,
+              "--graph-cache", str(graphs)]
+    subprocess.run([sys.executable, __file__, "--serve", "--queries", "0", *common], capture_output=True, text=True,
+                   check=True)
+    cmd = [sys.executable, __file__, "--serve", "--queries", str(args.queries), *common]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     res = json.loads(out.strip().splitlines()[-1])
-    res.update({"articles": written, "write_s": round(write_s), "hnsw_s": round(hnsw_s)})
+    res.update(extra)
     print(f"/ask p50 {res['ask_p50_ms']} ms, p95 {res['ask_p95_ms']} ms over {res['queries']} questions "
           f"(search alone p50 {res['search_p50_ms']} / p95 {res['search_p95_ms']} ms); the serving process's RSS "
-          f"{res['rss_mb']} MB (peak {res['peak_rss_mb']} MB), embedder {res['embedder']}")
+          f"{res['rss_mb']} MB (peak {res['peak_rss_mb']} MB; {res['rss_loaded_mb']} MB with the models and the "
+          f"index's per-article numbers loaded), embedder {res['embedder']}, phrase {res['phrase']}, "
+          f"torch loaded: {res['torch_loaded']}")
     if args.json:
         args.json.write_text(json.dumps(res, indent=1))
     return 0
@@ -160,15 +186,27 @@ def serve(args) -> int:
     index's per-article numbers. Prints one JSON line."""
     from models.embedder import Embedder
 
+    graphs = args.graph_cache or Path(tempfile.mkdtemp(prefix="precis-pgscale-"))
     real = Embedder("minilm", threads=args.threads or None, precision=args.precision, backend=args.backend,
-                    cache_dir=Path(tempfile.mkdtemp(prefix="precis-pgscale-")))
+                    cache_dir=graphs)
+    reader = None
+    if args.phrase != "rules":  # the span reader where the embedder runs (bot.app.Precis._default_span_reader)
+        from models.span_reader import open_span_reader
+
+        where = ({"backend": "onnx", "precision": real.precision, "cache_dir": graphs} if real.backend == "onnx"
+                 else {})
+        reader = open_span_reader(args.phrase, threads=args.threads or None, **where)
+        reader.read("Who warms up?", "The model warms up.")
+    if args.queries <= 0:  # only export the graphs (the parent's first child)
+        return 0
     texts = [json.loads(line)["question"] for line in args.realtimeqa.read_text(encoding="utf-8").splitlines()
              if line.strip()]  # the questions only: this process holds no article
     pg = PgSearch(args.index_url, real, published=timeframe.published)
     small = SentenceIndex(real)
     small.build(list(load_corpus(ROOT / "bot" / "data" / "sample_corpus.txt").articles), progress=False)
-    ans = Answerer(small)
+    ans = Answerer(small, span_reader=reader)
     ans.retriever = pg
+    loaded_rss = rss_mb()
     qs = [q for q in texts if q.strip()][: args.queries]
     for q in qs[:5]:  # warm
         ans.answer(q)
@@ -186,7 +224,8 @@ def serve(args) -> int:
         "ask_p50_ms": round(statistics.median(whole), 1), "ask_p95_ms": round(percentile(whole, 95), 1),
         "search_p50_ms": round(statistics.median(search), 1), "search_p95_ms": round(percentile(search, 95), 1),
         "rss_mb": round(rss_mb()), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "embedder": f"{real.precision} ({real.path})",
+        "embedder": f"{real.precision} ({real.path})", "rss_loaded_mb": round(loaded_rss),
+        "phrase": reader.path if reader is not None else "rules", "torch_loaded": "torch" in sys.modules,
     }))
     pg.close()
     return 0
