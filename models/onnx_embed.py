@@ -245,15 +245,18 @@ class OnnxGraph:
         opts.log_severity_level = 3
         self._ort = ort
         self._opts = opts
-        if not self.path.is_file():
-            self._build()
         try:
+            if not self.path.is_file():
+                self._build()  # int8: quantising a torn float32 graph fails here, and is handled alike
             self.session = self._session()
         except Exception as exc:  # noqa: BLE001 - ORT raises its own types for a bad file
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            broken = self.path if self.path.is_file() else self.float_path
+            if not broken.is_file():
+                raise  # nothing cached to blame: the export itself failed
+            aside = broken.with_name(f"{broken.name}.corrupt-{int(time.time())}")
             log.warning("cached ONNX graph %s will not load (%s); moved to %s and building it again",
-                        self.path.name, str(exc).splitlines()[0][:200], aside.name)
-            self.path.replace(aside)
+                        broken.name, str(exc).splitlines()[0][:200], aside.name)
+            broken.replace(aside)
             if self.precision == "int8":
                 self.float_path.unlink(missing_ok=True)  # the source may be what is torn: export it afresh
             self._build()

@@ -38,7 +38,7 @@ from .runtime import set_threads
 log = logging.getLogger(__name__)
 
 MAX_SPAN = 24  # word pieces: a name, a number with its unit, a short phrase
-MAX_QUESTION = 48  # word pieces of the question read (half the window: the sentence keeps the rest)
+MIN_SENTENCE = 16  # word pieces the window keeps for the sentence however long the question (see clip)
 _EDGE = " \t\n,;:.!?\"'()[]{}“”‘’"
 
 
@@ -229,11 +229,19 @@ class BaseSpanReader:
         """The character span of each word piece of ``question`` alone (no special tokens)."""
         raise NotImplementedError
 
+    @property
+    def max_question(self) -> int:
+        """The most word pieces of a question read whole: the window less its three special tokens and
+        :data:`MIN_SENTENCE` pieces of the sentence (77 of 96)."""
+        return self.max_length - 3 - MIN_SENTENCE
+
     def clip(self, question: str) -> str:
-        """``question`` cut after its first :data:`MAX_QUESTION` word pieces: a longer one would leave the
-        sentence no room in the model's window (the tokenizer then refuses the pair outright)."""
+        """``question``, cut after its first :attr:`max_question` word pieces when it is longer: it would
+        leave the sentence (almost) no room in the model's window, and from 93 pieces the tokenizer
+        refuses the pair outright. Shorter questions are read whole, as before."""
+        limit = self.max_question
         pieces = self.question_offsets(question.strip())
-        return question.strip()[: pieces[MAX_QUESTION - 1][1]] if len(pieces) > MAX_QUESTION else question
+        return question.strip()[: pieces[limit - 1][1]] if len(pieces) > limit else question
 
     def read_many(self, question: str, items: list[tuple[str, str, str]], always: bool = False
                   ) -> list[Span | None]:

@@ -502,3 +502,11 @@ def test_a_reporting_verb_is_kept_only_where_the_question_word_is_its_subject():
     assert "said" in query_words("Who said the bridge would reopen?")
     assert "reported" not in query_words("How many cases were reported on Sunday?")
     assert "said" not in query_words("What was said about the harbour?")
+
+
+def test_a_passive_which_question_keeps_its_reporting_verb_a_filler():
+    from bot.index.search import query_words
+
+    assert "reported" not in query_words("Which cases were reported on Sunday?")
+    assert "reported" not in query_words("Which company is reported to be buying Twitter?")
+    assert "said" in query_words("Which Ivy League school said it will end student loans?")

@@ -329,15 +329,17 @@ def test_without_native_bf16_the_span_reader_runs_where_the_embedder_runs(graph_
 def test_an_over_long_question_is_clipped_not_refused(graph_cache, backend):
     """A question of more word pieces than the window leaves the sentence room for used to make the
     tokenizer refuse the pair (and the answerer then stopped using the span reader): it is read cut
-    after MAX_QUESTION word pieces, on both runtimes alike."""
-    from models.span_reader import MAX_QUESTION, open_span_reader
+    after max_question word pieces, on both runtimes alike; a long question that fits is read whole."""
+    from models.span_reader import open_span_reader
 
     reader = open_span_reader("precis-span", backend=backend, precision="float32", cache_dir=graph_cache)
+    assert reader.max_question == reader.max_length - 3 - 16
     long_q = "Which " + " ".join(f"item{i} 12,345.67" for i in range(40)) + " did the council approve?"
-    assert len(reader.question_offsets(long_q)) > 2 * MAX_QUESTION
+    assert len(reader.question_offsets(long_q)) > reader.max_length
     clipped = reader.clip(long_q)
-    assert long_q.startswith(clipped) and len(reader.question_offsets(clipped)) == MAX_QUESTION
+    assert long_q.startswith(clipped) and len(reader.question_offsets(clipped)) == reader.max_question
     span = reader.read(long_q, "The council approved a new bridge for 40 million euros.", "Bridge", always=True)
     assert span is not None and span.text in "The council approved a new bridge for 40 million euros."
-    short = "How much will the bridge cost?"
-    assert reader.clip(short) == short
+    fits = ("After the 2024 floods in Valencia (Paiporta, Catarroja, Alfafar), when protesters threw mud at "
+            "Felipe VI and the Generalitat's 20:11 alert came hours late, how many soldiers did Madrid send?")
+    assert 48 < len(reader.question_offsets(fits)) <= reader.max_question and reader.clip(fits) == fits

@@ -95,7 +95,7 @@ QUESTION_WORDS = frozenset(
 # "Who said ...?", "Which agency reported ...?": the reporting verb is what the question asks about (who
 # did the reporting), not a filler word as in "It was reported that ...": it then stays a content term.
 _ASKS_REPORTER = re.compile(
-    r"(?i)^\W*(?:who|which(?:\s+[\w'’-]+){1,3}?|what\s+(?:company|country|agency|organi[sz]ation|group|newspaper|"
+    r"(?i)^\W*(?:who|which(?:\s+(?!(?:is|are|was|were|be|been|being)\b)[\w'’-]+){1,3}?|what\s+(?:company|country|agency|organi[sz]ation|group|newspaper|"
     r"outlet|official|minister|leader|firm|state|city)s?)\s+(?:(?:recently|reportedly|also|first|just|has|have|had)\s+)?"
     r"(said|says|reported)\b"
 )
