@@ -210,6 +210,24 @@ def test_a_corrupt_graph_is_moved_aside_and_rebuilt(graph_cache, torch_fp32, tmp
     assert reader.read(q, *item).text == torch_fp32.read(q, *item).text == "Taylor Swift"
 
 
+def test_a_torn_float32_graph_found_while_quantising_is_moved_aside_and_rebuilt(graph_cache, tmp_path, caplog):
+    """int8 asked, no int8 graph yet, and the float32 graph it is quantised from is torn: quantising
+    fails; the torn graph is moved aside and exported again (it used to make every start fall back)."""
+    from models.onnx_span import OnnxSpanReader
+
+    folder = _copy(graph_cache, tmp_path / "cache")
+    first = OnnxSpanReader("precis-span", cache_dir=folder / "onnx", precision="int8")
+    first.graph.path.unlink()
+    torn = first.graph.float_path
+    torn.write_bytes(torn.read_bytes()[:4096])
+    with caplog.at_level(logging.WARNING, logger="models.onnx_embed"):
+        reader = OnnxSpanReader("precis-span", cache_dir=folder / "onnx", precision="int8")
+    assert reader.graph.rebuilt and reader.graph.exported and "will not load" in caplog.text
+    assert list((folder / "onnx").glob("*.corrupt-*")) and torn.stat().st_size > 1_000_000
+    q, *item = PAIRS[1]
+    assert reader.read(q, *item).text == "Taylor Swift"
+
+
 # ------------------------------------------------------------------ choosing the runtime
 @pytest.mark.parametrize(
     "backend, precision, cache, expected",
