@@ -16,9 +16,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import sqlalchemy as sa
 from aiohttp import web
 
 from bot.sources import service
+from bot.sources.feeds import normalise_link
 from bot.sources.service import Sources
 from bot.store import Store
 from bot.store import schema as S
@@ -234,7 +236,8 @@ async def test_a_page_read_for_a_filter_is_read_once_per_item_however_many_serve
     a, _, ra = await asyncio.to_thread(s1.add_feed, A, url, 1, include="bridge")
     assert [n.title for n in ra.new] == [BRIDGE_Q] and ra.filtered == 1
     assert pages() == {"/news/0.html": 1, "/news/3.html": 1}
-    assert list(st1.kept_pages(["guid:story-0", "guid:story-3"])) == ["guid:story-0"]  # no article: kept
+    keys = {n: "link:" + normalise_link(site.url(f"/news/{n}.html")) for n in (0, 3)}  # kept under the link
+    assert list(st1.kept_pages([keys[0], keys[3], "guid:story-0"], now=T0)) == [keys[0]]  # no article: kept
     b, _, rb = await asyncio.to_thread(s1.add_feed, B, url, 2, include="bridge, harbour")  # kept items, no request
     assert rb.shared == 1 and rb.filtered == 1
     c, _, rc = await asyncio.to_thread(s2.add_feed, C, url, 3, include="tram")  # another process
@@ -243,7 +246,7 @@ async def test_a_page_read_for_a_filter_is_read_once_per_item_however_many_serve
     assert len(site.hits_to("/feed.xml")) == 1
     art = next(n for n in rc.new if n.title == TRAM)
     assert art.url == site.url("/news/0.html") and "tram" in art.text.lower()  # made from the page read for A
-    assert st2.kept_pages(["guid:story-0"]) == {}  # an article now: the page is not kept any more
+    assert st2.kept_pages([keys[0]], now=T0) == {}  # an article now: the page is not kept any more
 
     clock["t"] += 1.2 * s1.settings.feed_interval_minutes * 60
     d, _, rd = await asyncio.to_thread(s2.add_feed, D, url, 4, exclude="bridge")  # a 304, then the kept items
@@ -254,11 +257,75 @@ async def test_a_page_read_for_a_filter_is_read_once_per_item_however_many_serve
     st2.close()
 
 
+async def test_a_kept_page_goes_only_to_an_item_with_its_link_not_to_another_sites_item_with_its_guid(
+        site, store_target):  # noqa: F811
+    """Guids name items within a feed: two sites may both number theirs "1". A's page, kept for its
+    filter, must not become B's article (another page, another guild's feed): B's own page is read."""
+    i1, i2 = feed_items(site, [0])[0], feed_items(site, [5])[0]
+    for it in (i1, i2):
+        it["guid"], it["description"] = "1", "Read more on our site."
+    site.conditional("/f1.xml", lambda: ("v1", rss([i1]).encode()))
+    site.conditional("/f2.xml", lambda: ("v1", rss([i2], title="Another site").encode()))
+    store = Store(store_target)
+    s = Sources(_settings(), store, fetcher=fetcher())
+    _, _, ra = await asyncio.to_thread(s.add_feed, A, site.url("/f1.xml"), 1, include="zzzz")
+    assert ra.filtered == 1 and len(site.hits_to("/news/0.html")) == 1  # read for the filter, kept
+    _, _, rb = await asyncio.to_thread(s.add_feed, B, site.url("/f2.xml"), 2)
+    assert [(n.url, n.title) for n in rb.new] == [(i2["link"], i2["title"])]
+    assert len(site.hits_to("/news/5.html")) == 1  # its own page
+    assert store.kept_pages(["guid:1"]) == {}
+    store.close()
+
+
+async def test_a_page_with_no_text_is_not_kept_for_another_feed_linking_to_it(site, store_target):  # noqa: F811
+    """A page that gave no text: the item's article is the feed's own text. That text is A's feed's,
+    not the page's, so it is not kept: B's feed, linking to the same page, gets its own text."""
+    site.static("/empty.html", "<html><head><title>x</title></head><body><p>Menu</p></body></html>")
+    link = site.url("/empty.html")
+    text_a = "Harbour officials said on Monday that the old ferry pier will close for repairs in spring."
+    text_b = "The city council approved a new budget for the tram network after a long debate on Tuesday."
+    ia = {"title": "Pier closes", "link": link, "guid": "a-1", "description": text_a}
+    ib = {"title": "Budget passes", "link": link, "guid": "b-1", "description": text_b}
+    site.conditional("/fa.xml", lambda: ("v1", rss([ia]).encode()))
+    site.conditional("/fb.xml", lambda: ("v1", rss([ib], title="Another site").encode()))
+    store = Store(store_target)
+    s = Sources(_settings(), store, fetcher=fetcher())
+    _, _, ra = await asyncio.to_thread(s.add_feed, A, site.url("/fa.xml"), 1, include="zzzz")
+    assert ra.filtered == 1
+    _, _, rb = await asyncio.to_thread(s.add_feed, B, site.url("/fb.xml"), 2)
+    assert len(rb.new) == 1 and "tram" in rb.new[0].text and "pier" not in rb.new[0].text.lower()
+    store.close()
+
+
 def test_kept_pages_last_a_week(store_target):  # noqa: F811
     store = Store(store_target)
     page = ("http://news.example/a", {"title": "A", "text": "Some text."})
-    store.keep_pages({"guid:a": page}, now=T0)
-    assert store.kept_pages(["guid:a", "guid:b"]) == {"guid:a": page}
-    store.keep_pages({"guid:b": page}, now=T0 + 8 * 86400)  # a week later: the old one is dropped
-    assert list(store.kept_pages(["guid:a", "guid:b"])) == ["guid:b"]
+    store.keep_pages({"link:a": page}, now=T0)
+    assert store.kept_pages(["link:a", "link:b"], now=T0) == {"link:a": page}
+    # a week later, nothing kept since (no prune ran): the old page is not handed out
+    assert store.kept_pages(["link:a"], now=T0 + 8 * 86400) == {}
+    store.keep_pages({"link:b": page}, now=T0 + 8 * 86400)  # a keep drops the old one
+    assert list(store.kept_pages(["link:a", "link:b"], now=T0 + 8 * 86400)) == ["link:b"]
+    store.close()
+
+
+async def test_the_feed_tick_prunes_old_kept_pages_and_hosts_idle_for_a_day(store_target):  # noqa: F811
+    store = Store(store_target)
+    page = ("http://news.example/a", {"title": "A", "text": "Some text."})
+    store.keep_pages({"link:old": page}, now=T0)
+    store.keep_pages({"link:new": page}, now=T0 + 7.5 * 86400)
+    for host in ("idle.test", "recent.test", "held.test"):
+        assert store.claim_host(host, "p1", hold=30.0) is None
+    store.free_host("idle.test", "p1", pause=1.0)
+    store.free_host("recent.test", "p1", pause=1.0)
+    with store._tx() as c:  # noqa: SLF001 - idle.test's last request was two days ago
+        c.execute(S.feed_hosts.update().where(S.feed_hosts.c.host == "idle.test")
+                  .values(free_at=S.feed_hosts.c.free_at - 2 * 86400))
+    sources = Sources(_settings(), store, fetcher=fetcher(), clock=lambda: T0 + 8 * 86400)
+    assert await sources.poll_due() == []  # no feed due: the prune still runs
+    with store._tx() as c:  # noqa: SLF001
+        pages = sorted(r[0] for r in c.execute(sa.select(S.feed_pages.c.item_key)))
+        hosts = sorted(r[0] for r in c.execute(sa.select(S.feed_hosts.c.host)))
+    assert pages == ["link:new"] and hosts == ["held.test", "recent.test"]
+    assert store.claim_host("idle.test", "p2", hold=30.0) is None  # asked again: a new row
     store.close()

@@ -50,6 +50,7 @@ DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 DEFAULT_TIMEOUT_S = 20.0
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 DEFAULT_HOST_PAUSE_S = 1.0
+SHARED_RETRY_S = 30.0  # after the hosts' shared turns could not be read, how long each process keeps its own only
 ACCEPT = "text/html,application/xhtml+xml,application/rss+xml,application/atom+xml,application/xml;q=0.9,*/*;q=0.8"
 REDIRECT_CODES = {301, 302, 303, 307, 308}
 
@@ -202,7 +203,8 @@ class HostGate:
     ``shared`` (several processes on one PostgreSQL): after this process's own turn, the host's
     turn across processes (:class:`SharedTurns`; the store's ``feed_hosts``); a host another process
     is requesting waits, the other hosts do not. When that store cannot be reached the gate goes on
-    with this process's own turns (logged once per outage)."""
+    with this process's own turns (logged once per outage) and asks it again after
+    :data:`SHARED_RETRY_S` (each request need not wait out the connect timeout)."""
 
     def __init__(self, pause: float = DEFAULT_HOST_PAUSE_S, shared: SharedTurns | None = None) -> None:
         self.pause = float(pause)
@@ -212,6 +214,7 @@ class HostGate:
         self._next: dict[str, float] = {}
         self._held: set[str] = set()  # hosts whose shared turn this process holds
         self._shared_down = False
+        self._shared_retry_at = 0.0  # monotonic: before this, the shared turns are not asked (store down)
 
     async def acquire(self, host: str) -> None:
         while True:
@@ -246,15 +249,27 @@ class HostGate:
                 log.warning("fetch: could not end the shared turn on %s (%s); it runs out by itself", host, exc)
 
     async def _take_shared(self, host: str) -> None:
+        if time.monotonic() < self._shared_retry_at:
+            return  # the store was unreachable a moment ago: this process's turns only, no timeout to pay
         poll = min(0.05, max(0.005, self.pause / 4))  # while another process's request is in flight
+        # ... doubled each time it is still in flight, up to the pause: a waiter is not a transaction
+        # every 50 ms while a slow host answers, and it loses no time (the pause follows the request)
+        busy = poll
         while True:
-            claim = asyncio.ensure_future(asyncio.to_thread(self.shared.claim, host))
+            ticket = _Ticket()
+            claim = asyncio.ensure_future(asyncio.to_thread(self._claim, host, ticket))
             try:
                 wait = await asyncio.shield(claim)
             except asyncio.CancelledError:
-                claim.add_done_callback(lambda f: self._free_late(f, host))
+                claim.add_done_callback(_retrieved)
+                with ticket.lock:
+                    ticket.gone = True  # a turn the worker takes from now on it gives back itself
+                    taken = ticket.taken
+                if taken:  # taken for nobody: give it back, off the event loop (the store may be slow or down)
+                    _off_loop(self._give_back, host)
                 raise
             except Exception as exc:  # noqa: BLE001 - an unreachable store: this process's turns only
+                self._shared_retry_at = time.monotonic() + SHARED_RETRY_S
                 if not self._shared_down:
                     self._shared_down = True
                     log.warning("fetch: the hosts' shared turns cannot be read (%s); each process keeps its own "
@@ -266,16 +281,54 @@ class HostGate:
             if wait is None:
                 self._held.add(host)
                 return
-            await asyncio.sleep(max(0.001, min(wait, max(self.pause, poll))) if wait else poll)
+            if wait:  # the rest of the pause after another process's request
+                await asyncio.sleep(max(0.001, min(wait, max(self.pause, poll))))
+                busy = poll
+            else:
+                await asyncio.sleep(busy)
+                busy = min(busy * 2, max(self.pause, poll))
 
-    def _free_late(self, claim: asyncio.Future, host: str) -> None:
-        """A claim that completed after its waiter was cancelled: give the turn back."""
-        if claim.cancelled() or claim.exception() is not None or claim.result() is not None:
-            return
+    def _claim(self, host: str, ticket: _Ticket) -> float | None:
+        """``shared.claim`` in a worker thread. A turn taken after its waiter was cancelled (the task, or
+        the loop's shutdown, which cancels every task) is given back here: nobody else would."""
+        wait = self.shared.claim(host)
+        if wait is None:
+            with ticket.lock:
+                ticket.taken = taken = not ticket.gone
+            if not taken:  # its waiter was cancelled meanwhile
+                self._give_back(host)
+        return wait
+
+    def _give_back(self, host: str) -> None:
+        """End a shared turn that was taken but is not used (blocking: a worker thread)."""
         try:
             self.shared.free(host)
         except Exception:  # noqa: BLE001 - it runs out on its own
             log.debug("fetch: giving back %s's turn failed", host, exc_info=True)
+
+
+class _Ticket:
+    """One shared claim in flight: whether its waiter is gone, whether the worker took the turn for it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.gone = False
+        self.taken = False
+
+
+def _retrieved(claim: asyncio.Future) -> None:
+    """A claim nobody awaits any more: its error, if any, is read here (not logged as never retrieved)."""
+    if not claim.cancelled():
+        claim.exception()
+
+
+def _off_loop(fn: Callable[..., object], *args: object) -> None:
+    """Run ``fn`` without waiting for it and off the event loop: the loop's executor (an ``asyncio.run``
+    that is shutting down still waits for it), else a thread of its own."""
+    try:
+        asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    except RuntimeError:  # no running loop, or its executor is shut down
+        threading.Thread(target=fn, args=args, name="precis-host-turn", daemon=True).start()
 
 
 # ------------------------------------------------------------------ the fetcher

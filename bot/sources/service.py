@@ -83,6 +83,7 @@ POLL_BUDGET_S = 45.0  # one feed tick polls for about this long; what is left go
 FROM_SETTINGS = 0  # added_by of the feeds that come from the FEEDS setting
 PAGE_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
 SHARES_EVERY_S = 30.0  # PostgreSQL: how often other processes' guild shares are read again
+PRUNE_EVERY_S = 3600.0  # how often a process drops old kept pages and idle hosts (Store.prune_feed_state)
 
 
 class SourceError(ValueError):
@@ -246,6 +247,7 @@ class Sources:
         self._fetched_seq = 0  # the last fetched article read from the store (PostgreSQL)
         self._fetched_lock = threading.Lock()
         self._shares_at = time.monotonic()  # shares were loaded just now (reload_shares, below)
+        self._prune_at = 0.0  # the first tick prunes (poll_due)
         self.on_poll = None  # told each poll's PollResult (the bot's metrics)
         gate = getattr(self.fetcher, "gate", None)
         if getattr(store, "is_postgres", False) and isinstance(gate, HostGate) and gate.shared is None:
@@ -369,6 +371,7 @@ class Sources:
         process) takes it first (most overdue first): a host with hundreds of feeds is still visited in
         full every interval, and never holds the other hosts up."""
         now = self.clock() if now is None else now
+        self._prune(now)
         pause = float(getattr(getattr(self.fetcher, "config", None), "host_pause", 1.0) or 0.0)
         per_host = max(1, int(budget_s / max(pause, 0.05)))
         due = self.store.lease_feeds(now, self.owner, per_host=per_host)
@@ -404,6 +407,20 @@ class Sources:
             log.info("feeds: %d URL(s) left for the next tick (this tick's %.0f s were spent)", len(left), budget_s)
             self.hand_back(left)
         return results
+
+    def _prune(self, now: float) -> None:
+        """At most every :data:`PRUNE_EVERY_S`: drop kept pages past their week and hosts idle for a day
+        (:meth:`Store.prune_feed_state`); nothing else removes them."""
+        if time.monotonic() < self._prune_at:
+            return
+        self._prune_at = time.monotonic() + PRUNE_EVERY_S
+        try:
+            pages, hosts = self.store.prune_feed_state(now)
+        except StoreError as exc:  # the next tick after PRUNE_EVERY_S tries again
+            log.warning("feeds: old kept pages and idle hosts could not be pruned (%s)", exc)
+            return
+        if pages or hosts:
+            log.info("feeds: pruned %d kept page(s) past their week and %d idle host(s)", pages, hosts)
 
     def hand_back(self, urls: list[str]) -> None:
         """Release this process's poll leases on these URLs (a poll cut short by a stop, or not begun):
@@ -630,7 +647,10 @@ class Sources:
                 continue
             if kept_pages is None:
                 kept_pages = self._kept_pages(keys, seen)
-            page_key_ = next((k for k in ks if k in kept_pages), None)
+            # pages are kept under the item's link only: a guid (or title and date) names an item within
+            # its feed, and another site's item may carry the same one ("1"); the link is the page read
+            link_key = next((k for k in ks if k.startswith("link:")), None)
+            page_key_ = link_key if link_key in kept_pages else None
             if page_key_ is not None:  # read at an earlier read of this feed (or of another), for a filter
                 page_url, ex = kept_pages[page_key_]
                 err, read_now = None, False
@@ -645,8 +665,10 @@ class Sources:
                 if s not in passing:
                     keep_out(s, ks)
             if not passing:
-                if read_now:  # a server that follows the feed later gets this page, not another request
-                    to_keep[ks[0]] = (page_url, dataclasses.asdict(ex))
+                # a server that follows the feed later gets this page, not another request; a page that gave
+                # no text is not kept (its stand-in is this feed's own text, not the page's)
+                if read_now and link_key is not None and ex.method != "feed":
+                    to_keep[link_key] = (page_url, dataclasses.asdict(ex))
                 continue
             owner = None if any(not s.guild_id for s in passing) else passing[0].guild_id
             got = self._build_item(item, ks[0], ex, page_url, url, owner) if ex is not None else None
@@ -694,12 +716,14 @@ class Sources:
         return out
 
     def _kept_pages(self, keys: list[list[str]], seen: dict[str, str | None]) -> dict[str, tuple[str, Extracted]]:
-        """The pages kept (:meth:`Store.keep_pages`) for the items of this read that are no article yet."""
+        """The pages kept (:meth:`Store.keep_pages`) for the items of this read that are no article yet
+        (under their ``link:`` keys, the only ones pages are kept under)."""
         if not self.follow_links:
             return {}
         out = {}
         for key, (page_url, record) in self.store.kept_pages(
-                k for ks in keys if not any(k in seen for k in ks) for k in ks).items():
+                (k for ks in keys if not any(k in seen for k in ks) for k in ks if k.startswith("link:")),
+                now=self.clock()).items():
             try:
                 out[key] = (page_url, Extracted(**record))
             except TypeError:  # written by another version: read the page again

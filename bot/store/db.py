@@ -75,6 +75,7 @@ SCHEMA_VERSION = 4  # the last PRAGMA user_version generation; later changes are
 DEFAULT_LEASE_SECONDS = 120.0
 DEFAULT_FEED_LEASE_SECONDS = 600.0
 PAGE_DAYS = 7.0  # a kept feed-item page (feed_pages) is given to later followers for this long
+HOST_IDLE_DAYS = 1.0  # a host's turn (feed_hosts) nobody asked for this long is forgotten
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _ARTICLE_LOCK = 0x50524543  # PostgreSQL advisory lock key: article seq numbers, handed out in commit order
 _MIGRATE_LOCK = 0x50524544  # PostgreSQL advisory lock key: one process migrates at a time
@@ -1193,13 +1194,17 @@ class Store:
             with self._tx() as c:
                 c.execute(self._insert_ignore(S.seen_items), rows)
 
-    def kept_pages(self, keys: Iterable[str]) -> dict[str, tuple[str, dict]]:
-        """The pages kept for these item keys (:meth:`keep_pages`): key -> (the page's URL, its extraction)."""
+    def kept_pages(self, keys: Iterable[str], now: float | None = None) -> dict[str, tuple[str, dict]]:
+        """The pages kept for these item keys (:meth:`keep_pages`): key -> (the page's URL, its extraction).
+        Only pages read in the last :data:`PAGE_DAYS`: an older one may still be stored (the prunes run
+        now and then) but is not handed out."""
         keys = list(dict.fromkeys(keys))
         out: dict[str, tuple[str, dict]] = {}
         t = S.feed_pages
+        since = (time.time() if now is None else now) - PAGE_DAYS * 86400.0
         for i in range(0, len(keys), 500):
-            for r in self._read(sa.select(t.c.item_key, t.c.url, t.c.record).where(t.c.item_key.in_(keys[i : i + 500]))):
+            for r in self._read(sa.select(t.c.item_key, t.c.url, t.c.record)
+                                .where(t.c.item_key.in_(keys[i : i + 500]), t.c.read_at >= since)):
                 try:
                     out[r["item_key"]] = (r["url"], json.loads(r["record"]))
                 except ValueError:
@@ -1261,6 +1266,20 @@ class Store:
         with self._tx() as c:
             c.execute(t.update().where(t.c.host == host, t.c.holder == holder)
                       .values(holder=None, free_at=self._db_now() + float(pause)))
+
+    def prune_feed_state(self, now: float | None = None) -> tuple[int, int]:
+        """Drop what the feeds keep only for a while (the feed tick calls it now and then): pages kept
+        longer than :data:`PAGE_DAYS` (:meth:`keep_pages` drops them too, but only when it keeps one) and
+        the hosts whose turn nobody took for :data:`HOST_IDLE_DAYS` (each pasted link's host has a row; few
+        are asked again): a row whose ``free_at`` is that far past is free, any hold on it ran out long
+        ago, and the next claim makes it again. Returns (pages, hosts) dropped."""
+        now = time.time() if now is None else now
+        p, h = S.feed_pages, S.feed_hosts
+        with self._tx() as c:
+            pages = c.execute(p.delete().where(p.c.read_at < now - PAGE_DAYS * 86400.0).returning(p.c.item_key)).all()
+            hosts = c.execute(h.delete().where(h.c.free_at < self._db_now() - HOST_IDLE_DAYS * 86400.0)
+                              .returning(h.c.host)).all()
+        return len(pages), len(hosts)
 
     def shared_articles(self) -> list[tuple[str, int]]:
         """(article id, guild id) for every article a second guild's source also brought (0: a global one)."""
