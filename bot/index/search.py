@@ -95,20 +95,10 @@ QUESTION_WORDS = frozenset(
 # "Who said ...?", "Which agency reported ...?": the reporting verb is what the question asks about (who
 # did the reporting), not a filler word as in "It was reported that ...": it then stays a content term.
 _ASKS_REPORTER = re.compile(
-    r"(?i)^\W*(?:who|which(?:\s+(?!(?:is|are|was|were|be|been|being)\b)[\w'’-]+){1,3}?|what\s+(?:company|country|agency|organi[sz]ation|group|newspaper|"
-    r"outlet|official|minister|leader|firm|state|city)s?)\s+(?:(?:recently|reportedly|also|first|just|has|have|had)\s+)?"
-    r"(said|says|reported)\b"
+    r"(?i)^\W*(?:who|which(?:\s+(?!(?:is|are|was|were|be|been|being)\b)[\w'’-]+){1,3}?|"
+    r"what\s+(?:company|country|agency|organi[sz]ation|group|newspaper|outlet|official|minister|leader|firm|"
+    r"state|city)s?)\s+(?:(?:recently|reportedly|also|first|just|has|have|had)\s+)?(said|says|reported)\b"
 )
-
-
-def query_words(question: str) -> list[str]:
-    """A question's lower-cased words without question words ("how long", "which", "did"); a reporting
-    verb whose subject is the question word ("Who reported ...?") is kept."""
-    m = _ASKS_REPORTER.search(question)
-    keep = m.group(1).lower() if m else None
-    return [w for w in _WORD.findall(_HOW.sub(" ", question).lower()) if w == keep or w not in QUESTION_WORDS]
-
-
 _WORD = re.compile(r"(?u)\d+(?:[.,]\d+)*|\w+")
 _CAP = re.compile(r"\b[A-Z]\w*")
 _NUM = re.compile(r"\d")
@@ -123,6 +113,15 @@ _DATE = re.compile(
     r"Sunday|today|yesterday|tomorrow|(?:1[89]|20)\d\d)\b"
 )
 _HOW = re.compile(r"(?i)\bhow (?:long|old|far|often|big|large|tall|high|fast|soon|many|much)\b")
+
+
+def query_words(question: str) -> list[str]:
+    """A question's lower-cased words without question words ("how long", "which", "did"); a reporting
+    verb whose subject is the question word ("Who reported ...?") is kept."""
+    m = _ASKS_REPORTER.search(question)
+    keep = m.group(1).lower() if m else None
+    return [w for w in _WORD.findall(_HOW.sub(" ", question).lower()) if w == keep or w not in QUESTION_WORDS]
+
 
 def window_mask(pub: np.ndarray, visible: np.ndarray | None, published_before: float | None,
                 published_between: tuple[float, float] | None) -> np.ndarray:
