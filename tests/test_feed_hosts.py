@@ -295,3 +295,38 @@ async def test_a_waiting_process_claims_seldom_while_another_holds_the_host(site
     assert time.monotonic() - t0 >= 1.4 + 1.0  # after the other's request and the pause
     st1.close()
     st2.close()
+
+
+async def test_a_cancel_while_the_turn_waits_to_be_freed_still_frees_it():
+    """``finish`` frees the shared turn in a worker thread; a cancel while that free waits for a free worker
+    (a slow store holds them) must not drop it: the row would keep this process as holder ~26 s, making
+    every process wait, and nothing here would free it again."""
+    import concurrent.futures
+    import threading
+
+    class Turns:
+        freed = 0
+
+        def claim(self, host):
+            return None
+
+        def free(self, host):
+            Turns.freed += 1
+
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=1))
+    gate = HostGate(0.01, Turns())
+    await gate.acquire("h.test")
+    busy = threading.Event()
+    blocker = loop.run_in_executor(None, busy.wait)  # the only worker is taken
+    task = asyncio.create_task(gate.finish("h.test"))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    busy.set()
+    await blocker
+    await asyncio.sleep(0.1)
+    assert Turns.freed == 1

@@ -243,8 +243,14 @@ class HostGate:
         self.release(host)
         if host in self._held:
             self._held.discard(host)
+            # shielded: a cancel while the free waits for a worker thread must not drop it (every process
+            # would wait ~26 s for the turn to run out, and nothing here would free it again)
+            free = asyncio.ensure_future(asyncio.to_thread(self.shared.free, host))
             try:
-                await asyncio.to_thread(self.shared.free, host)
+                await asyncio.shield(free)
+            except asyncio.CancelledError:
+                free.add_done_callback(_retrieved)
+                raise
             except Exception as exc:  # noqa: BLE001 - the turn runs out on its own
                 log.warning("fetch: could not end the shared turn on %s (%s); it runs out by itself", host, exc)
 

@@ -371,10 +371,15 @@ class Sources:
         process) takes it first (most overdue first): a host with hundreds of feeds is still visited in
         full every interval, and never holds the other hosts up."""
         now = self.clock() if now is None else now
-        self._prune(now)
         pause = float(getattr(getattr(self.fetcher, "config", None), "host_pause", 1.0) or 0.0)
         per_host = max(1, int(budget_s / max(pause, 0.05)))
         due = self.store.lease_feeds(now, self.owner, per_host=per_host)
+        # after the lease (what this tick polls is settled first), and off the event loop: a DELETE of a backlog
+        try:
+            await asyncio.to_thread(self._prune, now)
+        except asyncio.CancelledError:  # a clean stop meanwhile: hand this tick's leases back at once
+            self.hand_back(list(dict.fromkeys(f.url for f in due)))
+            raise
         if not due:
             return []
         by_url: dict[str, list[Feed]] = {}

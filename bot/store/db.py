@@ -1276,10 +1276,9 @@ class Store:
         now = time.time() if now is None else now
         p, h = S.feed_pages, S.feed_hosts
         with self._tx() as c:
-            pages = c.execute(p.delete().where(p.c.read_at < now - PAGE_DAYS * 86400.0).returning(p.c.item_key)).all()
-            hosts = c.execute(h.delete().where(h.c.free_at < self._db_now() - HOST_IDLE_DAYS * 86400.0)
-                              .returning(h.c.host)).all()
-        return len(pages), len(hosts)
+            pages = c.execute(p.delete().where(p.c.read_at < now - PAGE_DAYS * 86400.0)).rowcount
+            hosts = c.execute(h.delete().where(h.c.free_at < self._db_now() - HOST_IDLE_DAYS * 86400.0)).rowcount
+        return max(pages, 0), max(hosts, 0)
 
     def shared_articles(self) -> list[tuple[str, int]]:
         """(article id, guild id) for every article a second guild's source also brought (0: a global one)."""
