@@ -978,8 +978,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from models.embedder import Embedder
 
+    graphs = args.cache_dir or Path(tempfile.mkdtemp(prefix="precis-graph-"))  # ONNX graphs, when a path takes them
     embedder = Embedder("minilm", threads=args.threads or None, precision=args.precision, backend=args.backend,
-                        cache_dir=args.cache_dir or Path(tempfile.mkdtemp(prefix="precis-graph-")))
+                        cache_dir=graphs)
     print(f"embedder precision: {embedder.precision} (path {embedder.path}), {embedder.workers} worker(s)")
     import torch
 
@@ -992,10 +993,14 @@ def main(argv: list[str] | None = None) -> int:
         if not f.is_file():
             print(f"skipped RealTime QA: {f} not found")
     from models.reranker import Reranker
-    from models.span_reader import SpanReader
+    from models.span_reader import open_span_reader
 
     rerankers = per_file(args.reranker, files, lambda p: Reranker(p, threads=args.threads or None), "reranker")
-    spans = per_file(args.span, files, lambda p: SpanReader(p, threads=args.threads or None), "span reader")
+    # the span reader runs where the embedder runs, as in the bot (bot.app.Precis._default_span_reader)
+    where = ({"backend": "onnx", "precision": embedder.precision, "cache_dir": graphs}
+             if embedder.backend == "onnx" else {})
+    spans = per_file(args.span, files, lambda p: open_span_reader(p, threads=args.threads or None, **where),
+                     "span reader")
     eval_years = {y.strip() for y in args.eval_years.split(",") if y.strip()}
     if files:
         generator = None
