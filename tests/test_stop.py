@@ -212,7 +212,9 @@ async def test_sigterm_during_a_feed_poll_hands_it_to_the_other_process_at_once(
             t0 = time.monotonic()
             first.send_signal(signal.SIGTERM)
             rc, took = await _stopped(first, t0)
-            assert rc == 0 and took < SLACK, (rc, took)  # a feed poll is not waited for
+            # a feed poll is not waited for: waiting would take the whole grace (15 s); a stop under load on a
+            # 2-core box has taken 5.4 s, so the bound sits between the two
+            assert rc == 0 and took < GRACE - SLACK, (rc, took)
             deadline = time.monotonic() + 10
             while len(polls) < 2 and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
