@@ -35,6 +35,7 @@ def guild_key(guild_id: int | None) -> int:
 class Scopes:
     def __init__(self) -> None:
         self._shared: dict[str, set[int]] = {}  # article id -> guilds that also brought it
+        self._by_guild: dict[int, set[str]] = {}  # the same, by guild
         self.version = 0
         self._lock = threading.Lock()
         self._owners: dict[int, tuple[Sequence[Article], np.ndarray, dict[str, int]]] = {}
@@ -49,6 +50,7 @@ class Scopes:
             if g in have:
                 return False
             have.add(g)
+            self._by_guild.setdefault(g, set()).add(article_id)
             self.version += 1
             return True
 
@@ -57,7 +59,15 @@ class Scopes:
         with self._lock:
             for aid, g in pairs:
                 self._shared.setdefault(aid, set()).add(int(g or 0))
+                self._by_guild.setdefault(int(g or 0), set()).add(aid)
             self.version += 1
+
+    def shared_to(self, guild_id: int | None) -> list[str]:
+        """The article ids shared with ``guild_id`` or with everyone (guild 0): what another guild's feed
+        or link brought and this guild may also read."""
+        g = guild_key(guild_id)
+        with self._lock:
+            return list(self._by_guild.get(GLOBAL, ())) + (list(self._by_guild.get(g, ())) if g else [])
 
     def guilds_of(self, article: Article) -> set[int] | None:
         """The guilds that may see ``article``; None when everyone may."""

@@ -24,15 +24,17 @@ each evidence array over the whole corpus (:func:`bot.index.search._zmax`); here
 Where it differs from the in-memory retriever: the candidate set is not every sentence (a sentence
 outside it cannot be returned); the corpus-wide best cosine comes from HNSW (approximate); the dense
 side is float32 against a float16 query where memory multiplies float16 rows; an article's sentences
-past the first :data:`MAX_SENTENCES` are not indexed; ``scope`` ignores guild shares (the caller's
-``visible`` mask carries them); pgvector 0.8 or later (iterative index scans).
+past the first :data:`MAX_SENTENCES` are not indexed; pgvector 0.8 or later (iterative index scans).
 
 Vectors are stored rounded to float16, as the in-memory index holds them. Article ids are dense
 (0, 1, ...), so a scope is still one bool per article (``visible``); sentence ids are
 ``article << 12 | position`` (an article's first :data:`MAX_SENTENCES` sentences are indexed).
 
-Status (issue 31, item 3): measured against the in-memory retriever (``benchmarks/pg_parity.py``);
-the bot itself does not serve /ask from it yet.
+Measured against the in-memory retriever by ``benchmarks/pg_parity.py``. The bot serves /ask from it when
+``INDEX_URL`` is set (:mod:`bot.index.shared`): besides searching, it maps corpus ids to its article ids
+(:meth:`PgSearch.row_of`), reads articles back whole (:meth:`PgSearch.load_articles`) and retires them by
+tombstone (``pix_gone``: :meth:`PgSearch.retire`, :meth:`PgSearch.retire_older`,
+:meth:`PgSearch.cap_per_guild`; a retired article's rows and statistics stay, no scope shows it).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ EXACT_TITLES = 5_000  # visible articles up to this many: the title cosine of ev
 EXACT_SCAN = 50_000  # visible sentences up to this many: the cosine is computed for all of them (no HNSW)
 FRAGMENT, HAS_DATE, HAS_NUM_WORD = 1, 2, 4
 REFRESH_S = 1.0  # a search reads what other processes added at most this long ago
+MAX_CACHED_DFS = 100_000  # term document frequencies a process keeps between writes (~10 MB at most)
 NORM_DRIFT = 0.02  # title norms are computed again when the corpus has grown by this share
 
 SCHEMA = [
@@ -68,7 +71,10 @@ SCHEMA = [
     "df bigint NOT NULL DEFAULT 0, art_df bigint NOT NULL DEFAULT 0)",
     "CREATE TABLE IF NOT EXISTS pix_articles (id bigint PRIMARY KEY, key text UNIQUE NOT NULL, "
     "published double precision, guild bigint NOT NULL DEFAULT 0, title text NOT NULL, n_sent int NOT NULL, "
-    "body_len real NOT NULL, title_vec vector({dim}) NOT NULL, title_terms int[] NOT NULL)",
+    "body_len real NOT NULL, title_vec vector({dim}) NOT NULL, title_terms int[] NOT NULL, url text, date text, arrived double precision, ageless boolean NOT NULL "
+    "DEFAULT false)",
+    # retired articles (a tombstone each, in the order retired): no scope shows them
+    "CREATE TABLE IF NOT EXISTS pix_gone (seq bigserial PRIMARY KEY, id bigint UNIQUE NOT NULL)",
     "CREATE TABLE IF NOT EXISTS pix_sentences (id bigint PRIMARY KEY, article bigint NOT NULL, "
     "text text NOT NULL, vec vector({dim}) NOT NULL, terms int[] NOT NULL, caps int[] NOT NULL, "
     "nums int[] NOT NULL, flags smallint NOT NULL)",
@@ -82,10 +88,19 @@ SCHEMA = [
     "NOT NULL, title_sum bytea NOT NULL, title_m2 bytea NOT NULL)",
     "CREATE INDEX IF NOT EXISTS pix_articles_vec ON pix_articles USING hnsw (title_vec vector_ip_ops)",
 ]
+# columns an index written before them lacks (added when missing: ALTER TABLE takes an exclusive lock, which
+# would queue every reader behind another process's ingest, even with IF NOT EXISTS)
+ADDED_COLUMNS = {
+    "url": "text",  # what a reply shows of an article: its link and date, as the corpus has them
+    "date": "text",
+    "arrived": "double precision",  # when it reached the bot (retirement by age, the per-server cap)
+    "ageless": "boolean NOT NULL DEFAULT false",  # never retired by age (CORPUS_PATH articles)
+}
 HNSW = "CREATE INDEX IF NOT EXISTS pix_sentences_vec ON pix_sentences USING hnsw (vec vector_ip_ops)"
 SENTENCES, BODIES, TITLES = 0, 1, 2  # pix_post's lists
 _SCHEMA_LOCK = 0x70697830  # advisory lock: one process at a time creates the tables
 _INGEST_LOCK = 0x70697831  # advisory lock: one ingest at a time (ids and statistics)
+_GONE_LOCK = 0x70697832  # advisory lock: one tombstone writer at a time (pix_gone's seq in commit order)
 
 
 def _pack(rows: list[tuple], with_len: bool) -> list[tuple[int, bytes]]:
@@ -198,6 +213,12 @@ class PgSearch:
             self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             for stmt in SCHEMA + ([HNSW] if hnsw else []):
                 self.conn.execute(stmt.format(dim=self.dim))
+            have = {r[0] for r in self.conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'pix_articles' "
+                "AND table_schema = current_schema()")}
+            for col, kind in ADDED_COLUMNS.items():
+                if col not in have:
+                    self.conn.execute(f"ALTER TABLE pix_articles ADD COLUMN IF NOT EXISTS {col} {kind}")
             self.conn.execute(
                 "INSERT INTO pix_stats VALUES (1, 0, 0, 0, 0, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
                 (np.zeros(self.dim).tobytes(), np.zeros((self.dim, self.dim)).tobytes(),
@@ -208,6 +229,11 @@ class PgSearch:
         self._body_len = np.zeros(0, np.float32)
         self._guild = np.zeros(0, np.int64)
         self._titles: list[str] = []
+        self._row_of: dict[str, int] = {}  # each article's corpus id (Article.id) -> its id here
+        self._gone = np.zeros(0, bool)  # retired (pix_gone): no scope shows them
+        self._gone_seq = 0
+        self._gone_ids: set[int] = set()
+        self._dfs: dict[int, int] = {}  # term id -> df, as of the last refresh (cleared when the index grows)
         self._stats_n = -1
         self._hnsw: dict[str, bool] = {}
         self._refreshed = 0.0
@@ -216,10 +242,10 @@ class PgSearch:
         self.refresh()
 
     # ------------------------------------------------------------ ingest
-    def ingest(self, index: SentenceIndex, rows: range | None = None) -> int:
+    def ingest(self, index: SentenceIndex, rows=None, ageless=frozenset()) -> int:
         """Write articles of a built in-memory ``index`` (its rows ``rows``; default all): their
         sentences, vectors (as the index holds them) and terms. Returns how many were new (an article
-        whose id is stored already is skipped)."""
+        whose id is stored already is skipped). ``ageless``: corpus ids that never age out."""
         rows = rows if rows is not None else range(len(index.articles))
         term_of = {i: t for t, i in index._ids.items()}
         stems = index.lexicon.stems
@@ -305,15 +331,17 @@ class PgSearch:
                         blen = float(sum(in_body.values()))
                         art_len += blen
                         arts.append((aid, a.id, self._published_time(a.date), int(a.guild_id or 0), a.title or "",
-                                     n_s, blen, tvec, tt))
+                                     n_s, blen, tvec, tt, a.url or None, a.date or None,
+                                     float(a.arrived) if a.arrived else None, a.id in ageless))
                 with cur.copy("COPY pix_post (list, term, data) FROM STDIN WITH (FORMAT BINARY)") as cp:
                     cp.set_types(["int2", "int4", "bytea"])
                     for lst, rows_ in ((SENTENCES, post), (BODIES, body), (TITLES, titles)):
                         for term, blob in _pack(rows_, with_len=lst == SENTENCES):
                             cp.write_row((lst, term, blob))
                 with cur.copy("COPY pix_articles (id, key, published, guild, title, n_sent, body_len, title_vec, "
-                              "title_terms) FROM STDIN WITH (FORMAT BINARY)") as cp:
-                    cp.set_types(["int8", "text", "float8", "int8", "text", "int4", "float4", "vector", "int4[]"])
+                              "title_terms, url, date, arrived, ageless) FROM STDIN WITH (FORMAT BINARY)") as cp:
+                    cp.set_types(["int8", "text", "float8", "int8", "text", "int4", "float4", "vector", "int4[]",
+                                  "text", "text", "float8", "bool"])
                     for row in arts:
                         pub = row[2]
                         cp.write_row(row[:2] + (None if pub != pub else pub,) + row[3:])
@@ -366,10 +394,18 @@ class PgSearch:
         with self._lock, self.conn.transaction():
             self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # the statistics and the articles agree
             self._refreshed = time.monotonic()
+            gone = self.conn.execute("SELECT seq, id FROM pix_gone WHERE seq > %s ORDER BY seq",
+                                     (self._gone_seq,)).fetchall()
+            if gone:
+                self._gone_seq = int(gone[-1][0])
+                self._gone_ids.update(int(g[1]) for g in gone)
+            # the moments (2 x 1.2 MB) are read only when something was written since
+            if self.conn.execute("SELECT n_sent FROM pix_stats WHERE id = 1").fetchone()[0] == self._stats_n:
+                self._mark_gone()
+                return
             st = self.conn.execute("SELECT n_sent, tokens, n_art, art_len, vec_sum, vec_m2, title_sum, title_m2 "
                                    "FROM pix_stats WHERE id = 1").fetchone()
-            if st[0] == self._stats_n:
-                return
+            self._dfs.clear()
             self.n, self._tokens, self.n_articles, self._art_len_sum = int(st[0]), float(st[1]), int(st[2]), float(st[3])
             d = self.dim
             self._vec_sum = np.frombuffer(st[4], np.float64)
@@ -377,9 +413,11 @@ class PgSearch:
             self._title_sum = np.frombuffer(st[6], np.float64)
             self._title_m2 = np.frombuffer(st[7], np.float64).reshape(d, d)
             known = len(self._titles)
-            rows = self.conn.execute("SELECT id, published, n_sent, body_len, guild, title FROM pix_articles "
+            rows = self.conn.execute("SELECT id, published, n_sent, body_len, guild, title, key FROM pix_articles "
                                      "WHERE id >= %s ORDER BY id", (known,)).fetchall()
             if rows:
+                for r in rows:
+                    self._row_of[r[6]] = int(r[0])
                 self._pub = np.concatenate([self._pub, [np.nan if r[1] is None else r[1] for r in rows]])
                 self._n_sent = np.concatenate([self._n_sent, np.array([r[2] for r in rows], np.int32)])
                 self._body_len = np.concatenate([self._body_len, np.array([r[3] for r in rows], np.float32)])
@@ -392,16 +430,123 @@ class PgSearch:
             self._median_idf = float(med) if med is not None else 1.0
             self._max_idf = float(np.log(self.n + 1) + 1.0) if self.n else 1.0
             self._stats_n = int(st[0])
+            self._mark_gone()
+
+    def _mark_gone(self) -> None:
+        if self._gone.size != len(self._titles) or len(self._gone_ids) != int(self._gone.sum()):
+            gone = np.zeros(len(self._titles), bool)
+            ids = np.fromiter((i for i in self._gone_ids if i < gone.size), np.int64)
+            gone[ids] = True
+            self._gone = gone
 
     def sync(self) -> None:
         """Read what other processes wrote, as a search would (at most :data:`REFRESH_S` old)."""
         self.refresh(REFRESH_S)
 
-    def scope(self, guild_id: int | None) -> np.ndarray:
-        """One bool per article id: what a member of ``guild_id`` may read (every server's articles, and
-        its own; None: the articles of no server only). Guild shares are not kept here yet."""
+    def scope(self, guild_id: int | None, shared=(), fresh: bool = True) -> np.ndarray:
+        """One bool per article id: what a member of ``guild_id`` may read (the articles of no server, and
+        its own; None: the articles of no server only), without retired ones. ``shared``: the corpus ids
+        another guild's feed or link brought that this guild may also read
+        (:meth:`bot.corpus.scope.Scopes.shared_to`). ``fresh=False``: as of the last refresh, without waiting
+        for the connection (/about)."""
+        if fresh:
+            self.refresh()
+        guild, gone = self._guild, self._gone  # replaced whole by a refresh, never changed in place
+        g = int(guild_id or 0)
+        mask = (guild == 0) | (guild == g)
+        rows = [r for r in map(self._row_of.get, shared) if r is not None and r < mask.size]
+        if rows:
+            mask[np.asarray(rows, np.int64)] = True
+        n = min(mask.size, gone.size)
+        return mask[:n] & ~gone[:n]
+
+    def row_of(self, key: str) -> int | None:
+        """The article id of the corpus article ``key`` (None: not indexed, as far as this process knows)."""
+        return self._row_of.get(key)
+
+    def has(self, key: str) -> bool:
+        return key in self._row_of and not self._gone[self._row_of[key]]
+
+    def retire(self, keys: list[str]) -> int:
+        """Tombstone these corpus articles (no scope shows them again, in any process); returns how many were
+        new. Their rows stay (the statistics keep them: a small drift, no rewrite of the postings)."""
+        ids = [self._row_of[k] for k in keys if k in self._row_of]
+        if not ids:
+            return 0
+        got = self._tombstone("SELECT unnest(%s::bigint[])", (ids,))
         self.refresh()
-        return (self._guild == 0) | (self._guild == int(guild_id or 0))
+        return len(got)
+
+    def _tombstone(self, select: str, args: tuple) -> list:
+        """INSERT INTO pix_gone the ids ``select`` gives, under an advisory lock: tombstones commit in the order
+        of their ``seq``, so a reader that has seen ``seq`` N has seen every one before it."""
+        with self._lock, self.conn.transaction():
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_GONE_LOCK,))
+            return self.conn.execute(f"INSERT INTO pix_gone (id) {select} ON CONFLICT (id) DO NOTHING RETURNING id",
+                                     args).fetchall()
+
+    def retire_older(self, cutoff: float) -> int:
+        """Tombstone the articles that arrived before ``cutoff`` (epoch s; those without an arrival never
+        age); returns how many were new."""
+        got = self._tombstone("SELECT id FROM pix_articles a WHERE arrived < %s AND NOT ageless AND NOT EXISTS "
+                              "(SELECT 1 FROM pix_gone g WHERE g.id = a.id)", (float(cutoff),))
+        if got:
+            self.refresh()
+        return len(got)
+
+    def cap_per_guild(self, limit: int) -> int:
+        """Tombstone each guild's oldest articles past ``limit`` (by arrival; those without one first; the
+        articles of no server count as guild 0). Returns how many were new."""
+        self.refresh()
+        with self._lock:
+            live = ~self._gone[: self._guild.size]
+            _, n = np.unique(self._guild[live], return_counts=True)
+            if not n.size or int(n.max()) <= limit:
+                return 0
+            got = self._tombstone(
+                "SELECT id FROM (SELECT a.id, row_number() OVER (PARTITION BY a.guild ORDER BY a.arrived DESC NULLS "
+                "LAST, a.id DESC) AS rn FROM pix_articles a WHERE NOT EXISTS (SELECT 1 FROM pix_gone g "
+                "WHERE g.id = a.id)) x WHERE rn > %s", (int(limit),))
+        self.refresh()
+        return len(got)
+
+    def counts(self, visible: np.ndarray | None = None) -> tuple[int, int]:
+        """(articles, sentences) in ``visible`` (None: every article not retired)."""
+        gone, n_sent = self._gone, self._n_sent  # no lock: /about must not wait for an ingest (arrays are replaced, not changed)
+        n = min(gone.size, n_sent.size, gone.size if visible is None else len(visible))
+        ok = ~gone[:n] if visible is None else np.asarray(visible, bool)[:n] & ~gone[:n]
+        return int(ok.sum()), int(n_sent[:n][ok].sum())
+
+    def article_info(self, ids: list[int]) -> dict[int, tuple[str, str, str | None, str | None]]:
+        """id -> (corpus id, title, date, url) of these articles, as a reply shows them."""
+        if not ids:
+            return {}
+        with self._lock:
+            rows = self.conn.execute("SELECT id, key, title, date, url FROM pix_articles WHERE id = ANY(%s)",
+                                     (list({int(i) for i in ids}),)).fetchall()
+        return {int(r[0]): (r[1], r[2], r[3], r[4]) for r in rows}
+
+    def load_articles(self, ids: list[int]) -> dict[int, tuple[str, str, str | None, str | None, int, list[str]]]:
+        """id -> (corpus id, title, date, url, guild, sentences) of these articles."""
+        if not ids:
+            return {}
+        ids = list(dict.fromkeys(int(i) for i in ids))
+        with self._lock:
+            heads = self.conn.execute("SELECT id, key, title, date, url, guild FROM pix_articles WHERE id = ANY(%s)",
+                                      (ids,)).fetchall()
+            texts = self.conn.execute("SELECT article, text FROM pix_sentences WHERE article = ANY(%s) ORDER BY id",
+                                      (ids,)).fetchall()
+        body: dict[int, list[str]] = {}
+        for a, t in texts:
+            body.setdefault(int(a), []).append(t)
+        return {int(r[0]): (r[1], r[2], r[3], r[4], int(r[5]), body.get(int(r[0]), [])) for r in heads}
+
+    def article_sentences(self, article: int) -> list[str]:
+        """An article's indexed sentences, in order."""
+        with self._lock:
+            rows = self.conn.execute("SELECT text FROM pix_sentences WHERE article = %s ORDER BY id",
+                                     (article,)).fetchall()
+        return [r[0] for r in rows]
 
     @property
     def published(self) -> np.ndarray:
@@ -412,7 +557,13 @@ class PgSearch:
         """As :meth:`bot.index.search.Retriever.in_window` (one bool per article id)."""
         if published_before is None and published_between is None:
             return visible
-        return window_mask(self._pub, visible, published_before, published_between)
+        pub = self._pub
+        if visible is not None and len(visible) != pub.size:  # a scope built before the last refresh
+            v = np.zeros(pub.size, bool)
+            n = min(pub.size, len(visible))
+            v[:n] = np.asarray(visible, bool)[:n]
+            visible = v
+        return window_mask(pub, visible, published_before, published_between)
 
     # ------------------------------------------------------------ search
     def query_words(self, question: str) -> list[str]:
@@ -646,7 +797,14 @@ class PgSearch:
             "SELECT id, title_terms FROM pix_articles WHERE id = ANY(%s)", (arts,))}
         all_ids = {i for a in arts for ts in body.get(a, {}).values() for i in ts} | {i for t in titles.values() for i in t}
         all_ids |= {i for _, i in content + keys if i >= 0}
-        dfs = dict(self.conn.execute("SELECT id, df FROM pix_terms WHERE id = ANY(%s)", (sorted(all_ids),)).fetchall())
+        known = self._dfs
+        todo = sorted(i for i in all_ids if i not in known)
+        if todo:
+            if len(known) > MAX_CACHED_DFS:
+                known.clear()
+                todo = sorted(all_ids)
+            known.update(self.conn.execute("SELECT id, df FROM pix_terms WHERE id = ANY(%s)", (todo,)).fetchall())
+        dfs = {i: known[i] for i in all_ids if i in known}
         idf = {i: float(self._idf(d)) for i, d in dfs.items() if d > 0}
 
         def share(terms, have, unseen_content, with_keys=False):
@@ -686,10 +844,7 @@ class PgSearch:
         return list(self.search_candidates(question, kind, k))
 
     def article_text(self, article: int) -> str:
-        with self._lock:
-            rows = self.conn.execute("SELECT text FROM pix_sentences WHERE article = %s ORDER BY id",
-                                     (article,)).fetchall()
-        return " ".join(r[0] for r in rows)
+        return " ".join(self.article_sentences(article))
 
     # ------------------------------------------------------------ helpers
     def _known_rows(self, cols: tuple[np.ndarray, ...], at: int, shift: int) -> tuple[np.ndarray, ...]:
