@@ -388,6 +388,7 @@ class Answerer:
         reranker=None,
         span_reader=None,
         span_rerank: bool = True,
+        retriever=None,
     ) -> None:
         """``previous``: the answerer of the index version ``index`` grew from (its features are reused).
         ``reranker``: an object with ``score(question, [(sentence, title, sentence before), ...])`` -> one
@@ -396,7 +397,9 @@ class Answerer:
         ``.text`` or None (:class:`models.span_reader.SpanReader`): it picks the short answer in support [1];
         None, or one that fails, leaves the phrase to the rules (:func:`answer_phrase.best_phrase`).
         ``span_rerank``: the span reader also reranks the reader's best candidates (:attr:`SPAN_RERANK_N`);
-        False: it reads support [1] only."""
+        False: it reads support [1] only. ``retriever``: another home of the same search call (a
+        :class:`bot.index.search.SentenceSearch`, e.g. :class:`bot.index.pgindex.PgSearch`); ``index`` may
+        then be None."""
         self.index = index
         self.generator = generator
         self.reranker = reranker
@@ -407,7 +410,8 @@ class Answerer:
         self.reranked_threshold = self.RERANKED_THRESHOLD
         self.reranked_timed_threshold = self.RERANKED_TIMED_THRESHOLD
         self._rerank_failed = False
-        self.retriever = Retriever(index, previous=previous.retriever if previous is not None else None)
+        self.retriever = retriever if retriever is not None else Retriever(
+            index, previous=previous.retriever if previous is not None else None)
         self.reader = Reader(reader or self.READER)
         self.abstain_threshold = self.DEFAULT_THRESHOLD if abstain_threshold is None else float(abstain_threshold)
         # a question naming its time is read against that span's articles only: fewer, so lower confidences
