@@ -170,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Invalid settings (environment or .env):\n{lines}", file=sys.stderr)
             return 2
     _setup_logging(settings.log_level)
+    if settings.index_url is not None and (command in ("ask", "summarize", "verify")
+                                           or getattr(args, "corpus", None) is not None):
+        # the batch CLI, and a console on another corpus (--corpus), read their own corpus in memory: they never
+        # write its articles to the bot's shared index, where every server's /ask would read them
+        settings = settings.model_copy(update={"index_url": None})
 
     if command == "verify":
         return _verify(args, settings)

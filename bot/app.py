@@ -27,6 +27,8 @@ from .memory import release as release_memory
 
 log = logging.getLogger(__name__)
 
+ARCHIVE_BATCH = 500  # articles written to the index (INDEX_URL) per in-memory index built for them
+
 
 @dataclass
 class LoadReport:
@@ -178,6 +180,14 @@ class Precis:
             self.cache = PgVectorStore(settings.index_url.get_secret_value(), embedder.name, embedder.dim)
         else:
             self.cache = EmbeddingCache(settings.cache_dir, embedder.name, embedder.dim)
+        # INDEX_URL: /ask reads one index in PostgreSQL that every process writes to (bot/index/shared.py);
+        # this process then holds the newest CACHE_ARTICLES in memory, not the archive
+        self.shared_index = None
+        if settings.index_url is not None:
+            from .engines import timeframe
+            from .index.shared import SharedIndex
+
+            self.shared_index = SharedIndex(settings.index_url.get_secret_value(), embedder, timeframe.published)
         self.split_cache = SplitCache(settings.cache_dir, splitter_version())
         self.corpus = Corpus()
         self.scopes = Scopes()  # which guild may see which article
@@ -341,6 +351,8 @@ class Precis:
                 log.warning("closing the summary model: %s", exc)
         if self.shares_vectors:
             self.cache.close()
+        if self.shared_index is not None:
+            self.shared_index.close()
 
     def preload_generator(self) -> threading.Thread | None:
         """Load SUMMARY_MODEL in the background now, when it is cheap: a GGUF on llama.cpp in-process
@@ -407,6 +419,8 @@ class Precis:
                             reranker=self._rerank_source, span_reader=self._span_source)
         self._snap = snap
         self._answerers = {id(index): answerer}
+        if self.shared_index is not None:  # what the index lacks of this corpus, written (once across processes)
+            self.shared_index.add(index, ageless=self._from_files)
         b = index.last_build
         # a big build frees much scratch memory; a small addition little (the embedder's batches), so no gc
         release_memory(collect=not b.get("incremental") or b.get("added_sentences", 0) > 0.1 * len(index))
@@ -468,12 +482,31 @@ class Precis:
     # ------------------------------------------------------------ retention
     def retire(self, now: float | None = None, batched: bool = False) -> list[Article]:
         """Retire what retention says must go (the bot calls this every minute, ``batched``); the index
-        is rebuilt only when something went. Returns the retired articles."""
+        is rebuilt only when something went. Returns the retired articles (with INDEX_URL: those that left
+        this process's cache; the index's own are tombstoned there, see :meth:`retire_shared`)."""
+        now = time.time() if now is None else now
         with self._lock:
-            gone = self._retire_locked(time.time() if now is None else now, batched)
+            gone = self._retire_locked(now, batched)
             if gone:
                 self._rebuild(progress=False)
-            return gone
+        self.retire_shared(now)
+        return gone
+
+    def retire_shared(self, now: float | None = None) -> int:
+        """INDEX_URL: tombstone the index's feed and link articles past MAX_ARTICLE_AGE_DAYS (by arrival) and
+        each server's oldest past MAX_ARTICLES; returns how many went (0 without INDEX_URL)."""
+        si = self.shared_index
+        if si is None:
+            return 0
+        s = self.settings
+        n = 0
+        if s.max_article_age_days > 0:
+            n += si.retire_older((time.time() if now is None else now) - s.max_article_age_days * 86400.0)
+        n += si.cap_per_guild(s.max_articles)
+        if n:
+            log.info("retention: %d article(s) retired from the index (past %g days or over MAX_ARTICLES=%d in "
+                     "their server)", n, s.max_article_age_days, s.max_articles)
+        return n
 
     def _retire_locked(self, now: float, batched: bool = False) -> list[Article]:
         """Feed and link articles older than MAX_ARTICLE_AGE_DAYS by arrival, then the oldest arrivals
@@ -495,20 +528,42 @@ class Precis:
             )
             old = [] if wait else [a.id for a in overdue]
         n_age = len(old)
-        excess = len(arts) - len(old) - s.max_articles
+        # with INDEX_URL this corpus is a cache of the newest CACHE_ARTICLES (the index holds the rest)
+        cap = s.max_articles if self.shared_index is None else s.cache_articles
+        excess = len(arts) - len(old) - cap
         if excess > 0:
-            excess += s.max_articles // 100
+            excess += cap // 100
             dropping = set(old)
             rest = sorted((a for a in arts if a.id not in dropping), key=lambda a: (a.arrived or 0.0, a.order))
             old += [a.id for a in rest[:excess]]
         if not old:
             return []
+        if self.shared_index is not None and len(old) > n_age:
+            # what leaves the cache before it was written to the index is written now; what cannot be (the
+            # index is unavailable) stays in memory until it can
+            leaving = set(old[n_age:])
+            todo = self.shared_index.missing([a for a in arts if a.id in leaving])
+            if todo:
+                self.index_archived(todo)
+                todo = self.shared_index.missing(todo)
+            keep = leaving if todo is None else {a.id for a in todo}
+            if keep:
+                log.warning("cache: %d article(s) stay in memory past CACHE_ARTICLES until the index in PostgreSQL "
+                            "can take them", len(keep))
+                old = old[:n_age] + [i for i in old[n_age:] if i not in keep]
+            if not old:
+                return []
         # a CORPUS_PATH article capped away must not come back with the next reload of its file
         files = [i for i in old if i in self._from_files]
         gone = self.corpus.remove([i for i in old if i not in self._from_files])
         gone += self.corpus.remove(files, remember=True)
-        log.info("retention: %d article(s) retired (%d past %g days, the rest over MAX_ARTICLES=%d); %d left",
-                 len(gone), n_age, s.max_article_age_days, s.max_articles, len(self.corpus))
+        if self.shared_index is None:
+            log.info("retention: %d article(s) retired (%d past %g days, the rest over MAX_ARTICLES=%d); %d left",
+                     len(gone), n_age, s.max_article_age_days, s.max_articles, len(self.corpus))
+        else:
+            log.info("cache: %d article(s) left this process's memory (%d past %g days, the rest over "
+                     "CACHE_ARTICLES=%d; the index in PostgreSQL keeps these for /ask); %d held", len(gone), n_age,
+                     s.max_article_age_days, cap, len(self.corpus))
         return gone
 
     def article_row(self, article_id: str) -> int | None:
@@ -565,3 +620,64 @@ class Precis:
     @property
     def answerer(self):
         return self.answerer_for(self._snap)
+
+    def index_archived(self, articles: list[Article]) -> int:
+        """INDEX_URL: write ``articles`` to the index without holding them (older articles: see
+        :meth:`bot.sources.service.Sources.backfill_index`); those past MAX_ARTICLE_AGE_DAYS are left out.
+        Returns how many this process wrote."""
+        si = self.shared_index
+        age = self.settings.max_article_age_days
+        cutoff = time.time() - age * 86400.0 if age > 0 else -float("inf")
+        arts = [a for a in articles if a.id in self._from_files or not (a.arrived and a.arrived < cutoff)]
+        written = 0
+        for i in range(0, len(arts) if si is not None else 0, ARCHIVE_BATCH):  # a bounded index at a time
+            index = SentenceIndex(self.embedder, self.cache)
+            index.build(arts[i:i + ARCHIVE_BATCH], progress=False)
+            written += si.add(index, ageless=self._from_files)
+        return written
+
+    def articles_snapshot(self, ids: list[str], guild_id: int | None) -> Snapshot:
+        """A snapshot of exactly these articles that ``guild_id`` may see (digests): those this process holds,
+        and with INDEX_URL those only the index still has (their vectors read, not embedded again)."""
+        snap = self._snap
+        held = {a.id: a for a in snap.index.articles}
+        want = list(dict.fromkeys(ids))
+        over = self._overdue(snap)
+        hidden = ({snap.index.articles[i].id for i in np.flatnonzero(over)} if over is not None else set())
+        arts = {i: held[i] for i in want if i in held and i not in hidden and self.scopes.can_see(held[i], guild_id)}
+        missing = [i for i in want if i not in held]
+        if missing and self.shared_index is not None:
+            arts.update((a.id, a) for a in self.shared_index.load(missing, guild_id, self.scopes))
+        index = SentenceIndex(self.embedder, self.cache)
+        index.build([arts[i] for i in want if i in arts], progress=False)
+        return self._snapshot_of(index)
+
+    def archived(self, query: str, guild_id: int | None) -> Snapshot | None:
+        """INDEX_URL: a snapshot of the index's articles that may match ``query`` (an id, title or topic
+        words) for ``guild_id``, for /summary of an article no longer in this process's memory; None without
+        INDEX_URL, while it is unavailable, or when nothing comes close. Their vectors are read from the
+        shared store, not embedded again."""
+        si = self.shared_index
+        if si is None:
+            return None
+        arts = si.find_articles(query, guild_id, self.scopes)
+        if not arts:
+            return None
+        index = SentenceIndex(self.embedder, self.cache)
+        index.build(arts, progress=False)
+        return self._snapshot_of(index)
+
+    def shared_answerer(self, guild_id: int | None):
+        """INDEX_URL: (the /ask engine on the index in PostgreSQL, the asking guild's scope there), or None
+        (no INDEX_URL, or the index is unavailable: /ask then answers from this process's corpus)."""
+        si = self.shared_index
+        if si is None:
+            return None
+        visible = si.scope(guild_id, self.scopes)
+        if visible is None:
+            return None
+        from .engines.answerer import Answerer
+
+        answerer = si.answerer(lambda pg: Answerer(None, reranker=self._rerank_source, span_reader=self._span_source,
+                                                   retriever=pg))
+        return None if answerer is None else (answerer, visible)

@@ -592,9 +592,10 @@ def check_metrics(settings, mode: Mode) -> Result:
     return Result(OK, "metrics", f"{where} is free (/metrics, /healthz, /readyz)")
 
 def check_index(settings, mode: Mode) -> Result:
-    """INDEX_URL: unset (each process's own vector cache), or a PostgreSQL with pgvector that answers."""
+    """INDEX_URL: unset (each process's own index and vector cache), or a PostgreSQL with pgvector 0.8 or later
+    that answers."""
     if settings.index_url is None:
-        return Result(OK, "index", "vectors cached in DATA_DIR by this process (INDEX_URL unset)")
+        return Result(OK, "index", "in memory, vectors cached in DATA_DIR by this process (INDEX_URL unset)")
     from .index.pgvectors import TABLE, VectorStoreUnavailable, prepare
     from .store.db import redact_url
 
@@ -613,9 +614,15 @@ def check_index(settings, mode: Mode) -> Result:
         # the planner's estimate: a count(*) of millions of rows at every start is not worth it
         count = conn.execute("SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE relname = %s",
                              (TABLE,)).fetchone()[0]
+        articles = conn.execute("SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE relname = 'pix_articles'"
+                                ).fetchone()
     finally:
         conn.close()
-    return Result(OK, "index", f"{shown}: pgvector {version}, about {count:,} vectors shared")
+    if tuple(int(x) for x in re.findall(r"\d+", version)[:2]) < (0, 8):
+        return Result(FAIL, "index", f"{shown}: pgvector {version}; /ask's index needs 0.8 or later (iterative "
+                                     "index scans): ALTER EXTENSION vector UPDATE")
+    indexed = f"about {articles[0]:,} articles indexed" if articles else "nothing indexed yet"
+    return Result(OK, "index", f"{shown}: pgvector {version}, about {count:,} vectors shared, {indexed}")
 
 
 # Each part: (name, the setting fields it depends on (prefixes), the check).

@@ -78,8 +78,11 @@ class Settings(BaseSettings):
 
     # Retention (bot/app.py Precis.retire): feed and link articles leave after this many days
     # (0: never); the whole corpus is capped, oldest arrivals first. CORPUS_PATH files never age out.
+    # With INDEX_URL the cap is per server (in the index), and a process holds only the newest
+    # CACHE_ARTICLES in memory (for /summary, /articles and digests; /ask reads the whole index).
     max_article_age_days: float = Field(30.0, ge=0)
     max_articles: int = Field(50_000, ge=1)
+    cache_articles: int = Field(5_000, ge=1)
 
     # The checker (bot/grounding/model_checker.py): "lexical" (the bundled verifier alone) or a Hugging Face
     # sequence-classification model (NLI / factual consistency: hub id or folder) scoring each summary line
@@ -108,7 +111,8 @@ class Settings(BaseSettings):
     database_wait_seconds: float = Field(120.0, ge=0)
     # INDEX_URL: PostgreSQL with pgvector (may be the same database as DATABASE_URL). Sentence and title
     # vectors are kept there, shared: the process that ingests an article embeds it, the others read its
-    # vectors (bot/index/pgvectors.py). Unset: each process keeps its own cache in DATA_DIR.
+    # vectors (bot/index/pgvectors.py), and /ask searches the index there (bot/index/shared.py). Unset:
+    # each process keeps its own cache in DATA_DIR and its own index in memory.
     index_url: SecretStr | None = None
     # Discord shards: SHARD_COUNT in all; SHARD_IDS, the ones this process serves ("0,1"; empty: all).
     shard_count: int = Field(1, ge=1, le=16384)

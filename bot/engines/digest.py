@@ -189,8 +189,15 @@ def compose_digest(app, article_ids: list[str] | tuple[str, ...], *, max_stories
     is an update (only what is new since)."""
     with app._lock:
         snap = app.snapshot
-        index, summarizer = snap.index, snap.summarizer
         visible = app.visible(snap, guild_id)
+        if getattr(app, "shared_index", None) is not None:
+            # INDEX_URL: articles that left this process's memory are read back from the index
+            held = {a.id for a in snap.index.articles}
+            wanted = list(article_ids) + [a for e in earlier for a in e.article_ids]
+            if any(a not in held for a in wanted):
+                snap = app.articles_snapshot(wanted, guild_id)
+                visible = None  # only what guild_id may see was taken
+        index, summarizer = snap.index, snap.summarizer
         row_of = {a.id: i for i, a in enumerate(index.articles)}
         rows = [row_of[a] for a in article_ids if a in row_of and (visible is None or visible[row_of[a]])]
         missing = len(article_ids) - len(rows)

@@ -112,6 +112,9 @@ class Handlers:
         visible = self.app.visible(snap, guild_id)
         if article:
             matches = match_articles(snap.index, article, limit=3, visible=visible)
+            if not matches:  # INDEX_URL: an older article, in the index but no longer in this process's memory
+                snap = self.app.archived(article, guild_id)
+                matches = match_articles(snap.index, article, limit=1) if snap is not None else []
             if not matches:
                 return Reply.error(f"No article matches {article[:80]!r}. Try /articles to list them.")
             reply = self._summarize(snap, matches[0].article, mode, length)
@@ -301,27 +304,40 @@ class Handlers:
             return checked
         mode = checked[0]
         k = max(1, min(int(k), 10))
-        snap = self.app.snapshot
-        answerer = self.app.answerer_for(snap)
-        visible = self.app.visible(snap, guild_id)
+        gen = None
         if mode == "abstractive":
             gen = self._generator()
             if isinstance(gen, Reply):
                 return gen
-            answerer = copy.copy(answerer)
-            answerer.generator = gen
-            with self.app.generate_lock:
-                ans = answerer.answer(q, mode=mode, k=k, visible=visible, now=self.app.clock(), asked_at=asked_at)
-        else:
-            ans = answerer.answer(q, mode=mode, k=k, visible=visible, now=self.app.clock(), asked_at=asked_at)
-        articles = snap.index.articles
-        support = tuple(
-            SupportItem(
-                articles[s.article].id, articles[s.article].title, articles[s.article].date,
-                s.position, s.text, round(s.score, 4), articles[s.article].url,
+        snap = self.app.snapshot
+        # INDEX_URL: the index in PostgreSQL (every process's articles); else, or while it is unavailable,
+        # this process's corpus
+        ans = support = None
+        shared = self.app.shared_answerer(guild_id)
+        if shared is not None:
+            answerer, visible = shared
+            try:
+                ans = self._answer(answerer, gen, q, mode, k, visible, asked_at)
+                found = self.app.shared_index.support_info([s.article for s in ans.support])
+                if found is None or any(s.article not in found for s in ans.support):
+                    raise LookupError("an answer's article is missing from the index")
+                support = tuple(SupportItem(found[s.article][0], found[s.article][1], found[s.article][2],
+                                            s.position, s.text, round(s.score, 4), found[s.article][3])
+                                for s in ans.support)
+            except self.app.shared_index.errors as exc:  # the index failed mid-answer: this process's corpus answers
+                self.app.shared_index.failed(exc, answerer.retriever)
+                ans = None
+        if ans is None:
+            answerer = self.app.answerer_for(snap)
+            ans = self._answer(answerer, gen, q, mode, k, self.app.visible(snap, guild_id), asked_at)
+            articles = snap.index.articles
+            support = tuple(
+                SupportItem(
+                    articles[s.article].id, articles[s.article].title, articles[s.article].date,
+                    s.position, s.text, round(s.score, 4), articles[s.article].url,
+                )
+                for s in ans.support
             )
-            for s in ans.support
-        )
         if ans.abstained:
             lines = (Line(ans.answer),)
         elif ans.short:  # the answer phrase first, cited to the sentence it is from, then support [1] and the rest
@@ -339,6 +355,14 @@ class Handlers:
                   **({"asked_at": asked_at} if asked_at is not None else {}),
                   "elapsed_ms": round((time.perf_counter() - t) * 1000, 1)},
         )
+
+    def _answer(self, answerer, gen, q: str, mode: str, k: int, visible, asked_at: float | None):
+        if gen is None:
+            return answerer.answer(q, mode=mode, k=k, visible=visible, now=self.app.clock(), asked_at=asked_at)
+        answerer = copy.copy(answerer)
+        answerer.generator = gen
+        with self.app.generate_lock:
+            return answerer.answer(q, mode=mode, k=k, visible=visible, now=self.app.clock(), asked_at=asked_at)
 
     # ----------------------------------------------------------- /articles
     def articles(self, query: str | None = None, page: int = 1, per_page: int = 10,
@@ -395,7 +419,8 @@ class Handlers:
             ver = "dev"
         text = (
             f"Version {ver}\n"
-            f"Corpus: {len(rows)} articles, {sentences} sentences ({app.settings.corpus_path})\n"
+            f"Corpus: {len(rows)} articles, {sentences} sentences ({app.settings.corpus_path})"
+            f"{' in memory: the newest, up to CACHE_ARTICLES' if getattr(app, 'shared_index', None) else ''}\n"
             f"Embedder: {app.embedder.name}\n"
             f"Summary model: {app.settings.summary_model} ({gen_state})\n"
             f"Checker: {app.checker_state()}\n"
@@ -406,6 +431,8 @@ class Handlers:
         store = getattr(self.sources, "store", None)  # the database and shards this process uses (issue 22)
         if store is not None and hasattr(type(store), "describe"):
             text += f"\nDatabase: {store.describe()}"
+        if getattr(app, "shared_index", None) is not None:
+            text += f"\n/ask index: {app.shared_index.state(guild_id, app.scopes)}"
         vectors = getattr(app, "vectors_state", None)
         if vectors is not None and app.shares_vectors:
             text += f"\nVectors: {vectors()}"

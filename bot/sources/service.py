@@ -245,6 +245,14 @@ class Sources:
         self._poll_lock = threading.Lock()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"  # holder of feed leases
         self._fetched_seq = 0  # the last fetched article read from the store (PostgreSQL)
+        self._cache_start = 0  # INDEX_URL: the fetched articles up to this seq are read from the index, not held
+        if app is not None and getattr(app, "shared_index", None) is not None and getattr(store, "is_postgres", False):
+            # INDEX_URL: the index holds the archive; this process's memory holds only the newest CACHE_ARTICLES
+            try:
+                self._fetched_seq = self._cache_start = store.fetched_seq_keeping(settings.cache_articles)
+            except Exception as exc:  # noqa: BLE001 - not reachable yet: read them all, the cache cap trims them
+                log.warning("feeds: where the newest %d articles start in the database is unknown yet (%s)",
+                            settings.cache_articles, exc)
         self._fetched_lock = threading.Lock()
         self._shares_at = time.monotonic()  # shares were loaded just now (reload_shares, below)
         self._prune_at = 0.0  # the first tick prunes (poll_due)
@@ -913,6 +921,36 @@ class Sources:
         if self.app is None:
             return 0
         return sum(1 for aid, g in self.store.shared_articles() if self.app.scopes.share(aid, g or 0))
+
+    def backfill_index(self, batch: int = 500) -> int:
+        """INDEX_URL: write to the index the feed and link articles the database kept before this process's
+        cache (``CACHE_ARTICLES``) that the index lacks: a bot that sets INDEX_URL on an existing database,
+        or articles written while the index was unreachable. Their vectors are read from the shared store
+        where they are (embedded otherwise). Returns how many were written. Safe in several processes at
+        once (an article is written once); start-up runs it in the background."""
+        app = self.app
+        si = getattr(app, "shared_index", None)
+        if si is None or not getattr(self.store, "is_postgres", False) or self._cache_start <= 0:
+            return 0
+        from ..corpus.loader import _jsonl_article
+
+        pg = si.search()
+        if pg is None:
+            return 0
+        missing = [seq for seq, aid in self.store.fetched_keys(self._cache_start) if pg.row_of(aid) is None]
+        written = 0
+        for i in range(0, len(missing), batch):
+            arts = []
+            for seq, rec in self.store.fetched_records(missing[i:i + batch]):
+                try:
+                    arts.append(_jsonl_article(rec, f"database fetched_articles #{seq}"))
+                except (ValueError, TypeError) as exc:
+                    log.warning("index: fetched article #%d in the database skipped: %s", seq, exc)
+            written += app.index_archived(arts)
+        if missing:
+            log.info("index: %d older article(s) from the database written to the index (%d were missing)",
+                     written, len(missing))
+        return written
 
     def sync_fetched(self, shares: bool = False) -> int:
         """PostgreSQL: add the feed and link articles other processes fetched since the last call

@@ -190,6 +190,17 @@ class StoreUnavailable(StoreError):
     """The database server cannot be reached (PostgreSQL: down, restarting, or the network)."""
 
 
+def _records(rows) -> list[tuple[int, dict]]:
+    """(seq, record) of fetched-article rows; a damaged record is skipped (logged)."""
+    out = []
+    for r in rows:
+        try:
+            out.append((r["seq"], json.loads(r["record"])))
+        except ValueError:
+            log.warning("store: fetched article %s has a damaged record; skipped", r["seq"])
+    return out
+
+
 def _first_line(exc: object) -> str:
     return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:200]
 
@@ -1320,14 +1331,25 @@ class Store:
                 c.execute(sa.select(sa.func.pg_notify("precis_articles", "")))
         return max(0, got)
 
+    def fetched_seq_keeping(self, n: int) -> int:
+        """The ``seq`` after which the newest ``n`` fetched articles are (0: there are at most ``n``)."""
+        t = S.fetched_articles
+        rows = self._read(sa.select(t.c.seq).order_by(t.c.seq.desc()).offset(int(n)).limit(1))
+        return int(rows[0]["seq"]) if rows else 0
+
+    def fetched_keys(self, upto: int) -> list[tuple[int, str]]:
+        """(seq, article id) of the fetched articles kept up to ``seq`` ``upto``, oldest first."""
+        t = S.fetched_articles
+        rows = self._read(sa.select(t.c.seq, t.c.article_id).where(t.c.seq <= upto).order_by(t.c.seq))
+        return [(int(r["seq"]), str(r["article_id"])) for r in rows]
+
+    def fetched_records(self, seqs: Iterable[int]) -> list[tuple[int, dict]]:
+        """(seq, record) of these fetched articles, oldest first (a damaged record is skipped)."""
+        t = S.fetched_articles
+        return _records(self._read(sa.select(t.c.seq, t.c.record).where(t.c.seq.in_([int(x) for x in seqs]))
+                                   .order_by(t.c.seq)))
+
     def fetched_after(self, seq: int, limit: int = 1000) -> list[tuple[int, dict]]:
         """(seq, record) of the feed and link articles kept after ``seq``, oldest first."""
         t = S.fetched_articles
-        rows = self._read(sa.select(t.c.seq, t.c.record).where(t.c.seq > seq).order_by(t.c.seq).limit(limit))
-        out = []
-        for r in rows:
-            try:
-                out.append((r["seq"], json.loads(r["record"])))
-            except ValueError:
-                log.warning("store: fetched article %s has a damaged record; skipped", r["seq"])
-        return out
+        return _records(self._read(sa.select(t.c.seq, t.c.record).where(t.c.seq > seq).order_by(t.c.seq).limit(limit)))

@@ -281,6 +281,14 @@ class PrecisBot(commands.Bot):
         self.sources.sync_global_feeds()
         self.sources.sync_fetched()
         self.digests.sync_articles()
+        if getattr(self.app, "shared_index", None) is not None:  # INDEX_URL: older articles the index lacks
+            threading.Thread(target=self._backfill, name="precis-index-backfill", daemon=True).start()
+
+    def _backfill(self) -> None:
+        try:
+            self.sources.backfill_index()
+        except Exception:  # noqa: BLE001 - the next start tries again
+            log.exception("index: writing older articles to the index failed")
 
     def _store_opened(self, _store) -> None:
         """The database became reachable after start-up (from the retry thread)."""
