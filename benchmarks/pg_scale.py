@@ -62,6 +62,18 @@ class PoolEmbedder:
         return np.stack([self.vecs[t] if t in self.vecs else self.real.encode([t])[0] for t in texts])
 
 
+def pss_mb() -> float | None:
+    """Proportional set size (a file mapped by several processes counted once among them)."""
+    try:
+        with open("/proc/self/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return round(int(line.split()[1]) / 1024)
+    except OSError:
+        return None
+    return None
+
+
 def rss_mb() -> float:
     with open("/proc/self/status") as f:
         for line in f:
@@ -94,14 +106,22 @@ def main(argv: list[str] | None = None) -> int:
                     "earlier run wrote at --index-url (in a serving child, as after a write)")
     ap.add_argument("--serve", action="store_true", help="only ask the questions of the index at --index-url "
                     "(the parent runs this in a child process, so its RSS is a serving process's)")
+    ap.add_argument("--bot", type=int, default=0, metavar="N", help="with --ask-only: ask through N bot processes "
+                    "at once (bot.app.Precis with INDEX_URL, the console's handlers, the sample corpus as "
+                    "CORPUS_PATH) instead of the bare engine")
+    ap.add_argument("--data-dir", type=Path, default=None, help="the bot processes' DATA_DIR (default: temporary)")
+    ap.add_argument("--think", type=float, default=0.0, help="with --bot: each process waits a random time of "
+                    "this mean (seconds, exponential) before each question; 0: back to back (both cores saturated)")
+    ap.add_argument("--generator", action="store_true", help="with --bot: also load the summary model at start, "
+                    "as `make run` does (llama.cpp in-process)")
     args = ap.parse_args(argv)
     if args.serve:
-        return serve(args)
+        return serve_bot(args) if args.bot else serve(args)
     if args.ask_only:
         if not args.index_url:
             print("--ask-only needs --index-url (an index an earlier run wrote)", file=sys.stderr)
             return 2
-        return ask(args, args.index_url, {})
+        return ask_bots(args, args.index_url) if args.bot else ask(args, args.index_url, {})
     if not args.realtimeqa.is_file():
         print(f"missing {args.realtimeqa}: pass --realtimeqa FILE", file=sys.stderr)
         return 2
@@ -228,6 +248,94 @@ def serve(args) -> int:
         "phrase": reader.path if reader is not None else "rules", "torch_loaded": "torch" in sys.modules,
     }))
     pg.close()
+    return 0
+
+
+def ask_bots(args, url: str) -> int:
+    """``--bot N``: N bot processes at once against the index at ``url``; the first one alone exports the ONNX
+    graphs (if any) into the shared DATA_DIR first, as a restarted bot finds them cached."""
+    import subprocess
+
+    data = args.data_dir or Path(tempfile.mkdtemp(prefix="precis-pgscale-bot-"))
+    common = ["--serve", "--bot", "1", *(["--generator"] if args.generator else []), "--think", str(args.think),
+              "--index-url", url, "--realtimeqa", str(args.realtimeqa), "--threads",
+              str(args.threads), "--precision", args.precision, "--backend", args.backend, "--phrase", args.phrase]
+    subprocess.run([sys.executable, __file__, *common, "--queries", "0", "--data-dir", str(data)],
+                   capture_output=True, text=True, check=True)
+    procs = [subprocess.Popen([sys.executable, __file__, *common, "--queries", str(args.queries), "--data-dir",
+                               str(data), "--seed", str(args.seed + i)], stdout=subprocess.PIPE, text=True)
+             for i in range(args.bot)]
+    results = []
+    for i, p in enumerate(procs):
+        out, _ = p.communicate()
+        if p.returncode != 0:
+            print(f"bot process {i} failed ({p.returncode})", file=sys.stderr)
+            return 1
+        res = json.loads(out.strip().splitlines()[-1])
+        results.append(res)
+        print(f"bot process {i}: /ask p50 {res['ask_p50_ms']} ms, p95 {res['ask_p95_ms']} ms over {res['queries']} "
+              f"questions; RSS {res['rss_mb']} MB (peak {res['peak_rss_mb']} MB; {res['rss_loaded_mb']} MB loaded); "
+              f"{res['index_articles']:,} articles / {res['index_sentences']:,} sentences in the index, "
+              f"{res['cache_articles']} held in memory; embedder {res['embedder']}, phrase {res['phrase']}, "
+              f"torch loaded: {res['torch_loaded']}; answered from the index: {res['from_index']}; PSS "
+              f"{res['pss_mb']} MB; summary model: {res['generator'] or 'not loaded'}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+def serve_bot(args) -> int:
+    """One bot process (``--bot``): :class:`bot.app.Precis` with INDEX_URL, asked through the handlers the
+    console and Discord call; the span reader preloaded as the bot does at start. Prints one JSON line."""
+    from bot.app import Precis
+    from bot.config import Settings
+    from bot.handlers.core import Handlers
+
+    settings = Settings(_env_file=None, index_url=args.index_url, data_dir=args.data_dir,
+                        corpus_path=ROOT / "bot" / "data" / "sample_corpus.txt", embed_backend=args.backend,
+                        embed_precision=args.precision, model_threads=args.threads, ask_phrase=args.phrase)
+    app = Precis(settings)
+    app.load(progress=False)
+    app.preload_reranker()
+    if args.generator:  # the summary model, loaded at start as the bot loads it (llama.cpp in-process)
+        thread = app.preload_generator()
+        if thread is not None:
+            thread.join()
+    if args.queries <= 0:
+        app.close_models()
+        return 0
+    rng = random.Random(args.seed)
+    texts = [json.loads(line)["question"] for line in args.realtimeqa.read_text(encoding="utf-8").splitlines()
+             if line.strip()]
+    qs = [q for q in texts if q.strip()]
+    rng.shuffle(qs)
+    qs = qs[: args.queries]
+    h = Handlers(app)
+    loaded_rss = rss_mb()
+    for q in qs[:5]:  # warm
+        h.ask(q)
+    whole, from_index = [], 0
+    for q in qs:
+        if args.think > 0:  # members' questions arrive now and then, not back to back
+            time.sleep(rng.expovariate(1.0 / args.think))
+        t = time.perf_counter()
+        reply = h.ask(q)
+        whole.append((time.perf_counter() - t) * 1000)
+        from_index += all(s.article_id not in {a.id for a in app.corpus.articles} for s in reply.supporting) and \
+            bool(reply.supporting)
+    n_art, n_sent = app.shared_index.counts()
+    reader = app.span_reader.peek() if app.span_reader is not None else None
+    print(json.dumps({
+        "queries": len(qs), "ask_p50_ms": round(statistics.median(whole), 1),
+        "ask_p95_ms": round(percentile(whole, 95), 1), "rss_loaded_mb": round(loaded_rss), "rss_mb": round(rss_mb()),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "index_articles": n_art, "index_sentences": n_sent, "cache_articles": len(app.corpus),
+        "embedder": f"{app.embedder.precision} ({app.embedder.path})",
+        "phrase": reader.describe() if reader is not None else "rules", "torch_loaded": "torch" in sys.modules,
+        "from_index": from_index, "generator": app.generator.peek().describe() if app.generator.loaded else None,
+        "pss_mb": pss_mb(),
+    }))
+    app.close_models()
     return 0
 
 
