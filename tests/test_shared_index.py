@@ -250,3 +250,58 @@ def test_the_batch_cli_never_writes_its_corpus_to_the_bots_index(pgvector_url, t
     assert json.loads(proc.stdout.splitlines()[0])["answer"], proc.stdout
     with psycopg.connect(pgvector_url, autocommit=True) as c:
         assert c.execute("SELECT to_regclass('pix_articles')").fetchone()[0] is None
+
+
+_WRITER = """
+import json, sys, time
+sys.path.insert(0, {repo!r})
+from bot.app import Precis
+from bot.config import Settings
+from bot.corpus.article import Article
+s = Settings(_env_file=None, index_url={url!r}, data_dir={data!r}, corpus_path={sample!r}, ask_phrase="rules")
+app = Precis(s)
+app.load(progress=False)
+app.add_articles([Article.build(id="quito", title="Harbour bridge reopens", guild_id={guild}, date="2026-12-01",
+                                arrived=time.time(), text={text!r})])
+print(json.dumps({{"written": app.shared_index.written, "done": time.time()}}), flush=True)
+sys.stdin.read()  # the parent closes it when it is done asking
+app.close_models()
+"""
+
+
+def test_an_article_another_os_process_ingests_answers_here_within_two_seconds(pgvector_url, settings_factory,  # noqa: F811
+                                                                               memo_embedder, tmp_path):
+    """Two real processes on one index: a child process ingests an article for server A; this process, which
+    never loads it, answers from it within 2 s of the child's write, in server A only."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, SAMPLE
+
+    here = Precis(settings_factory(index_url=pgvector_url), embedder=memo_embedder)
+    here.load(progress=False)
+    h = Handlers(here)
+    assert "Harbour bridge reopens" not in titles(h.ask(BRIDGE_Q, guild_id=GUILD_A))  # warm: models loaded
+    text = " ".join(bridge().sentences)
+    code = _WRITER.format(repo=str(REPO), url=pgvector_url, data=str(tmp_path / "child"), sample=str(SAMPLE),
+                          guild=GUILD_A, text=text)
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()[-2000:]
+        out = json.loads(line)
+        assert out["written"] == 1  # the sample corpus was written here first; the child wrote its new article
+        while True:
+            ans = h.ask(BRIDGE_Q, guild_id=GUILD_A)
+            if "Harbour bridge reopens" in titles(ans) or time.time() - out["done"] > 2.0:
+                break
+            time.sleep(0.1)
+        assert time.time() - out["done"] <= 2.0 and "40 million dollars" in said(ans), said(ans)
+        assert "quito" not in {a.id for a in here.corpus.articles}
+        assert "Harbour bridge reopens" not in titles(h.ask(BRIDGE_Q, guild_id=GUILD_B))
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=120)
+        here.close_models()
