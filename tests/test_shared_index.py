@@ -305,3 +305,43 @@ def test_an_article_another_os_process_ingests_answers_here_within_two_seconds(p
         proc.stdin.close()
         proc.wait(timeout=120)
         here.close_models()
+
+
+def test_a_search_does_not_wait_for_this_process_writing_to_the_index(pgvector_url, memo_embedder):  # noqa: F811
+    """An ingest that waits (here: another process holds the ingest lock) keeps its own connection: /ask's
+    search in the same process answers meanwhile."""
+    import threading
+
+    import psycopg
+
+    from bot.corpus.loader import load_corpus
+    from bot.engines import timeframe
+    from bot.index import pgindex
+    from bot.index.pgindex import PgSearch
+    from bot.index.sentence_index import SentenceIndex
+    from tests.conftest import SAMPLE
+
+    pg = PgSearch(pgvector_url, memo_embedder, published=timeframe.published)
+    base = SentenceIndex(memo_embedder)
+    base.build(list(load_corpus(SAMPLE).articles), progress=False)
+    pg.ingest(base)
+    extra = SentenceIndex(memo_embedder)
+    extra.build([bridge(None)], progress=False)
+    with psycopg.connect(pgvector_url, autocommit=True) as other:
+        other.execute("BEGIN")
+        other.execute("SELECT pg_advisory_xact_lock(%s)", (pgindex._INGEST_LOCK,))  # another process writing
+        writer = threading.Thread(target=pg.ingest, args=(extra,), daemon=True)
+        writer.start()
+        time.sleep(0.5)
+        assert writer.is_alive()  # waiting for the other process
+        found = []
+        search = threading.Thread(target=lambda: found.extend(
+            pg.search_candidates("What did Japan decide about travelers?", "other", 3)), daemon=True)
+        search.start()
+        search.join(timeout=3.0)
+        answered = not search.is_alive()
+        other.execute("COMMIT")  # (on failure: lets the stuck search finish)
+        assert answered and found
+    writer.join(timeout=30)
+    assert not writer.is_alive() and pg.has("quito")
+    pg.close()

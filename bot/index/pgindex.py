@@ -207,7 +207,10 @@ class PgSearch:
         self.weights = weights or Weights()
         self._published_time = published
         self.lexicon = Lexicon()
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the search connection (and what a process keeps of the index)
+        self._wlock = threading.Lock()  # the write connection: a search does not wait for an ingest here
+        self._url = url
+        self._wconn = None
         self.conn = prepare(url)
         with self.conn.transaction():  # processes starting together take turns creating the tables
             self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
@@ -249,17 +252,18 @@ class PgSearch:
         rows = rows if rows is not None else range(len(index.articles))
         term_of = {i: t for t, i in index._ids.items()}
         stems = index.lexicon.stems
-        with self._lock, self.conn.transaction():
+        conn = self._writer()
+        with self._wlock, conn.transaction():
             # READ COMMITTED whatever the server's default: after the lock, each statement sees what the
             # ingest before it committed (its ids, its articles)
-            self.conn.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INGEST_LOCK,))
-            have = {r[0] for r in self.conn.execute(
+            conn.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INGEST_LOCK,))
+            have = {r[0] for r in conn.execute(
                 "SELECT key FROM pix_articles WHERE key = ANY(%s)", ([index.articles[r].id for r in rows],))}
             todo = [r for r in rows if index.articles[r].id not in have]
             if not todo:
                 return 0
-            next_id = self.conn.execute("SELECT coalesce(max(id) + 1, 0) FROM pix_articles").fetchone()[0]
+            next_id = conn.execute("SELECT coalesce(max(id) + 1, 0) FROM pix_articles").fetchone()[0]
             # every term the new rows hold (sentences, titles, names and numbers), registered
             sent_terms: dict[int, list[tuple[str, int]]] = {}  # sentence row -> (term, count)
             title_terms: dict[int, list[tuple[str, int]]] = {}
@@ -283,13 +287,13 @@ class PgSearch:
                     words.update(caps_nums[s][1])
                 title_terms[r] = counted(index._title, r)
                 words.update(t for t, _ in title_terms[r])
-            ids = self._term_ids(sorted(words))
+            ids = self._term_ids(sorted(words), conn)
             df: dict[int, int] = {}
             art_df: dict[int, int] = {}
             n_new = tokens = art_len = 0.0
             svecs: list[np.ndarray] = []  # the new rows' vectors: their moments are added once, below
             tvecs: list[np.ndarray] = []
-            with self.conn.cursor() as cur:
+            with conn.cursor() as cur:
                 with cur.copy("COPY pix_sentences (id, article, text, vec, terms, caps, nums, flags) FROM STDIN "
                               "WITH (FORMAT BINARY)") as cp:
                     cp.set_types(["int8", "int8", "text", "vector", "int4[]", "int4[]", "int4[]", "int2"])
@@ -348,16 +352,16 @@ class PgSearch:
             for name, counts in (("df", df), ("art_df", art_df)):
                 if counts:
                     keys = list(counts)
-                    self.conn.execute(
+                    conn.execute(
                         f"UPDATE pix_terms t SET {name} = t.{name} + u.c FROM unnest(%s::int[], %s::bigint[]) "
                         "AS u(id, c) WHERE t.id = u.id", (keys, [counts[k] for k in keys]))
             sv = np.asarray(svecs, np.float64).reshape(-1, self.dim)
             tv = np.asarray(tvecs, np.float64).reshape(-1, self.dim)
             vs, vm, ts_, tm = sv.sum(axis=0), sv.T @ sv, tv.sum(axis=0), tv.T @ tv
-            st = self.conn.execute("SELECT vec_sum, vec_m2, title_sum, title_m2 FROM pix_stats WHERE id = 1 "
-                                   "FOR UPDATE").fetchone()
+            st = conn.execute("SELECT vec_sum, vec_m2, title_sum, title_m2 FROM pix_stats WHERE id = 1 "
+                              "FOR UPDATE").fetchone()
             mats = [np.frombuffer(b, dtype=np.float64) for b in st]
-            self.conn.execute(
+            conn.execute(
                 "UPDATE pix_stats SET n_sent = n_sent + %s, tokens = tokens + %s, n_art = n_art + %s, "
                 "art_len = art_len + %s, vec_sum = %s, vec_m2 = %s, title_sum = %s, title_m2 = %s WHERE id = 1",
                 (int(n_new), tokens, len(todo), art_len, (mats[0] + vs).tobytes(), (mats[1] + vm.ravel()).tobytes(),
@@ -376,12 +380,12 @@ class PgSearch:
         self._hnsw.clear()
         return time.perf_counter() - t
 
-    def _term_ids(self, terms: list[str]) -> dict[str, int]:
+    def _term_ids(self, terms: list[str], conn) -> dict[str, int]:
         if not terms:
             return {}
-        self.conn.execute("INSERT INTO pix_terms (term) SELECT unnest(%s::text[]) ON CONFLICT (term) DO NOTHING",
-                          (terms,))
-        return {t: i for i, t in self.conn.execute("SELECT id, term FROM pix_terms WHERE term = ANY(%s)", (terms,))}
+        conn.execute("INSERT INTO pix_terms (term) SELECT unnest(%s::text[]) ON CONFLICT (term) DO NOTHING",
+                     (terms,))
+        return {t: i for i, t in conn.execute("SELECT id, term FROM pix_terms WHERE term = ANY(%s)", (terms,))}
 
     # ------------------------------------------------------------ what a process keeps
     def refresh(self, max_age: float = 0.0) -> None:
@@ -480,10 +484,11 @@ class PgSearch:
     def _tombstone(self, select: str, args: tuple) -> list:
         """INSERT INTO pix_gone the ids ``select`` gives, under an advisory lock: tombstones commit in the order
         of their ``seq``, so a reader that has seen ``seq`` N has seen every one before it."""
-        with self._lock, self.conn.transaction():
-            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_GONE_LOCK,))
-            return self.conn.execute(f"INSERT INTO pix_gone (id) {select} ON CONFLICT (id) DO NOTHING RETURNING id",
-                                     args).fetchall()
+        conn = self._writer()
+        with self._wlock, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_GONE_LOCK,))
+            return conn.execute(f"INSERT INTO pix_gone (id) {select} ON CONFLICT (id) DO NOTHING RETURNING id",
+                                args).fetchall()
 
     def retire_older(self, cutoff: float) -> int:
         """Tombstone the articles that arrived before ``cutoff`` (epoch s; those without an arrival never
@@ -501,12 +506,12 @@ class PgSearch:
         with self._lock:
             live = ~self._gone[: self._guild.size]
             _, n = np.unique(self._guild[live], return_counts=True)
-            if not n.size or int(n.max()) <= limit:
-                return 0
-            got = self._tombstone(
-                "SELECT id FROM (SELECT a.id, row_number() OVER (PARTITION BY a.guild ORDER BY a.arrived DESC NULLS "
-                "LAST, a.id DESC) AS rn FROM pix_articles a WHERE NOT EXISTS (SELECT 1 FROM pix_gone g "
-                "WHERE g.id = a.id)) x WHERE rn > %s", (int(limit),))
+        if not n.size or int(n.max()) <= limit:
+            return 0
+        got = self._tombstone(
+            "SELECT id FROM (SELECT a.id, row_number() OVER (PARTITION BY a.guild ORDER BY a.arrived DESC NULLS "
+            "LAST, a.id DESC) AS rn FROM pix_articles a WHERE NOT EXISTS (SELECT 1 FROM pix_gone g "
+            "WHERE g.id = a.id)) x WHERE rn > %s", (int(limit),))
         self.refresh()
         return len(got)
 
@@ -948,5 +953,15 @@ class PgSearch:
                 out[s] = (dot, caps, nums, flags)
         return out
 
+    def _writer(self):
+        """The connection writes go through (opened on the first write): searches keep theirs meanwhile."""
+        if self._wconn is None or self._wconn.closed:
+            from .pgvectors import prepare
+
+            self._wconn = prepare(self._url)
+        return self._wconn
+
     def close(self) -> None:
         self.conn.close()
+        if self._wconn is not None:
+            self._wconn.close()
