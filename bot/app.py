@@ -631,10 +631,14 @@ class Precis:
         arts = [a for a in articles if a.id in self._from_files or not (a.arrived and a.arrived < cutoff)]
         written = 0
         for i in range(0, len(arts) if si is not None else 0, ARCHIVE_BATCH):  # a bounded index at a time
-            index = SentenceIndex(self.embedder, self.cache)
-            index.build(arts[i:i + ARCHIVE_BATCH], progress=False)
-            written += si.add(index, ageless=self._from_files)
+            written += si.add(self._index_of(arts[i:i + ARCHIVE_BATCH]), ageless=self._from_files)
         return written
+
+    def _index_of(self, articles: list[Article]) -> SentenceIndex:
+        """An in-memory index of just these articles (vectors from this process's cache or the shared store)."""
+        index = SentenceIndex(self.embedder, self.cache)
+        index.build(articles, progress=False)
+        return index
 
     def articles_snapshot(self, ids: list[str], guild_id: int | None) -> Snapshot:
         """A snapshot of exactly these articles that ``guild_id`` may see (digests): those this process holds,
@@ -648,9 +652,7 @@ class Precis:
         missing = [i for i in want if i not in held]
         if missing and self.shared_index is not None:
             arts.update((a.id, a) for a in self.shared_index.load(missing, guild_id, self.scopes))
-        index = SentenceIndex(self.embedder, self.cache)
-        index.build([arts[i] for i in want if i in arts], progress=False)
-        return self._snapshot_of(index)
+        return self._snapshot_of(self._index_of([arts[i] for i in want if i in arts]))
 
     def archived(self, query: str, guild_id: int | None) -> Snapshot | None:
         """INDEX_URL: a snapshot of the index's articles that may match ``query`` (an id, title or topic
@@ -661,11 +663,7 @@ class Precis:
         if si is None:
             return None
         arts = si.find_articles(query, guild_id, self.scopes)
-        if not arts:
-            return None
-        index = SentenceIndex(self.embedder, self.cache)
-        index.build(arts, progress=False)
-        return self._snapshot_of(index)
+        return self._snapshot_of(self._index_of(arts)) if arts else None
 
     def shared_answerer(self, guild_id: int | None):
         """INDEX_URL: (the /ask engine on the index in PostgreSQL, the asking guild's scope there), or None

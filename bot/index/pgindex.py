@@ -33,8 +33,7 @@ Vectors are stored rounded to float16, as the in-memory index holds them. Articl
 Measured against the in-memory retriever by ``benchmarks/pg_parity.py``. The bot serves /ask from it when
 ``INDEX_URL`` is set (:mod:`bot.index.shared`): besides searching, it maps corpus ids to its article ids
 (:meth:`PgSearch.row_of`), reads articles back whole (:meth:`PgSearch.load_articles`) and retires them by
-tombstone (``pix_gone``: :meth:`PgSearch.retire`, :meth:`PgSearch.retire_older`,
-:meth:`PgSearch.cap_per_guild`; a retired article's rows and statistics stay, no scope shows it).
+tombstone (``pix_gone``: :meth:`PgSearch.retire_older`, :meth:`PgSearch.cap_per_guild`; a retired article's rows and statistics stay, no scope shows it).
 """
 
 from __future__ import annotations
@@ -470,16 +469,6 @@ class PgSearch:
 
     def has(self, key: str) -> bool:
         return key in self._row_of and not self._gone[self._row_of[key]]
-
-    def retire(self, keys: list[str]) -> int:
-        """Tombstone these corpus articles (no scope shows them again, in any process); returns how many were
-        new. Their rows stay (the statistics keep them: a small drift, no rewrite of the postings)."""
-        ids = [self._row_of[k] for k in keys if k in self._row_of]
-        if not ids:
-            return 0
-        got = self._tombstone("SELECT unnest(%s::bigint[])", (ids,))
-        self.refresh()
-        return len(got)
 
     def _tombstone(self, select: str, args: tuple) -> list:
         """INSERT INTO pix_gone the ids ``select`` gives, under an advisory lock: tombstones commit in the order

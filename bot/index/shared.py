@@ -35,14 +35,20 @@ RETRY_S = 30.0  # after a failure, the index is tried again this long after
 _MAX_MASKS = 64
 
 
+def _articles(found: dict, ids: list[int]) -> list:
+    """:meth:`PgSearch.load_articles`'s rows as corpus articles, in the order of ``ids`` (empty ones left out)."""
+    from ..corpus.article import Article
+
+    return [Article(id=key, title=title, sentences=tuple(sents), date=date, url=url, guild_id=guild or None)
+            for key, title, date, url, guild, sents in (found[i] for i in ids if i in found) if sents]
+
+
 class SharedIndex:
-    def __init__(self, url: str, embedder, published: Callable[[str | None], float], *, opener=None) -> None:
-        """``published``: a date string -> epoch seconds (NaN: undated), as the in-memory index reads dates.
-        ``opener``: ``(url, embedder, published) -> PgSearch`` (tests)."""
+    def __init__(self, url: str, embedder, published: Callable[[str | None], float]) -> None:
+        """``published``: a date string -> epoch seconds (NaN: undated), as the in-memory index reads dates."""
         self.url = url
         self.embedder = embedder
         self._published = published
-        self._opener = opener
         self._pg = None
         self.error: str | None = None
         self._failed_at = -float("inf")
@@ -77,12 +83,9 @@ class SharedIndex:
             if time.monotonic() - self._failed_at < RETRY_S:
                 return None
             try:
-                if self._opener is not None:
-                    self._pg = self._opener(self.url, self.embedder, self._published)
-                else:
-                    from .pgindex import PgSearch
+                from .pgindex import PgSearch
 
-                    self._pg = PgSearch(self.url, self.embedder, published=self._published)
+                self._pg = PgSearch(self.url, self.embedder, published=self._published)
             except Exception as exc:  # noqa: BLE001 - any failure: /ask answers from the cache meanwhile
                 self._down(exc, "opening it")
                 return None
@@ -122,10 +125,6 @@ class SharedIndex:
 
         return (psycopg.Error, OSError, LookupError)
 
-    @property
-    def available(self) -> bool:
-        return self.search() is not None
-
     # ------------------------------------------------------------ writing
     def add(self, index, ageless=frozenset()) -> int:
         """Write the articles of ``index`` (a built in-memory :class:`SentenceIndex`) that the index lacks;
@@ -161,10 +160,6 @@ class SharedIndex:
             self._down(exc, doing, pg)
             return 0
 
-    def retire(self, keys: list[str]) -> int:
-        """Tombstone these corpus articles; returns how many went."""
-        return self._write("retiring articles", lambda pg: pg.retire(keys)) if keys else 0
-
     def retire_older(self, cutoff: float) -> int:
         """Tombstone the feed and link articles that arrived before ``cutoff``; returns how many went."""
         return self._write("retiring old articles", lambda pg: pg.retire_older(cutoff))
@@ -186,7 +181,7 @@ class SharedIndex:
             key = (g, scopes.version, len(pg._titles), pg._gone_seq)  # noqa: SLF001 - the index's own state
             found = self._masks.get(key)
             if found is None:
-                found = pg.scope(g, scopes.shared_to(g))
+                found = pg.scope(g, scopes.shared_to(g), fresh=False)  # refreshed just above
                 if len(self._masks) >= _MAX_MASKS:
                     self._masks.clear()
                 self._masks[key] = found
@@ -223,8 +218,6 @@ class SharedIndex:
         of ``guild_id``: the one with that id, else the articles of the best sentences a search finds, at
         most ``limit``, loaded whole (:class:`bot.corpus.article.Article`). The caller matches them as it
         matches its cache. [] while the index is unavailable."""
-        from ..corpus.article import Article
-
         visible = self.scope(guild_id, scopes)
         pg = self.search(wait=False)
         if visible is None or pg is None:
@@ -235,30 +228,24 @@ class SharedIndex:
                 ids = [row]
             else:
                 ids = list(dict.fromkeys(c.article for c in pg.search_candidates(query, "other", 4 * limit, visible)))
-            found = pg.load_articles(ids[:limit])
+            return _articles(pg.load_articles(ids[:limit]), ids[:limit])
         except self.errors as exc:
             self._down(exc, "finding an article", pg)
             return []
-        return [Article(id=key, title=title, sentences=tuple(sents), date=date, url=url, guild_id=guild or None)
-                for key, title, date, url, guild, sents in (found[i] for i in ids[:limit] if i in found) if sents]
 
     def load(self, keys: list[str], guild_id: int | None, scopes) -> list:
         """The articles of these corpus ids that the index holds and a member of ``guild_id`` may see, loaded
         whole (:class:`bot.corpus.article.Article`), in the order asked; [] while it is unavailable."""
-        from ..corpus.article import Article
-
         visible = self.scope(guild_id, scopes)
         pg = self.search(wait=False)
         if visible is None or pg is None or not keys:
             return []
         rows = [r for r in (pg.row_of(k) for k in keys) if r is not None and r < visible.size and visible[r]]
         try:
-            found = pg.load_articles(rows)
+            return _articles(pg.load_articles(rows), rows)
         except self.errors as exc:
             self._down(exc, "reading articles", pg)
             return []
-        return [Article(id=key, title=title, sentences=tuple(sents), date=date, url=url, guild_id=guild or None)
-                for key, title, date, url, guild, sents in (found[r] for r in rows if r in found) if sents]
 
     def counts(self, visible: np.ndarray | None = None) -> tuple[int, int] | None:
         pg = self.search()
