@@ -247,6 +247,21 @@ def test_int8_vectors_stay_close_and_get_their_own_cache(int8_cache, torch_fp32,
     assert len({p.name for p in (int8_cache / "onnx").glob("*.onnx")}) == 2  # float32 + int8, no temp files left
 
 
+def test_int8_graph_keeps_no_float32_word_table(int8_cache):
+    """The word-piece table (vocabulary x hidden) was most of the int8 graph while it stayed float32:
+    it is int8 too, so the int8 graph is under a third of the float32 one."""
+    import onnx
+
+    graphs = {p.name: p for p in (int8_cache / "onnx").glob("*.onnx")}
+    (int8,) = [p for n, p in graphs.items() if "-int8-" in n]
+    (fp32,) = [p for n, p in graphs.items() if "-int8-" not in n]
+    model = onnx.load(str(int8), load_external_data=False)
+    big_float = [(i.name, tuple(i.dims)) for i in model.graph.initializer
+                 if i.data_type == onnx.TensorProto.FLOAT and np.prod(i.dims) >= 1_000_000]
+    assert big_float == []
+    assert int8.stat().st_size < fp32.stat().st_size / 3, (int8.stat().st_size, fp32.stat().st_size)
+
+
 def test_int8_graph_is_quantised_once(int8_cache, monkeypatch, tmp_path):
     import models.onnx_embed as onnx_embed
     from models.embedder import Embedder
