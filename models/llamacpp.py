@@ -45,7 +45,7 @@ from .registry import DEFAULT_GENERATOR, ModelSpec, ModelUnavailable, resolve
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONTEXT = 2048  # one sentence and its rewrite, or a question and three sentences
+DEFAULT_CONTEXT = 1024  # one sentence and its rewrite, or a question and three sentences (cut to fit)
 
 
 def available() -> bool:

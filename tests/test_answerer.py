@@ -386,6 +386,58 @@ def test_abstractive_uses_faithful_answer(index):
     assert system and max_new <= 96
 
 
+class SmallContextGenerator(FakeGenerator):
+    """A generator whose context holds ``context_length`` tokens, a token being a word; it fails, as
+    llama.cpp does, on a prompt that does not fit."""
+
+    def __init__(self, reply: str, context_length: int) -> None:
+        super().__init__(reply)
+        self.context_length = context_length
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def truncate_to_tokens(self, text: str, n: int) -> str:
+        return " ".join(text.split()[:n])
+
+    def generate(self, prompt: str, *, system: str | None = None, max_new_tokens: int = 96, **kw) -> str:
+        if self.count_tokens(prompt) + self.count_tokens(system or "") + max_new_tokens > self.context_length:
+            raise RuntimeError("the request exceeds the available context size")
+        return super().generate(prompt, system=system, max_new_tokens=max_new_tokens, **kw)
+
+
+def test_abstractive_prompt_is_cut_to_the_generators_context(index):
+    """A prompt that would not fit the generator's context is cut to fit (the support sentences, sentence 1
+    keeping the larger share) and the model still answers; a prompt that fits goes whole."""
+    reply = "more than 2,000 ethnic Kazakhs"
+    roomy = SmallContextGenerator(reply, context_length=10_000)
+    a = Answerer(index, roomy).answer(KAZAKH_Q, mode="abstractive")
+    prompt, system, max_new = roomy.calls[0]
+    assert a.short == reply and all(s.text in prompt for s in a.support)  # fits: sent whole
+    need = roomy.count_tokens(prompt) + roomy.count_tokens(system) + max_new
+    assert len(a.support) > 1
+    tight = SmallContextGenerator(reply, context_length=need + Answerer.TEMPLATE_TOKENS - 12)  # 12 too many
+    b = Answerer(index, tight).answer(KAZAKH_Q, mode="abstractive")
+    assert b.short == reply and b.note is None, b.note  # the model's answer, not "the request exceeds ..."
+    sent = tight.calls[0][0]
+    assert tight.count_tokens(sent) + tight.count_tokens(system) + max_new <= tight.context_length
+    assert b.support[0].text in sent  # sentence 1 whole: the others gave up their words first
+    assert KAZAKH_Q in sent
+
+
+def test_fitted_prompt_cuts_a_huge_sentence_1_and_keeps_its_start(index):
+    from dataclasses import replace
+
+    gen = SmallContextGenerator("x", context_length=300)
+    ans = Answerer(index, gen)
+    top = ans.answer(KAZAKH_Q).support[0]
+    huge = replace(top, text=top.text + " " + " ".join(["the talks went on"] * 500))
+    other = replace(top, text=" ".join(["officials said"] * 400))
+    prompt = ans._fitted_prompt(KAZAKH_Q, [huge, other], ans.SYSTEM)
+    assert gen.count_tokens(prompt) + gen.count_tokens(ans.SYSTEM) + ans.MAX_NEW_TOKENS <= 300
+    assert top.text in prompt and "2. officials said" in prompt and KAZAKH_Q in prompt
+
+
 def test_abstractive_invented_number_falls_back(index):
     gen = FakeGenerator("China is letting 5,000 ethnic Kazakhs leave.")
     a = Answerer(index, gen).answer(KAZAKH_Q, mode="abstractive")

@@ -375,6 +375,7 @@ class Answerer:
         "question: a name, a number, a place or a short phrase, not the whole sentence."
     )
     MAX_NEW_TOKENS = 24  # a short answer; keeps abstractive /ask near 2 s on 2 cores
+    TEMPLATE_TOKENS = 48  # what a chat template adds around the system line and the prompt (SmolLM2's: ~15)
 
     def __init__(
         self,
@@ -705,8 +706,37 @@ class Answerer:
 
     # ----------------------------------------------------------- abstractive
     def prompt(self, question: str, support: list[Support]) -> str:
-        lines = [f"{n}. {s.text}" for n, s in enumerate(support, 1)]
+        return self._prompt(question, [s.text for s in support])
+
+    @staticmethod
+    def _prompt(question: str, texts: list[str]) -> str:
+        lines = [f"{n}. {t}" for n, t in enumerate(texts, 1)]
         return "Sentences:\n" + "\n".join(lines) + f"\n\nQuestion: {question}\nShort answer:"
+
+    def _fitted_prompt(self, question: str, support: list[Support], system: str) -> str:
+        """The prompt, its sentences after the first cut (rarely: sentences thousands of characters long) so
+        that it, the system line and the answer fit the generator's context. A token covers at least one
+        character, so a prompt with fewer characters than the room fits without counting."""
+        gen = self.generator
+        texts = [s.text for s in support]
+        ctx, count = getattr(gen, "context_length", None), getattr(gen, "count_tokens", None)
+        room = int(ctx) - self.MAX_NEW_TOKENS - self.TEMPLATE_TOKENS if ctx else 0
+        full = self._prompt(question, texts)
+        if not (ctx and count) or len(full) + len(system) <= room:
+            return full
+        extra = count(system) + count(self._prompt(question, [""] * len(texts)))
+        need = [count(t) for t in texts]
+        if extra + sum(need) <= room:
+            return full
+        left = max(room - extra, 16)
+        first = min(need[0], max(left - 8 * (len(texts) - 1), left // 2))  # sentence 1 is what the answer copies
+        cut = [gen.truncate_to_tokens(texts[0], first) if need[0] > first else texts[0]]
+        left -= first
+        for t, n in zip(texts[1:], need[1:]):
+            share = max(left // max(len(texts) - len(cut), 1), 0)
+            cut.append(t if n <= share else gen.truncate_to_tokens(t, share))
+            left -= min(n, share)
+        return self._prompt(question, cut)
 
     def _abstractive(self, q: str, support: list[Support], conf: float, fallback: Answer) -> Answer:
         """The model's short answer, kept only when ONE supporting sentence says it with the same bindings
@@ -717,10 +747,12 @@ class Answerer:
                 # the copy constraint in its span form (models/decoding.py), in whatever form the backend takes
                 # it: the answer is one unbroken run of words of support [1] that splits no name or number and
                 # cuts off no negation, modal or hedge; '' when the model cannot give one
-                text = gen.generate_copy(self.prompt(q, support), support[0].text, span=True, system=self.SPAN_SYSTEM,
+                prompt = self._fitted_prompt(q, support, self.SPAN_SYSTEM)
+                text = gen.generate_copy(prompt, support[0].text, span=True, system=self.SPAN_SYSTEM,
                                          max_new_tokens=self.MAX_NEW_TOKENS)
             else:  # a bare generator (no constraint): its free answer goes through the same checks
-                text = gen.generate(self.prompt(q, support), system=self.SYSTEM, max_new_tokens=self.MAX_NEW_TOKENS)
+                prompt = self._fitted_prompt(q, support, self.SYSTEM)
+                text = gen.generate(prompt, system=self.SYSTEM, max_new_tokens=self.MAX_NEW_TOKENS)
         except Exception as exc:  # noqa: BLE001 - e.g. a summary server that is down: the answer still comes
             short = " ".join(str(exc).split())[:200] or type(exc).__name__
             return replace(fallback, note=MODEL_ERROR_NOTE.format(error=short))
