@@ -401,7 +401,8 @@ class SmallContextGenerator(FakeGenerator):
         return " ".join(text.split()[:n])
 
     def generate(self, prompt: str, *, system: str | None = None, max_new_tokens: int = 96, **kw) -> str:
-        if self.count_tokens(prompt) + self.count_tokens(system or "") + max_new_tokens > self.context_length:
+        used = self.count_tokens(prompt) + self.count_tokens(system or "") + max_new_tokens + Answerer.TEMPLATE_TOKENS
+        if used > self.context_length:  # the chat template's tokens count too
             raise RuntimeError("the request exceeds the available context size")
         return super().generate(prompt, system=system, max_new_tokens=max_new_tokens, **kw)
 
@@ -414,15 +415,48 @@ def test_abstractive_prompt_is_cut_to_the_generators_context(index):
     a = Answerer(index, roomy).answer(KAZAKH_Q, mode="abstractive")
     prompt, system, max_new = roomy.calls[0]
     assert a.short == reply and all(s.text in prompt for s in a.support)  # fits: sent whole
-    need = roomy.count_tokens(prompt) + roomy.count_tokens(system) + max_new
+    need = roomy.count_tokens(prompt) + roomy.count_tokens(system) + max_new + Answerer.TEMPLATE_TOKENS
     assert len(a.support) > 1
-    tight = SmallContextGenerator(reply, context_length=need + Answerer.TEMPLATE_TOKENS - 12)  # 12 too many
+    tight = SmallContextGenerator(reply, context_length=need - 12)  # the whole prompt is 12 tokens too many
+    with pytest.raises(RuntimeError, match="exceeds"):
+        tight.generate(prompt, system=system, max_new_tokens=max_new)
     b = Answerer(index, tight).answer(KAZAKH_Q, mode="abstractive")
     assert b.short == reply and b.note is None, b.note  # the model's answer, not "the request exceeds ..."
     sent = tight.calls[0][0]
-    assert tight.count_tokens(sent) + tight.count_tokens(system) + max_new <= tight.context_length
+    assert sent != prompt and len(sent.split()) <= len(prompt.split()) - 12  # cut, by at least what was over
     assert b.support[0].text in sent  # sentence 1 whole: the others gave up their words first
     assert KAZAKH_Q in sent
+
+
+def test_fitted_prompt_counts_bytes_not_characters(index):
+    """A token covers at least a byte, not a character: Chinese text of fewer characters than the room can
+    hold more tokens than it, so it is counted (and cut), not sent whole on its character count."""
+    from dataclasses import replace
+
+    class ByteTokens(SmallContextGenerator):
+        def count_tokens(self, text: str) -> int:
+            return len(text.encode())
+
+        def truncate_to_tokens(self, text: str, n: int) -> str:
+            return text.encode()[:n].decode(errors="ignore")
+
+    gen = ByteTokens("x", context_length=400)
+    ans = Answerer(index, gen)
+    top = ans.answer(KAZAKH_Q).support[0]
+    zh = replace(top, text="中国允许两千多名哈萨克族人放弃中国国籍离开" * 4)  # 84 characters, 252 bytes
+    prompt = ans._fitted_prompt(KAZAKH_Q, [zh, zh], ans.SYSTEM)
+    assert gen.count_tokens(prompt) + gen.count_tokens(ans.SYSTEM) + ans.MAX_NEW_TOKENS + ans.TEMPLATE_TOKENS <= 400
+
+
+def test_fitted_prompt_sends_it_whole_when_counting_fails(index):
+    class Broken(SmallContextGenerator):
+        def count_tokens(self, text: str) -> int:
+            raise ConnectionError("tokenizer down")
+
+    gen = Broken("x", context_length=100)
+    ans = Answerer(index, gen)
+    support = ans.answer(KAZAKH_Q).support
+    assert ans._fitted_prompt(KAZAKH_Q, list(support), ans.SYSTEM) == ans.prompt(KAZAKH_Q, list(support))
 
 
 def test_fitted_prompt_cuts_a_huge_sentence_1_and_keeps_its_start(index):
@@ -434,7 +468,7 @@ def test_fitted_prompt_cuts_a_huge_sentence_1_and_keeps_its_start(index):
     huge = replace(top, text=top.text + " " + " ".join(["the talks went on"] * 500))
     other = replace(top, text=" ".join(["officials said"] * 400))
     prompt = ans._fitted_prompt(KAZAKH_Q, [huge, other], ans.SYSTEM)
-    assert gen.count_tokens(prompt) + gen.count_tokens(ans.SYSTEM) + ans.MAX_NEW_TOKENS <= 300
+    assert gen.count_tokens(prompt) + gen.count_tokens(ans.SYSTEM) + ans.MAX_NEW_TOKENS + ans.TEMPLATE_TOKENS <= 300
     assert top.text in prompt and "2. officials said" in prompt and KAZAKH_Q in prompt
 
 

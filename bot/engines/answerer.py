@@ -714,27 +714,38 @@ class Answerer:
         return "Sentences:\n" + "\n".join(lines) + f"\n\nQuestion: {question}\nShort answer:"
 
     def _fitted_prompt(self, question: str, support: list[Support], system: str) -> str:
-        """The prompt, its sentences after the first cut (rarely: sentences thousands of characters long) so
-        that it, the system line and the answer fit the generator's context. A token covers at least one
-        character, so a prompt with fewer characters than the room fits without counting."""
+        """The prompt, its sentences cut (rarely: sentences thousands of characters long) so that it, the system
+        line and the answer fit the generator's context; sentence 1, which the answer copies, keeps the larger
+        share. A token covers at least one byte of UTF-8 (byte-level and byte-fallback tokenizers alike), so
+        a prompt of fewer bytes than the room fits without counting. A generator that cannot count or cut
+        tokens, or whose counting fails, gets the whole prompt (its own limit then decides)."""
         gen = self.generator
         texts = [s.text for s in support]
-        ctx, count = getattr(gen, "context_length", None), getattr(gen, "count_tokens", None)
-        room = int(ctx) - self.MAX_NEW_TOKENS - self.TEMPLATE_TOKENS if ctx else 0
         full = self._prompt(question, texts)
-        if not (ctx and count) or len(full) + len(system) <= room:
+        ctx = getattr(gen, "context_length", None)
+        count, cut_to = getattr(gen, "count_tokens", None), getattr(gen, "truncate_to_tokens", None)
+        if not (ctx and callable(count) and callable(cut_to)):
             return full
-        extra = count(system) + count(self._prompt(question, [""] * len(texts)))
-        need = [count(t) for t in texts]
+        room = int(ctx) - self.MAX_NEW_TOKENS - self.TEMPLATE_TOKENS
+        if len(full.encode()) + len(system.encode()) <= room:
+            return full
+        try:
+            extra = count(system) + count(self._prompt(question, [""] * len(texts)))
+            need = [count(t) for t in texts]
+        except Exception as exc:  # noqa: BLE001 - e.g. a tokenizer call that failed: the model may still take it
+            log.info("could not count the prompt's tokens (%s); sending it whole", exc)
+            return full
         if extra + sum(need) <= room:
             return full
-        left = max(room - extra, 16)
-        first = min(need[0], max(left - 8 * (len(texts) - 1), left // 2))  # sentence 1 is what the answer copies
-        cut = [gen.truncate_to_tokens(texts[0], first) if need[0] > first else texts[0]]
+        left = room - extra
+        if left < 8:
+            raise ValueError("the question leaves no room for the sentences in the model's context")
+        first = min(need[0], max(left - 8 * (len(texts) - 1), left // 2))
+        cut = [cut_to(texts[0], first) if need[0] > first else texts[0]]
         left -= first
         for t, n in zip(texts[1:], need[1:]):
             share = max(left // max(len(texts) - len(cut), 1), 0)
-            cut.append(t if n <= share else gen.truncate_to_tokens(t, share))
+            cut.append(t if n <= share else cut_to(t, share))
             left -= min(n, share)
         return self._prompt(question, cut)
 
