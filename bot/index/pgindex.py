@@ -619,14 +619,7 @@ class PgSearch:
         bm_rows = np.zeros(0, np.int64)
         bm_vals = np.zeros(0, np.float64)
         if uniq.size:
-            t_, s_, tf_, len_ = self._known_rows(self._postings(SENTENCES, uniq.tolist()), 1, SHIFT)
-            if s_.size:
-                df = np.array([df_of[int(t)] for t in uniq])
-                idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
-                which = np.searchsorted(uniq, t_.astype(np.int64))
-                avg = self._tokens / n if self._tokens else 1.0
-                wts = (mult * idf)[which] * tf_ / (tf_ + BM25_K1 * (1.0 - BM25_B + BM25_B * len_ / avg))
-                bm_rows, bm_vals = _sum_by(s_, wts)
+            bm_rows, bm_vals = self._sentence_bm25(uniq, mult, df_of, n)
         zb = _sparse_zmax(bm_vals.astype(np.float32), n)
 
         # article BM25 (tf = the article's sentences holding the term) and title TF-IDF, over the known content terms
@@ -841,6 +834,39 @@ class PgSearch:
         return " ".join(self.article_sentences(article))
 
     # ------------------------------------------------------------ helpers
+    def _sentence_bm25(self, uniq: np.ndarray, mult: np.ndarray, df_of: dict[int, int], n: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, BM25) of every sentence holding one of the query's terms ``uniq`` (``mult``: how often each
+        is in the query). Each fetched block of postings is weighted as it is read, so only the rows and
+        weights of all of them are held at once, not their terms, counts and lengths as well (the postings
+        of a question's common terms run to millions of entries at 2M sentences); the weights, the order
+        of addition and so the sums are those of weighting them all at once."""
+        df = np.array([df_of[int(t)] for t in uniq])
+        term_w = mult * np.log(1.0 + (n - df + 0.5) / (df + 0.5))
+        at = {int(t): i for i, t in enumerate(uniq)}
+        avg = self._tokens / n if self._tokens else 1.0
+        rows, wts = [], []
+        cur = self.conn.execute("SELECT term, data FROM pix_post WHERE list = %s AND term = ANY(%s)",
+                                (SENTENCES, uniq.tolist()), binary=True)
+        for term, data in cur:
+            m = len(data) // 16
+            ids = np.frombuffer(data, np.int64, m, 0)
+            tf = np.frombuffer(data, np.float32, m, 8 * m).astype(np.float64)
+            ln = np.frombuffer(data, np.float32, m, 12 * m).astype(np.float64)
+            keep = (ids >> SHIFT) < self.n_articles  # rows of articles written since the last refresh: not read
+            if not keep.all():
+                ids, tf, ln = ids[keep], tf[keep], ln[keep]
+            rows.append(ids.copy())
+            wts.append(term_w[at[int(term)]] * tf / (tf + BM25_K1 * (1.0 - BM25_B + BM25_B * ln / avg)))
+            del data, ids, tf, ln
+        if not rows or not sum(r.size for r in rows):
+            return np.zeros(0, np.int64), np.zeros(0, np.float64)
+        keys = np.concatenate(rows)
+        del rows
+        w = np.concatenate(wts)
+        del wts
+        return _sum_by(keys, w)
+
     def _known_rows(self, cols: tuple[np.ndarray, ...], at: int, shift: int) -> tuple[np.ndarray, ...]:
         """``cols`` without the entries whose row (column ``at``; its article: ``row >> shift``) belongs to an
         article written since the last refresh."""
