@@ -11,9 +11,9 @@ of the whole file's corpus (no time window: an archive-style question; N = each 
 
   bm25      as shipped: :meth:`PgSearch._search`'s own BM25 over sentences, the same code path: the
             question's terms (``query_words``, the index's Lexicon) and their df from ``pix_terms``
-            (``PgSearch._terms``), their postings from ``pix_post`` (``PgSearch._postings``), the Lucene
-            BM25 weights summed per sentence (``_sum_by``), the best N (``_ranked``), copied line for line
-            from ``_search`` (everything else ``_search`` does, the dense side and the fusion, is left out)
+            (``PgSearch._terms``), their postings from ``pix_post`` weighted and summed per sentence by
+            ``PgSearch._sentence_bm25`` (the Lucene BM25 weights), the best N (``_ranked``), as ``_search``
+            does (everything else ``_search`` does, the dense side and the fusion, is left out)
   fts       PostgreSQL full-text search: ``to_tsvector('english', text)`` per sentence with a GIN index,
             queried with an OR of ``plainto_tsquery('english', w)`` for each of ``query_words(question)``,
             ranked by ``ts_rank_cd`` (and, a second row, ``ts_rank``), ``LIMIT N``
@@ -51,9 +51,8 @@ import numpy as np  # noqa: E402
 
 from ask_quality import Matcher, answer_pattern, build_index, load_realtimeqa, percentile  # noqa: E402
 from bot.engines import timeframe  # noqa: E402
-from bot.index.pgindex import SENTENCES, SHIFT, PgSearch, _sum_by  # noqa: E402
+from bot.index.pgindex import PgSearch  # noqa: E402
 from bot.index.search import _WORD, _ranked, query_words  # noqa: E402
-from bot.index.sentence_index import BM25_B, BM25_K1  # noqa: E402
 
 DEFAULT = ROOT.parent / "shared" / "data" / "realtimeqa" / "realtimeqa_2022.jsonl"
 FTS_DDL = {
@@ -92,15 +91,9 @@ def bm25_pool(pg: PgSearch, question: str, n: int) -> list[int]:
         return []
     df_of = {i: d for i, d, _ in info.values()}
     uniq, mult = np.unique(np.asarray(q_ids, np.int64), return_counts=True)
-    t_, s_, tf_, len_ = pg._known_rows(pg._postings(SENTENCES, uniq.tolist()), 1, SHIFT)
-    if not s_.size:
+    rows, vals = pg._sentence_bm25(uniq, mult, df_of, pg.n)
+    if not rows.size:
         return []
-    df = np.array([df_of[int(t)] for t in uniq])
-    idf = np.log(1.0 + (pg.n - df + 0.5) / (df + 0.5))
-    which = np.searchsorted(uniq, t_.astype(np.int64))
-    avg = pg._tokens / pg.n if pg._tokens else 1.0
-    wts = (mult * idf)[which] * tf_ / (tf_ + BM25_K1 * (1.0 - BM25_B + BM25_B * len_ / avg))
-    rows, vals = _sum_by(s_, wts)
     return rows[_ranked(vals, n)].tolist()
 
 

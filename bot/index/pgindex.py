@@ -121,23 +121,20 @@ def _pack(rows: list[tuple], with_len: bool) -> list[tuple[int, bytes]]:
     return out
 
 
-def _unpack(rows, with_len: bool) -> tuple[np.ndarray, ...]:
-    """Blobs of (term, data) -> (terms, rows, counts[, lengths]), one entry per posting."""
-    terms, ids, tfs, lens = [], [], [], []
-    width = 16 if with_len else 12
+def _unpack(rows) -> tuple[np.ndarray, ...]:
+    """Blobs of (term, data) -> (terms, rows, counts), one entry per posting (the article and title lists;
+    the sentence list is read block by block, :meth:`PgSearch._sentence_bm25`)."""
+    terms, ids, tfs = [], [], []
     for term, data in rows:
         data = bytes(data)
-        n = len(data) // width
+        n = len(data) // 12
         ids.append(np.frombuffer(data, np.int64, n, 0))
         tfs.append(np.frombuffer(data, np.float32, n, 8 * n))
-        if with_len:
-            lens.append(np.frombuffer(data, np.float32, n, 12 * n))
         terms.append(np.full(n, term, np.int64))
     if not ids:
         z = np.zeros(0)
-        return (z, z, z, z) if with_len else (z, z, z)
-    out = (np.concatenate(terms), np.concatenate(ids), np.concatenate(tfs).astype(np.float64))
-    return out + (np.concatenate(lens).astype(np.float64),) if with_len else out
+        return z, z, z
+    return np.concatenate(terms), np.concatenate(ids), np.concatenate(tfs).astype(np.float64)
 
 
 def _sum_by(keys: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -876,10 +873,12 @@ class PgSearch:
         return cols if keep.all() else tuple(c[keep] for c in cols)
 
     def _postings(self, which: int, terms: list[int]) -> tuple[np.ndarray, ...]:
-        """Every posting of ``terms`` in list ``which``: (terms, rows, counts[, lengths])."""
+        """Every posting of ``terms`` in list ``which`` (BODIES or TITLES): (terms, rows, counts)."""
+        if which == SENTENCES:
+            raise ValueError("sentence postings are read block by block: _sentence_bm25")
         rows = self.conn.execute("SELECT term, data FROM pix_post WHERE list = %s AND term = ANY(%s)",
                                  (which, terms), binary=True).fetchall() if terms else []
-        return _unpack(rows, with_len=which == SENTENCES)
+        return _unpack(rows)
 
     def _title_norms(self, articles: np.ndarray) -> np.ndarray:
         """Each title's TF-IDF norm (1 + log count, the current idf, terms some sentence holds), computed in
