@@ -836,16 +836,17 @@ class PgSearch:
         """(rows, BM25) of every sentence holding one of the query's terms ``uniq`` (``mult``: how often each
         is in the query). Each fetched block of postings is weighted as it is read, so only the rows and
         weights of all of them are held at once, not their terms, counts and lengths as well (the postings
-        of a question's common terms run to millions of entries at 2M sentences); the weights, the order
-        of addition and so the sums are those of weighting them all at once."""
+        of a question's common terms run to millions of entries at 2M sentences), and the blocks are
+        streamed; the weights, the order of addition and so the sums are those of weighting them all at once."""
         df = np.array([df_of[int(t)] for t in uniq])
         term_w = mult * np.log(1.0 + (n - df + 0.5) / (df + 0.5))
         at = {int(t): i for i, t in enumerate(uniq)}
         avg = self._tokens / n if self._tokens else 1.0
         rows, wts = [], []
-        cur = self.conn.execute("SELECT term, data FROM pix_post WHERE list = %s AND term = ANY(%s)",
-                                (SENTENCES, uniq.tolist()), binary=True)
-        for term, data in cur:
+        # streamed (libpq's single-row mode): one block in client memory at a time, not the whole result
+        blocks = self.conn.cursor(binary=True).stream(
+            "SELECT term, data FROM pix_post WHERE list = %s AND term = ANY(%s)", (SENTENCES, uniq.tolist()))
+        for term, data in blocks:
             m = len(data) // 16
             ids = np.frombuffer(data, np.int64, m, 0)
             tf = np.frombuffer(data, np.float32, m, 8 * m).astype(np.float64)
