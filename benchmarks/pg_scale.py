@@ -62,6 +62,16 @@ class PoolEmbedder:
         return np.stack([self.vecs[t] if t in self.vecs else self.real.encode([t])[0] for t in texts])
 
 
+def jitter(index, lo: int, hi: int, rng, scale: float = 0.02, chunk: int = 50_000) -> None:
+    """Rows ``lo:hi`` of ``index``'s vectors plus a little noise, renormalised: no two rows the same point
+    (synthetic articles reuse real sentences). In place, so every reader of the index sees it."""
+    buf = index._emb_rows._buf  # noqa: SLF001
+    for a in range(lo, hi, chunk):
+        b = min(a + chunk, hi)
+        noisy = buf[a:b].astype(np.float32) + rng.normal(0, scale, (b - a, index.dim)).astype(np.float32)
+        buf[a:b] = (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(buf.dtype)
+
+
 def pss_mb() -> float | None:
     """Proportional set size (a file mapped by several processes counted once among them)."""
     try:
@@ -162,10 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                         sentences=tuple(rng.sample(texts, args.sentences))) for i in range(n)]
         ix = SentenceIndex(emb)
         ix.build(arts, progress=False)
-        buf = ix._emb_rows._buf  # noqa: SLF001 - a little noise per row: no two rows the same point
-        m = len(ix)
-        noisy = buf[:m].astype(np.float32) + nrng.normal(0, 0.02, (m, ix.dim)).astype(np.float32)
-        buf[:m] = (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(buf.dtype)
+        jitter(ix, 0, len(ix), nrng)
         written += pg.ingest(ix)
         print(f"  {written:,} articles written ({time.perf_counter() - t0:.0f} s)", flush=True)
     write_s = time.perf_counter() - t0

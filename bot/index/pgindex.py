@@ -851,9 +851,7 @@ class PgSearch:
             ids = np.frombuffer(data, np.int64, m, 0)
             tf = np.frombuffer(data, np.float32, m, 8 * m).astype(np.float64)
             ln = np.frombuffer(data, np.float32, m, 12 * m).astype(np.float64)
-            keep = (ids >> SHIFT) < self.n_articles  # rows of articles written since the last refresh: not read
-            if not keep.all():
-                ids, tf, ln = ids[keep], tf[keep], ln[keep]
+            ids, tf, ln = self._known_rows((ids, tf, ln), 0, SHIFT)
             rows.append(ids.copy())
             wts.append(term_w[at[int(term)]] * tf / (tf + BM25_K1 * (1.0 - BM25_B + BM25_B * ln / avg)))
             del data, ids, tf, ln
