@@ -591,6 +591,9 @@ def check_metrics(settings, mode: Mode) -> Result:
         return Result(FAIL, "metrics", f"cannot listen on {where} ({(exc.strerror or str(exc)).lower()})")
     return Result(OK, "metrics", f"{where} is free (/metrics, /healthz, /readyz)")
 
+PROBE_DIM = 384  # MiniLM's: long enough for pgvector's vector loop
+
+
 def check_index(settings, mode: Mode) -> Result:
     """INDEX_URL: unset (each process's own index and vector cache), or a PostgreSQL with pgvector 0.8 or later
     that answers."""
@@ -611,6 +614,14 @@ def check_index(settings, mode: Mode) -> Result:
         return Result(FAIL, "index", f"{shown}: {reason}")
     try:
         version = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
+        try:  # the vector loop /ask's searches run (a pgvector built for another CPU dies here, not on short vectors)
+            probe = "[" + ",".join(["0.5"] * PROBE_DIM) + "]"
+            conn.execute("SELECT %s::vector <=> %s::vector", (probe, probe)).fetchone()
+        except Exception as exc:  # noqa: BLE001 - the backend died: psycopg's OperationalError, whatever its text
+            return Result(FAIL, "index", f"{shown}: pgvector {version} lost the connection computing a "
+                                         f"{PROBE_DIM}-dimension distance ({str(exc).splitlines()[0][:160]}): its "
+                                         "server process died, as a pgvector built for instructions this CPU "
+                                         "lacks (AVX-512, say) does; build it for this CPU (make OPTFLAGS=\"\")")
         # the planner's estimate: a count(*) of millions of rows at every start is not worth it
         count = conn.execute("SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE relname = %s",
                              (TABLE,)).fetchone()[0]

