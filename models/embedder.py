@@ -291,12 +291,16 @@ def _pick_precision(precision: str, device: str) -> str:
     return p
 
 
-def _int8(model):
-    """Dynamic int8 quantisation of the Linear layers (CPU only)."""
+def _int8(model, per_channel: bool = False):
+    """Dynamic int8 quantisation of the Linear layers (CPU only): one weight scale per layer, or one per
+    output channel (``per_channel``: what the span reader takes; the embedder keeps per layer, as its
+    cached vectors were made)."""
     import warnings
 
     import torch
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch marks the eager quantisation API as deprecated
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        spec = {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig} if per_channel \
+            else {torch.nn.Linear}
+        return torch.ao.quantization.quantize_dynamic(model, spec, dtype=torch.qint8)
