@@ -24,6 +24,7 @@ from .engines.extractive import ExtractiveSummarizer
 from .index.cache import EmbeddingCache, SplitCache
 from .index.sentence_index import SentenceIndex
 from .memory import release as release_memory
+from .memory import trim as trim_memory
 
 log = logging.getLogger(__name__)
 
@@ -490,6 +491,9 @@ class Precis:
             if gone:
                 self._rebuild(progress=False)
         self.retire_shared(now)
+        # what the minute's questions freed goes back to the OS (a search at 2M sentences frees tens of MB
+        # that the heap keeps); once a minute, not after each search, whose next one would fault it all in
+        trim_memory()
         return gone
 
     def retire_shared(self, now: float | None = None) -> int:

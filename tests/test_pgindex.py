@@ -152,3 +152,26 @@ def test_a_search_between_refreshes_ignores_articles_written_since(pgvector_url,
 def test_the_median_idf_is_the_in_memory_one(both):
     index, mem, pg = both
     assert pg._median_idf == pytest.approx(mem._median_idf, rel=1e-6)  # noqa: SLF001 - np.median of the idf
+
+
+def test_the_per_article_columns_a_process_keeps_read_back_what_was_stored():
+    """Titles as one UTF-8 buffer, corpus ids looked up by hash and then compared: ids whose hashes
+    collide still map to their own articles, and an id never stored to none."""
+    from bot.index.pgindex import _Keys, _Texts
+
+    class Colliding(str):  # every one hashes alike
+        def __hash__(self):
+            return 7
+
+    texts = _Texts()
+    texts.extend(["Zürich's vote", None, ""])
+    texts.extend(["東京 lockdown"])
+    assert [texts[i] for i in range(len(texts))] == ["Zürich's vote", "", "", "東京 lockdown"]
+
+    keys = _Keys()
+    keys.extend(["a1", Colliding("b2"), Colliding("c3")])
+    assert keys.get("a1") == 0
+    keys.extend([Colliding("d4"), "e5"])  # appended after a lookup: sorted again
+    assert [keys.get(Colliding(k)) for k in ("b2", "c3", "d4")] == [1, 2, 3]
+    assert keys.get("e5") == 4 and keys.get(Colliding("zz")) is None and keys.get("zz") is None
+    assert len(keys) == 5

@@ -62,6 +62,7 @@ EXACT_TITLES = 5_000  # visible articles up to this many: the title cosine of ev
 EXACT_SCAN = 50_000  # visible sentences up to this many: the cosine is computed for all of them (no HNSW)
 FRAGMENT, HAS_DATE, HAS_NUM_WORD = 1, 2, 4
 REFRESH_S = 1.0  # a search reads what other processes added at most this long ago
+REFRESH_BATCH = 20_000  # articles' rows turned into Python objects at once when a process reads the index
 MAX_CACHED_DFS = 100_000  # term document frequencies a process keeps between writes (~10 MB at most)
 NORM_DRIFT = 0.02  # title norms are computed again when the corpus has grown by this share
 
@@ -121,6 +122,77 @@ def _pack(rows: list[tuple], with_len: bool) -> list[tuple[int, bytes]]:
     return out
 
 
+class _Texts:
+    """A column of strings kept as one UTF-8 buffer and offsets (~9 B an entry besides its text, where a
+    list of str costs ~57): the titles of every article in the index, which a process keeps."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._off = np.zeros(1, np.int64)
+
+    def __len__(self) -> int:
+        return self._off.size - 1
+
+    def __getitem__(self, i: int) -> str:
+        return self._buf[self._off[i]: self._off[i + 1]].decode("utf-8")
+
+    def extend(self, texts) -> None:
+        parts = [(t or "").encode("utf-8") for t in texts]
+        if parts:
+            self._off = np.concatenate([self._off, self._off[-1] + np.cumsum([len(b) for b in parts])])
+            self._buf += b"".join(parts)
+
+
+class _Keys:
+    """Each article's corpus id (Article.id) -> its dense id here, for every article in the index: the ids
+    as :class:`_Texts` and their ``hash()`` sorted beside the rows (~24 B an article besides its text,
+    where a dict of str to int costs ~120). Lookups compare the id itself, so a hash collision cannot
+    map one article to another. Safe to use from several threads (a refresh extends it while another
+    thread's scope looks ids up)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids = _Texts()
+        self._hashes: list[np.ndarray] = []  # per appended batch, in row order
+        self._sorted = np.zeros(0, np.int64)
+        self._rows = np.zeros(0, np.int64)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def extend(self, keys: list[str]) -> None:
+        """Append ``keys`` as the next rows (dense ids ``len(self)``, ``len(self) + 1``, ...)."""
+        if keys:
+            hashes = np.fromiter((hash(k) for k in keys), np.int64, len(keys))
+            with self._lock:
+                self._ids.extend(keys)
+                self._hashes.append(hashes)
+
+    def _index(self) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            if self._hashes:  # new rows since the last lookup: sort once (a search's lookups come in bursts)
+                h = np.concatenate([self._sorted, *self._hashes])
+                rows = np.concatenate([self._rows, np.arange(self._rows.size, h.size, dtype=np.int64)])
+                order = np.argsort(h, kind="stable")
+                self._sorted, self._rows, self._hashes = h[order], rows[order], []
+            return self._sorted, self._rows
+
+    def get(self, key: str) -> int | None:
+        if not isinstance(key, str):
+            return None
+        hs, rows = self._index()
+        h = hash(key)
+        i = int(np.searchsorted(hs, h))
+        while i < hs.size and hs[i] == h:
+            if self._ids[int(rows[i])] == key:
+                return int(rows[i])
+            i += 1
+        return None
+
+    def __contains__(self, key: str) -> bool:
+        return self.get(key) is not None
+
+
 def _unpack(rows) -> tuple[np.ndarray, ...]:
     """Blobs of (term, data) -> (terms, rows, counts), one entry per posting (the article and title lists;
     the sentence list is read block by block, :meth:`PgSearch._sentence_bm25`)."""
@@ -142,10 +214,28 @@ def _sum_by(keys: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarr
     then ``np.bincount``, the same sums in the same order of addition, but cheaper here: the postings of
     each term come sorted, so ``keys`` are a few sorted runs, which a stable sort (timsort) merges in
     near-linear time where unique's quicksort sorts from scratch (half of a search's time at 2M sentences)."""
-    order, k, starts = _runs(keys)
+    return _sum_parts([keys], [weights])
+
+
+def _sum_parts(keys: list[np.ndarray], weights: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_sum_by` of the concatenated parts, emptying both lists as it goes (the caller holds no other
+    reference), so that no more than about four arrays of every entry are alive at once where six were
+    (the postings of a question's terms run to a million entries at 2M sentences): the same sort, the same
+    sums."""
+    k = np.concatenate(keys).astype(np.int64, copy=False)
+    keys.clear()
+    order = np.argsort(k, kind="stable")
+    k = k[order]
     if k.size == 0:
+        weights.clear()
         return k, np.zeros(0, np.float64)
-    return k[starts], np.add.reduceat(np.asarray(weights, np.float64)[order], starts)
+    starts = np.flatnonzero(np.concatenate(([True], k[1:] != k[:-1])))
+    k = k[starts]
+    w = np.concatenate(weights).astype(np.float64, copy=False)
+    weights.clear()
+    w = w[order]
+    del order
+    return k, np.add.reduceat(w, starts)
 
 
 def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -227,8 +317,8 @@ class PgSearch:
         self._n_sent = np.zeros(0, np.int32)
         self._body_len = np.zeros(0, np.float32)
         self._guild = np.zeros(0, np.int64)
-        self._titles: list[str] = []
-        self._row_of: dict[str, int] = {}  # each article's corpus id (Article.id) -> its id here
+        self._titles = _Texts()
+        self._row_of = _Keys()  # each article's corpus id (Article.id) -> its id here
         self._gone = np.zeros(0, bool)  # retired (pix_gone): no scope shows them
         self._gone_seq = 0
         self._gone_ids: set[int] = set()
@@ -412,17 +502,15 @@ class PgSearch:
             self._vec_m2 = np.frombuffer(st[5], np.float64).reshape(d, d)
             self._title_sum = np.frombuffer(st[6], np.float64)
             self._title_m2 = np.frombuffer(st[7], np.float64).reshape(d, d)
-            known = len(self._titles)
-            rows = self.conn.execute("SELECT id, published, n_sent, body_len, guild, title, key FROM pix_articles "
-                                     "WHERE id >= %s ORDER BY id", (known,)).fetchall()
-            if rows:
-                for r in rows:
-                    self._row_of[r[6]] = int(r[0])
+            cur = self.conn.execute("SELECT id, published, n_sent, body_len, guild, title, key FROM pix_articles "
+                                    "WHERE id >= %s ORDER BY id", (len(self._titles),))
+            while rows := cur.fetchmany(REFRESH_BATCH):  # a start at 100k articles holds 20k rows at once, not all
+                self._row_of.extend([r[6] for r in rows])
                 self._pub = np.concatenate([self._pub, [np.nan if r[1] is None else r[1] for r in rows]])
                 self._n_sent = np.concatenate([self._n_sent, np.array([r[2] for r in rows], np.int32)])
                 self._body_len = np.concatenate([self._body_len, np.array([r[3] for r in rows], np.float32)])
                 self._guild = np.concatenate([self._guild, np.array([r[4] for r in rows], np.int64)])
-                self._titles.extend(r[5] for r in rows)
+                self._titles.extend([r[5] for r in rows])
             # np.median of the known terms' idf, as the in-memory index computes it (the two middle values averaged)
             med = self.conn.execute(
                 "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ln((%s + 1.0) / (df + 1)) + 1) FROM pix_terms "
@@ -465,7 +553,8 @@ class PgSearch:
         return self._row_of.get(key)
 
     def has(self, key: str) -> bool:
-        return key in self._row_of and not self._gone[self._row_of[key]]
+        row = self._row_of.get(key)
+        return row is not None and not self._gone[row]
 
     def _tombstone(self, select: str, args: tuple) -> list:
         """INSERT INTO pix_gone the ids ``select`` gives, under an advisory lock: tombstones commit in the order
@@ -846,7 +935,7 @@ class PgSearch:
         # streamed (libpq's single-row mode): one block in client memory at a time, not the whole result
         blocks = self.conn.cursor(binary=True).stream(
             "SELECT term, data FROM pix_post WHERE list = %s AND term = ANY(%s)", (SENTENCES, uniq.tolist()))
-        for term, data in blocks:
+        for term, data in blocks:  # one block per term per ingest batch
             m = len(data) // 16
             ids = np.frombuffer(data, np.int64, m, 0)
             tf = np.frombuffer(data, np.float32, m, 8 * m).astype(np.float64)
@@ -857,11 +946,7 @@ class PgSearch:
             del data, ids, tf, ln
         if not rows or not sum(r.size for r in rows):
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
-        keys = np.concatenate(rows)
-        del rows
-        w = np.concatenate(wts)
-        del wts
-        return _sum_by(keys, w)
+        return _sum_parts(rows, wts)
 
     def _known_rows(self, cols: tuple[np.ndarray, ...], at: int, shift: int) -> tuple[np.ndarray, ...]:
         """``cols`` without the entries whose row (column ``at``; its article: ``row >> shift``) belongs to an
