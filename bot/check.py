@@ -614,14 +614,21 @@ def check_index(settings, mode: Mode) -> Result:
         return Result(FAIL, "index", f"{shown}: {reason}")
     try:
         version = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
+        import psycopg
+
         try:  # the vector loop /ask's searches run (a pgvector built for another CPU dies here, not on short vectors)
             probe = "[" + ",".join(["0.5"] * PROBE_DIM) + "]"
             conn.execute("SELECT %s::vector <=> %s::vector", (probe, probe)).fetchone()
-        except Exception as exc:  # noqa: BLE001 - the backend died: psycopg's OperationalError, whatever its text
-            return Result(FAIL, "index", f"{shown}: pgvector {version} lost the connection computing a "
-                                         f"{PROBE_DIM}-dimension distance ({str(exc).splitlines()[0][:160]}): its "
-                                         "server process died, as a pgvector built for instructions this CPU "
-                                         "lacks (AVX-512, say) does; build it for this CPU (make OPTFLAGS=\"\")")
+        except psycopg.OperationalError as exc:  # the connection went: a blip, or the server process died
+            # at start-up a blip must not stop the bot (an unreachable index is a warning there); 'bot check' fails
+            return Result(WARN if mode == "run" else FAIL, "index",
+                          f"{shown}: pgvector {version} lost the connection computing a {PROBE_DIM}-dimension "
+                          f"distance ({str(exc).splitlines()[0][:160]}). If it does again, its server process "
+                          "died, as a pgvector built for instructions this CPU lacks (AVX-512, say) does: build it "
+                          "for this CPU (make OPTFLAGS=\"\")")
+        except psycopg.Error as exc:  # e.g. a statement timeout: shown as it is
+            return Result(WARN if mode == "run" else FAIL, "index", f"{shown}: pgvector {version} could not compute "
+                                                                      f"a distance ({str(exc).splitlines()[0][:200]})")
         # the planner's estimate: a count(*) of millions of rows at every start is not worth it
         count = conn.execute("SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE relname = %s",
                              (TABLE,)).fetchone()[0]

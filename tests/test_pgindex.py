@@ -149,6 +149,28 @@ def test_a_search_between_refreshes_ignores_articles_written_since(pgvector_url,
     one.close(), two.close()
 
 
+def test_a_process_reading_the_index_a_few_rows_at_a_time_maps_every_article(both, pgvector_url, memo_embedder,
+                                                                             monkeypatch):
+    """Another process reads the articles' rows REFRESH_BATCH at a time (here 2, over five articles): each
+    corpus id maps to its own article, with its own title, and it ranks as the writer does."""
+    import bot.index.pgindex as pgindex
+
+    index, _, pg = both
+    monkeypatch.setattr(pgindex, "REFRESH_BATCH", 2)
+    other = PgSearch(pgvector_url, memo_embedder, published=timeframe.published)
+    try:
+        for a in index.articles:
+            row = other.row_of(a.id)
+            assert row == pg.row_of(a.id) and other.has(a.id)
+            assert other._titles[row] == a.title
+        assert other.row_of("no-such-article") is None
+        for q in QUESTIONS:
+            assert [(c.article, c.position, c.title) for c in other.search_candidates(q, cue_kind(q), 5)] == \
+                [(c.article, c.position, c.title) for c in pg.search_candidates(q, cue_kind(q), 5)]
+    finally:
+        other.close()
+
+
 def test_the_median_idf_is_the_in_memory_one(both):
     index, mem, pg = both
     assert pg._median_idf == pytest.approx(mem._median_idf, rel=1e-6)  # noqa: SLF001 - np.median of the idf

@@ -242,6 +242,7 @@ def test_check_fails_where_pgvector_dies_on_a_distance(pgvector_url, settings_fa
     monkeypatch.setattr(pgvectors, "prepare", lambda *a, **k: Dies(real(*a, **k)))
     r = check.check_index(settings, "check")
     assert r.status == check.FAIL and "384-dimension distance" in r.detail and "AVX-512" in r.detail
+    assert check.check_index(settings, "run").status == check.WARN  # at start-up: the bot starts all the same
 
 
 def test_index_url_must_be_postgresql(settings_factory):

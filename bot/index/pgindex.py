@@ -134,6 +134,8 @@ class _Texts:
         return self._off.size - 1
 
     def __getitem__(self, i: int) -> str:
+        if not 0 <= i < self._off.size - 1:
+            raise IndexError(i)
         return self._buf[self._off[i]: self._off[i + 1]].decode("utf-8")
 
     def extend(self, texts) -> None:
@@ -222,7 +224,7 @@ def _sum_parts(keys: list[np.ndarray], weights: list[np.ndarray]) -> tuple[np.nd
     reference), so that no more than about four arrays of every entry are alive at once where six were
     (the postings of a question's terms run to a million entries at 2M sentences): the same sort, the same
     sums."""
-    k = np.concatenate(keys).astype(np.int64, copy=False)
+    k = (keys[0] if len(keys) == 1 else np.concatenate(keys)).astype(np.int64, copy=False)
     keys.clear()
     order = np.argsort(k, kind="stable")
     k = k[order]
@@ -231,7 +233,7 @@ def _sum_parts(keys: list[np.ndarray], weights: list[np.ndarray]) -> tuple[np.nd
         return k, np.zeros(0, np.float64)
     starts = np.flatnonzero(np.concatenate(([True], k[1:] != k[:-1])))
     k = k[starts]
-    w = np.concatenate(weights).astype(np.float64, copy=False)
+    w = (weights[0] if len(weights) == 1 else np.concatenate(weights)).astype(np.float64, copy=False)
     weights.clear()
     w = w[order]
     del order
@@ -504,13 +506,15 @@ class PgSearch:
             self._title_m2 = np.frombuffer(st[7], np.float64).reshape(d, d)
             cur = self.conn.execute("SELECT id, published, n_sent, body_len, guild, title, key FROM pix_articles "
                                     "WHERE id >= %s ORDER BY id", (len(self._titles),))
-            while rows := cur.fetchmany(REFRESH_BATCH):  # a start at 100k articles holds 20k rows at once, not all
-                self._row_of.extend([r[6] for r in rows])
+            # the result is in libpq's memory whole; it becomes Python objects REFRESH_BATCH rows at a time
+            while rows := cur.fetchmany(REFRESH_BATCH):
                 self._pub = np.concatenate([self._pub, [np.nan if r[1] is None else r[1] for r in rows]])
                 self._n_sent = np.concatenate([self._n_sent, np.array([r[2] for r in rows], np.int32)])
                 self._body_len = np.concatenate([self._body_len, np.array([r[3] for r in rows], np.float32)])
                 self._guild = np.concatenate([self._guild, np.array([r[4] for r in rows], np.int64)])
                 self._titles.extend([r[5] for r in rows])
+                self._row_of.extend([r[6] for r in rows])  # last: ids are positions, so every column must agree
+            cur.close()
             # np.median of the known terms' idf, as the in-memory index computes it (the two middle values averaged)
             med = self.conn.execute(
                 "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ln((%s + 1.0) / (df + 1)) + 1) FROM pix_terms "
@@ -554,7 +558,7 @@ class PgSearch:
 
     def has(self, key: str) -> bool:
         row = self._row_of.get(key)
-        return row is not None and not self._gone[row]
+        return row is not None and row < self._gone.size and not self._gone[row]
 
     def _tombstone(self, select: str, args: tuple) -> list:
         """INSERT INTO pix_gone the ids ``select`` gives, under an advisory lock: tombstones commit in the order
