@@ -591,15 +591,15 @@ def check_metrics(settings, mode: Mode) -> Result:
         return Result(FAIL, "metrics", f"cannot listen on {where} ({(exc.strerror or str(exc)).lower()})")
     return Result(OK, "metrics", f"{where} is free (/metrics, /healthz, /readyz)")
 
-PROBE_DIM = 384  # MiniLM's: long enough for pgvector's vector loop
-
 
 def check_index(settings, mode: Mode) -> Result:
     """INDEX_URL: unset (each process's own index and vector cache), or a PostgreSQL with pgvector 0.8 or later
     that answers."""
     if settings.index_url is None:
         return Result(OK, "index", "in memory, vectors cached in DATA_DIR by this process (INDEX_URL unset)")
-    from .index.pgvectors import TABLE, VectorStoreUnavailable, prepare
+    import psycopg
+
+    from .index.pgvectors import PROBE_DIM, TABLE, VectorStoreUnavailable, prepare, probe_distance
     from .store.db import redact_url
 
     url = settings.index_url.get_secret_value().strip()
@@ -614,11 +614,8 @@ def check_index(settings, mode: Mode) -> Result:
         return Result(FAIL, "index", f"{shown}: {reason}")
     try:
         version = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
-        import psycopg
-
-        try:  # the vector loop /ask's searches run (a pgvector built for another CPU dies here, not on short vectors)
-            probe = "[" + ",".join(["0.5"] * PROBE_DIM) + "]"
-            conn.execute("SELECT %s::vector <=> %s::vector", (probe, probe)).fetchone()
+        try:  # the vector loop /ask's searches run (a pgvector built for another CPU dies here)
+            probe_distance(conn)
         except psycopg.OperationalError as exc:  # the connection went: a blip, or the server process died
             # at start-up a blip must not stop the bot (an unreachable index is a warning there); 'bot check' fails
             return Result(WARN if mode == "run" else FAIL, "index",

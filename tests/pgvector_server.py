@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import tempfile
+import time
 
 import pytest
 
@@ -62,15 +63,16 @@ def _probe(url: str) -> None:
     as a lost connection."""
     import psycopg
 
+    from bot.index.pgvectors import probe_distance
+
     name = f"probe_{secrets.token_hex(4)}"
-    vec = "[" + ",".join(["0.5"] * 384) + "]"
     with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
         try:
             with psycopg.connect(database_url(url, name), autocommit=True, connect_timeout=5) as conn:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-                conn.execute("SELECT %s::vector <=> %s::vector", (vec, vec)).fetchone()
+                probe_distance(conn)
         except psycopg.OperationalError as exc:
             raise RuntimeError("pgvector's distance on 384-dimension vectors lost the connection (the server's "
                                "backend died: a pgvector built for instructions this CPU lacks, such as "
@@ -82,8 +84,6 @@ def _probe(url: str) -> None:
                     conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 break
             except psycopg.OperationalError:
-                import time
-
                 time.sleep(0.5)
 
 

@@ -230,7 +230,7 @@ def test_check_fails_where_pgvector_dies_on_a_distance(pgvector_url, settings_fa
 
         def execute(self, sql, *args):
             if "<=>" in sql:
-                assert len(args[0][0].split(",")) == check.PROBE_DIM
+                assert len(args[0][0].split(",")) == pgvectors.PROBE_DIM
                 raise psycopg.OperationalError("consuming input failed: server closed the connection unexpectedly")
             return self._conn.execute(sql, *args)
 

