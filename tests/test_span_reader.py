@@ -204,6 +204,19 @@ def test_whole_phrase():
     assert whole_phrase("China", "more than 2,000 ethnic Kazakhs", s) == "China"
 
 
+def test_a_span_that_runs_into_the_next_clause_is_cut_at_the_break():
+    from bot.engines.answerer import whole_phrase
+
+    s = ("Foreign Ministry officials said in November that China had detained 29 Kazakh citizens, and 15 had "
+         "since been released and allowed to return to Kazakhstan.")
+    assert whole_phrase("29 Kazakh citizens, and 15", None, s) == "29 Kazakh citizens"
+    assert whole_phrase("29 Kazakh citizens, and 15", "29 Kazakh citizens", s) == "29 Kazakh citizens"
+    lst = "The finalists were Serbia, Croatia, and Slovenia, the federation said."
+    assert whole_phrase("Serbia, Croatia, and Slovenia", None, lst) == "Serbia, Croatia, and Slovenia"
+    money = "The fund raised 1,500 dollars, which paid for the roof."
+    assert whole_phrase("1,500 dollars, which paid", None, money) == "1,500 dollars"
+
+
 def test_agree_mode_takes_the_rules_phrase_where_the_readers_overlap(tmp_path, embedder):
     ix = _index(tmp_path, embedder, GOLF)
     q = "How much was the record prize?"

@@ -789,13 +789,31 @@ class Answerer:
         return Answer(q, f"{text}\n{support[0].text}", False, tuple(support), conf, short=text)
 
 
+# where one clause ends and the next begins: ", and 15 had since been released", "; the rest ..."
+_CLAUSE_BREAK = re.compile(r",\s+(?:and|but|or|while|whereas|which|who|where)\s|;\s")
+_LIST_COMMA = re.compile(r",\s")
+
+
+def one_clause(span: str) -> str:
+    """``span`` cut where it runs on past a clause break into the next clause: "29 Kazakh citizens, and 15"
+    (of "... had detained 29 Kazakh citizens, and 15 had since been released") is "29 Kazakh citizens".
+    A span whose head holds a list comma is a list and stays whole ("Serbia, Croatia, and Slovenia")."""
+    m = _CLAUSE_BREAK.search(span)
+    if m is None:
+        return span
+    head = span[: m.start()].rstrip()
+    return head if head and not _LIST_COMMA.search(head) else span
+
+
 def whole_phrase(span: str, rules: str | None, sentence: str) -> str | None:
     """``span`` as the short answer only when it passes the abstractive answers' span constraint (one
     unbroken run of the sentence's words that splits no name or number and cuts off no negation, modal,
     hedge or unit: "2,000" of "more than 2,000 ethnic Kazakhs" does not); else the rules' phrase when it
-    holds the span and passes; else None (the sentence leads, and says it all)."""
+    holds the span and passes; else None (the sentence leads, and says it all). A span that runs on into
+    the next clause is first cut at the break (:func:`one_clause`)."""
     from models.decoding import satisfies
 
+    span = one_clause(span)
     if satisfies(span, sentence, span=True):
         return span
     if rules and span in rules and satisfies(rules, sentence, span=True):
