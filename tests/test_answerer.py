@@ -235,6 +235,10 @@ def test_abstains_on_questions_the_corpus_never_mentions(answerer, q):
         ("Which bakery won the national sourdough award?", "Ashford"),
         ("How long did construction of the Elbe tunnel take?", "seven years"),
         ("Which Japanese comedian died after contracting the virus?", "Shimura"),
+        # the article says "the United States" (and its title "US"): "US", "U.S." and "the us" are one term
+        ("Which country banned travelers from the US?", "Japan"),
+        ("which country banned travelers from the us", "Japan"),
+        ("Which country banned travelers from the U.S.?", "Japan"),
     ],
 )
 def test_answers_questions_the_corpus_covers(answerer, q, needle):

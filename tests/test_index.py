@@ -239,3 +239,16 @@ def test_app_reload_keeps_one_copy_of_the_vectors(settings_factory, memo_embedde
     app.add_articles([Article.build(title="Storm hits coast", text="The storm hit at dawn. Thousands lost power.")])
     assert app.index is not old and len(app.index) == len(old) + 2
     assert np.shares_memory(app.index.emb, old.emb)
+
+
+def test_the_united_states_short_forms_are_one_term_and_the_pronoun_is_not_it():
+    from bot.index.search import query_words
+    from bot.index.sentence_index import Lexicon
+
+    lex = Lexicon()
+    forms = ["Troops left the U.S. on Monday.", "US troops left.", "The U.S.A. said so.", "Troops left the United States."]
+    assert all("usa" in terms for terms in lex.terms(forms))
+    assert "unit" in lex.terms(["the United States"])[0]  # the full name keeps its own words too
+    assert "usa" not in lex.terms(["Tell us what happened to them."])[0]
+    assert "usa" in lex.terms([" ".join(query_words("which country banned travelers from the us"))])[0]
+    assert "usa" not in lex.terms(["USAID and USB sticks"])[0]

@@ -32,7 +32,7 @@ EXTRA = [
 QUESTIONS = ["What did Japan decide about travelers?", "When will the coastal rail line reopen?",
              "How much did the harbour bridge cost?", "Who reported the travel ban?",
              "How many kilometres of track were rebuilt?", "Which city reopened a bridge?", "zzz qqq",
-             "What did the council approve?"]
+             "What did the council approve?", "Which country banned travelers from the US?"]
 
 
 @pytest.fixture
@@ -197,3 +197,29 @@ def test_the_per_article_columns_a_process_keeps_read_back_what_was_stored():
     assert [keys.get(Colliding(k)) for k in ("b2", "c3", "d4")] == [1, 2, 3]
     assert keys.get("e5") == 4 and keys.get(Colliding("zz")) is None and keys.get("zz") is None
     assert len(keys) == 5
+
+
+def test_an_index_written_by_an_older_precis_says_its_terms_are_old(pgvector_url, memo_embedder, caplog):
+    from bot.index.pgindex import TERMS_REVISION
+
+    index = SentenceIndex(memo_embedder)
+    index.build(list(load_corpus(SAMPLE).articles), progress=False)
+    pg = PgSearch(pgvector_url, memo_embedder, published=timeframe.published)
+    assert pg.terms_revision == TERMS_REVISION
+    pg.ingest(index)
+    # the article's "United States" is written with the one term its short forms share
+    assert pg.conn.execute("SELECT df FROM pix_terms WHERE term = 'usa'").fetchone()[0] > 0
+    pg.conn.execute("DELETE FROM pix_meta")  # as an index written before pix_meta existed
+    pg.close()
+    with caplog.at_level("WARNING", logger="bot.index.pgindex"):
+        old = PgSearch(pgvector_url, memo_embedder, published=timeframe.published)
+    try:
+        assert old.terms_revision == "1"
+        assert any("older Precis" in r.getMessage() for r in caplog.records)
+    finally:
+        old.close()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="bot.index.pgindex"):
+        again = PgSearch(pgvector_url, memo_embedder, published=timeframe.published)  # still old: warns again
+    again.close()
+    assert any("older Precis" in r.getMessage() for r in caplog.records)

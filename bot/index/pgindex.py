@@ -49,7 +49,7 @@ from .search import (
     _CAP, _DATE, _HOW, _NUM, _NUMBER_WORDS, _SENTENCE_END, _WORD, QUESTION_WORDS, Candidate, Support, Weights,
     _ranked, query_words, window_mask,
 )
-from .sentence_index import BM25_B, BM25_K1, Lexicon, SentenceIndex
+from .sentence_index import BM25_B, BM25_K1, Lexicon, SentenceIndex, aliases
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,17 @@ SCHEMA = [
     "NOT NULL, n_art bigint NOT NULL, art_len double precision NOT NULL, vec_sum bytea NOT NULL, vec_m2 bytea "
     "NOT NULL, title_sum bytea NOT NULL, title_m2 bytea NOT NULL)",
     "CREATE INDEX IF NOT EXISTS pix_articles_vec ON pix_articles USING hnsw (title_vec vector_ip_ops)",
+    # what wrote the index: "terms" = TERMS_REVISION when every article's terms were taken as today
+    "CREATE TABLE IF NOT EXISTS pix_meta (key text PRIMARY KEY, value text NOT NULL)",
 ]
+# How articles become terms; written into pix_meta by the process that creates the index. 2: the United
+# States' short forms are one term (bot.index.sentence_index.aliases). An index written before keeps its
+# articles' old terms (a question's "US" then misses their "US" and "U.S."): a warning says so.
+TERMS_REVISION = "2"
+OLD_TERMS_WARNING = (
+    "the index in %s was written by an older Precis (terms revision %s, today %s): its older articles keep "
+    "their old terms, so a question naming the US misses their \"US\" and \"U.S.\"; to rebuild it, stop "
+    "every process, drop the pix_* tables and start again (the vectors are kept in the shared vector store)")
 # columns an index written before them lacks (added when missing: ALTER TABLE takes an exclusive lock, which
 # would queue every reader behind another process's ingest, even with IF NOT EXISTS)
 ADDED_COLUMNS = {
@@ -310,10 +320,19 @@ class PgSearch:
             for col, kind in ADDED_COLUMNS.items():
                 if col not in have:
                     self.conn.execute(f"ALTER TABLE pix_articles ADD COLUMN IF NOT EXISTS {col} {kind}")
+            if self.conn.execute("SELECT NOT EXISTS (SELECT 1 FROM pix_articles)").fetchone()[0]:
+                self.conn.execute("INSERT INTO pix_meta VALUES ('terms', %s) ON CONFLICT (key) DO UPDATE "
+                                  "SET value = EXCLUDED.value", (TERMS_REVISION,))
+            row = self.conn.execute("SELECT value FROM pix_meta WHERE key = 'terms'").fetchone()
+            self.terms_revision = row[0] if row else "1"
             self.conn.execute(
                 "INSERT INTO pix_stats VALUES (1, 0, 0, 0, 0, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
                 (np.zeros(self.dim).tobytes(), np.zeros((self.dim, self.dim)).tobytes(),
                  np.zeros(self.dim).tobytes(), np.zeros((self.dim, self.dim)).tobytes()))
+        if self.terms_revision != TERMS_REVISION:
+            from ..store.db import redact_url
+
+            log.warning(OLD_TERMS_WARNING, redact_url(url), self.terms_revision, TERMS_REVISION)
         # per article (dense ids): what a process keeps
         self._pub = np.zeros(0, np.float64)
         self._n_sent = np.zeros(0, np.int32)
@@ -368,7 +387,7 @@ class PgSearch:
                     sent_terms[s] = counted(index._sent, s)
                     text = index.texts[s]
                     nums = [w.replace(",", "") for w in _WORD.findall(text) if _NUM.search(w)]
-                    caps = [m.group(0) for m in _CAP.finditer(text) if m.start() > 0]
+                    caps = [m.group(0) for m in _CAP.finditer(aliases(text)) if m.start() > 0]
                     caps_nums[s] = (sorted(set(stems(caps))), sorted(set(stems(nums))))
                     words.update(t for t, _ in sent_terms[s])
                     words.update(caps_nums[s][0])
@@ -694,7 +713,7 @@ class PgSearch:
         lex = self.lexicon
         bm_terms = lex.terms([qtext])[0]
         content_raw = list(dict.fromkeys(lex.terms([" ".join(words)])[0]))
-        keys_raw = [m.group(0) for m in _CAP.finditer(question)
+        keys_raw = [m.group(0) for m in _CAP.finditer(aliases(question))
                     if m.start() > 0 and m.group(0).lower() not in QUESTION_WORDS]
         keys_raw += [x for x in _WORD.findall(question) if _NUM.search(x)]
         keys_terms = list(dict.fromkeys(lex.terms([" ".join(keys_raw)])[0])) if keys_raw else []

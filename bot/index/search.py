@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from .postings import PostingsView
-from .sentence_index import SentenceIndex
+from .sentence_index import SentenceIndex, aliases
 
 @dataclass(frozen=True)
 class Support:
@@ -120,7 +120,7 @@ def query_words(question: str) -> list[str]:
     verb whose subject is the question word ("Who reported ...?") is kept."""
     m = _ASKS_REPORTER.search(question)
     keep = m.group(1).lower() if m else None
-    return [w for w in _WORD.findall(_HOW.sub(" ", question).lower()) if w == keep or w not in QUESTION_WORDS]
+    return [w for w in _WORD.findall(_HOW.sub(" ", aliases(question)).lower()) if w == keep or w not in QUESTION_WORDS]
 
 
 def window_mask(pub: np.ndarray, visible: np.ndarray | None, published_before: float | None,
@@ -205,7 +205,7 @@ class Retriever:
         cap_rows: list[list[int]] = []
         for t in fresh:
             nums = [w.replace(",", "") for w in _WORD.findall(t) if _NUM.search(w)]
-            caps = [m.group(0) for m in _CAP.finditer(t) if m.start() > 0]  # sentence-initial capitals say nothing
+            caps = [m.group(0) for m in _CAP.finditer(aliases(t)) if m.start() > 0]  # sentence-initial capitals say nothing
             num_rows.append(sorted(set(ix.term_ids(stems(nums)))))
             cap_rows.append(sorted(set(ix.term_ids(stems(caps)))))
         cap0 = base._cap if base is not None else PostingsView.empty()
@@ -258,7 +258,8 @@ class Retriever:
         terms = self.index.lexicon.terms
         content = list(dict.fromkeys(terms([" ".join(self.query_words(question))])[0]))
         keys_raw = [
-            m.group(0) for m in _CAP.finditer(question) if m.start() > 0 and m.group(0).lower() not in QUESTION_WORDS
+            m.group(0) for m in _CAP.finditer(aliases(question))
+            if m.start() > 0 and m.group(0).lower() not in QUESTION_WORDS
         ]
         keys_raw += [w for w in _WORD.findall(question) if _NUM.search(w)]
         keys = list(dict.fromkeys(terms([" ".join(keys_raw)])[0])) if keys_raw else []

@@ -61,6 +61,21 @@ def _split(text: str) -> list[str]:
     return [t.replace(",", "") for t in _TOKEN.findall(text)]
 
 
+# The country a news text writes as "US", "U.S.", "U.S.A.", "USA" or "the United States" (and a member
+# types as "the us"): one term, ``usa``, so that a question's "US" meets an article's "U.S." or "United
+# States" and no longer the pronoun "us". "United States" keeps its own words too.
+_USA = re.compile(r"\bU\.S\.(?:A\.)?(?!\w)|\bUSA?\b|(?i:(?<=\bthe )us\b)|(?i:\bunited states\b)")
+
+
+def aliases(text: str) -> str:
+    """``text`` with the United States' short forms written ``USA`` and "United States" followed by it;
+    applied to articles and questions alike before their terms are taken (:meth:`Lexicon.terms`,
+    :func:`bot.index.search.query_words`, the names in :class:`bot.index.search.Retriever`)."""
+    if "U" not in text and "u" not in text:
+        return text
+    return _USA.sub(lambda m: m.group(0) + " USA" if m.group(0).lower() == "united states" else "USA", text)
+
+
 class Lexicon:
     """Turns text into stemmed terms: bm25s' English stop words, Snowball stemmer (PyStemmer).
 
@@ -79,7 +94,7 @@ class Lexicon:
         self._memo: dict[str, str] = {}  # word -> its stem ("" for a stop word)
 
     def terms(self, texts: list[str]) -> list[list[str]]:
-        return [self.stems(_split(t.lower())) for t in texts]
+        return [self.stems(_split(aliases(t).lower())) for t in texts]
 
     def stems(self, words: list[str]) -> list[str]:
         """Stems of already-split words (lower-cased first), stop words dropped."""
