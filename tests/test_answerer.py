@@ -211,6 +211,15 @@ def test_answers_kazakh_question(answerer, index):
     assert a.confidence >= answerer.abstain_threshold
 
 
+def test_who_is_a_named_person_leads_with_the_sentence_that_describes_them(answerer):
+    # a name is not what "Who is X?" asks: "Atajurt" (the group X heads) would read as the answer
+    a = answerer.answer("Who is Serikzhan Bilash?")
+    assert not a.abstained and a.short is None
+    assert a.lines[0] == a.support[0].text and "head of the advocacy group" in a.lines[0]
+    asks_a_name = answerer.answer("Who heads the advocacy group Atajurt?")
+    assert asks_a_name.short is not None and "Bilash" in asks_a_name.short
+
+
 @pytest.mark.parametrize(
     "q",
     [

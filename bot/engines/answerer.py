@@ -146,6 +146,11 @@ class QuestionError(ValueError):
 
 
 _WS = re.compile(r"\s+")
+# "Who is Serikzhan Bilash?", "What is NATO?": the question names its subject and asks what it is. The
+# answer is a description ("head of the advocacy group Atajurt"), which neither the phrase rules nor the
+# span reader give (they give a name: "Atajurt"), so the sentence leads. "Who is the prime minister?"
+# asks for a name and is not one of these.
+_DEFINITIONAL = re.compile(r"\s*(?i:who|what)\s+(?i:is|was|are|were)\s+(?:[A-Z][\w’'.&-]*\s*)+\??\s*$")
 
 
 def validate_question(q: str, max_chars: int = MAX_QUESTION_CHARS) -> str:
@@ -570,6 +575,8 @@ class Answerer:
                 before = Support(first.article, first.position - 1, row, first.before, first.score)
                 rest = [s for s in support[1:] if s.sentence != row]
                 return f"{person.text}\n{top}", person.text, [first, before, *rest][: max(len(support), 2)]
+        if _DEFINITIONAL.match(question):
+            return top, None, support
         found = best_phrase(question, top, [s.text for s in support[1:]])
         short = found.text if found is not None else None
         read = reads[first.sentence] if reads and first.sentence in reads else self.read_span(question, first)
