@@ -19,6 +19,11 @@ from bot.handlers.core import Handlers
         ("/summary topic:Tokyo lockdown mode:extractive", Command("summary", {"topic": "Tokyo lockdown", "mode": "extractive"})),
         ("/ask question:What time: 9 a.m.?", Command("ask", {"question": "What time: 9 a.m.?"})),
         ("/ask How many Kazakhs may leave?", Command("ask", {"question": "How many Kazakhs may leave?"})),
+        # typed as in a chat: "question:" inside the question is part of it
+        ("/ask hi all, quick question: what did Asahi report?",
+         Command("ask", {"question": "hi all, quick question: what did Asahi report?"})),
+        ("/ask quick question: who won? mode:abstractive",
+         Command("ask", {"question": "quick question: who won?", "mode": "abstractive"})),
         ('/articles query:"Japan"', Command("articles", {"query": "Japan"})),
         ("/ARTICLES", Command("articles", {})),
         ("/help", Command("help", {})),

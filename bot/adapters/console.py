@@ -78,6 +78,10 @@ def parse_command(line: str) -> Command:
         raise UsageError(f"/{name} takes no options. Usage: {USAGE[name]}")
     pattern = re.compile(r"(?:^|(?<=\s))(" + "|".join(map(re.escape, known)) + r"):", re.IGNORECASE)
     marks = list(pattern.finditer(rest))
+    if marks and marks[0].start() != 0:
+        # free text first ("/ask hi all, quick question: what ...?"): the default option's own name further
+        # on is part of that text, not the option given again
+        marks = [m for m in marks if m.group(1).lower() != DEFAULT_OPTION[name]]
     if not marks or marks[0].start() != 0:
         lead = rest[: marks[0].start()] if marks else rest
         word = re.match(r"(\w+):", lead)
