@@ -71,7 +71,7 @@ def aliases(text: str) -> str:
     """``text`` with the United States' short forms written ``USA`` and "United States" followed by it;
     applied to articles and questions alike before their terms are taken (:meth:`Lexicon.terms`,
     :func:`bot.index.search.query_words`, the names in :class:`bot.index.search.Retriever`)."""
-    if "U" not in text and "u" not in text:
+    if "U" not in text and " us" not in text and "united" not in text:  # most sentences: no regex at all
         return text
     return _USA.sub(lambda m: m.group(0) + " USA" if m.group(0).lower() == "united states" else "USA", text)
 
