@@ -6,7 +6,8 @@ question is asked through the real Answerer with ``asked_at`` (the batch CLI's r
 published by then are read, and "this week" counts back from it. Two shapes of use:
 
   live      every question asked at its quiz date against the whole file's articles (those published
-            later are invisible then); counted where an article published by then holds its answer
+            later are invisible then); counted where an article the Answerer reads for it then holds its
+            answer: published by then and, for a question that names its time ("this week"), in that span
   archive   the questions that do not name their time, asked at the end of the period against all articles
 
 and two constructions of questions the corpus cannot answer:
@@ -15,6 +16,11 @@ and two constructions of questions the corpus cannot answer:
   (b)       one half of the period's questions against the other half's articles only: the later half's
             questions asked at their quiz date (the corpus holds only older news), the earlier half's
             untimed questions asked at the end of the period (it holds only later news)
+  (c)       the questions that name their time whose answer is only in articles outside that span (the quiz
+            came with an older article that names the answer: "Which volcano erupted in Hawaii this week?"
+            with a 2022 article on Mauna Loa naming Kilauea), asked at their quiz date against all articles:
+            the Answerer reads none of those, so abstaining is right. ``--answerable any`` counts them as
+            live instead (the definition before the eighth session of 2026-12-07)
 
 Leave-months-out: each month is held out in turn; the reader's weights and the two abstention thresholds
 are fitted on the other months' live and archive questions (the highest threshold that abstains on at most
@@ -81,6 +87,7 @@ from bot.index.cache import EmbeddingCache  # noqa: E402
 from bot.index.sentence_index import SentenceIndex  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
+ANSWERABLE = "window"  # --answerable: what makes a live question answerable (see build_setup)
 SYSTEMS = ("bm25", "dense", "z-sum", "precis")
 DEFAULT_SQUAD_HOLDOUT = 4  # every 4th Wikipedia page (sorted by title) is set aside
 
@@ -393,13 +400,15 @@ class Visible:
             self.texts.append("\n".join(ix.texts[i].replace("\n", " ") for i in range(rows.start, rows.stop)))
         self.joined = "\n".join(self.texts)
 
-    def mask(self, asked_at: float) -> np.ndarray:
-        return self.answerer.in_time("", None, None, asked_at=asked_at)[0]
+    def mask(self, asked_at: float, question: str = "") -> np.ndarray:
+        return self.answerer.in_time(question, None, None, asked_at=asked_at)[0]
 
-    def has(self, pat: re.Pattern | None, asked_at: float) -> bool:
+    def has(self, pat: re.Pattern | None, asked_at: float, question: str = "") -> bool:
+        """Whether an article the index shows at ``asked_at`` holds ``pat``; with ``question``, only the
+        articles the Answerer reads for it then (a question that names its time: that span's articles)."""
         if not pat or not pat.search(self.joined):
             return False
-        return any(pat.search(self.texts[a]) for a in np.flatnonzero(self.mask(asked_at)))
+        return any(pat.search(self.texts[a]) for a in np.flatnonzero(self.mask(asked_at, question)))
 
 
 def collect(answerer: Answerer, questions: list[Question], asked: dict[str, float], bm25: bool = False
@@ -510,6 +519,7 @@ class Setup:
     b_answerer: dict[str, Answerer]  # "old" (the first half's articles), "new" (the second half's)
     b_un: dict[str, tuple[str, str]]  # question id -> (which half index, "live" or "archive")
     halves: tuple[list[str], list[str]]
+    c_un: list[str] = field(default_factory=list)  # timed questions whose answer is only outside their window
     live_rr: dict[str, Cands] | None = None  # the same questions' candidates as the reranker sees them
     archive_rr: dict[str, Cands] | None = None
     span_reader: object | None = None  # --span: the short answer also read by this model (never trained on the file)
@@ -526,7 +536,15 @@ def build_setup(questions: list[Question], articles: list[Article], embedder, ca
     pub = full.retriever.published
     end = max(max(q.asked for q in questions if q.asked is not None), float(np.nanmax(pub)))
     vis = Visible(full)
-    live_q = [q for q in questions if vis.has(answer_pattern(q.answers), q.asked)]
+    # A question that names its time ("this week") is answerable live only where an article of that span
+    # holds its answer: the Answerer reads no other (ANSWERABLE = "window", the default). Those whose answer
+    # is only in older articles form construction (c). ANSWERABLE = "any" (--answerable any) is the
+    # earlier definition: the answer in any article published by the quiz date.
+    any_q = [q for q in questions if vis.has(answer_pattern(q.answers), q.asked)]
+    live_q = any_q if ANSWERABLE == "any" else [q for q in any_q
+                                                if vis.has(answer_pattern(q.answers), q.asked, q.text)]
+    live_ids = {q.id for q in live_q}
+    c_un = [q.id for q in any_q if q.id not in live_ids]
     arch_q = [q for q in questions if timeframe.window(q.text) is None and vis.has(answer_pattern(q.answers), end)]
     full.reranker = None  # today's candidates (Answerer.CANDIDATES), then the reranker's (RERANK_POOL)
     live = collect(full, live_q, {q.id: q.asked for q in live_q}, bm25=True)
@@ -560,7 +578,7 @@ def build_setup(questions: list[Question], articles: list[Article], embedder, ca
                     and not v.has(answer_pattern(q.answers), end)):
                 b_un[q.id] = ("new", "archive")
     return Setup(months, by_id, end, full, live, archive, a_answerer, a_un, b_answerer, b_un, (first, second),
-                 live_rr, archive_rr)
+                 c_un, live_rr, archive_rr)
 
 
 def configure(ans: Answerer, w: ReaderWeights, ts: dict[bool, float], reranker=None) -> Answerer:
@@ -639,7 +657,8 @@ def evaluate(st: Setup, months: set[str], w: ReaderWeights, ts: dict[bool, float
     for key, rows in (("a", [(i, st.a_answerer[st.by_id[i].group], st.by_id[i].asked)
                               for m in months for i in st.a_un.get(m, [])]),
                       ("b", [(i, st.b_answerer[h], st.by_id[i].asked if shape == "live" else st.end)
-                             for i, (h, shape) in st.b_un.items() if st.by_id[i].group in months])):
+                             for i, (h, shape) in st.b_un.items() if st.by_id[i].group in months]),
+                      ("c", [(i, st.full, st.by_id[i].asked) for i in st.c_un if st.by_id[i].group in months])):
         n = abst = 0
         items = []
         for qid, ans, when in rows:
@@ -724,7 +743,8 @@ def lmo_eval(st: Setup, generator=None, max_false: float = 0.08, abstractive_lim
     return {"folds": folds, "shipped": shipped, "weights_all": w_all, "thresholds_all": ts_all,
             "max_false": max_false, "end": st.end, "halves": st.halves,
             "counts": {"live": len(st.live), "archive": len(st.archive),
-                       "a": sum(len(v) for v in st.a_un.values()), "b": len(st.b_un)}}
+                       "a": sum(len(v) for v in st.a_un.values()), "b": len(st.b_un),
+                       "c": len(st.c_un)}}
 
 
 def year_out_eval(setups: list[Setup], year: str, max_false: float, reranker=None) -> dict:
@@ -765,7 +785,7 @@ def metrics(folds: list[dict]) -> dict[str, float]:
         out[f"{proto}.n"] = sum(f[proto]["n"] for f in folds)
         ms = [x for f in folds for x in f[proto]["ms"]]
         out[f"{proto}.p50"], out[f"{proto}.p95"] = percentile(ms, 50), percentile(ms, 95)
-    for key in ("a", "b"):
+    for key in ("a", "b", "c"):
         vals = [_pct(f[f"un_{key}"]["abstained"], f[f"un_{key}"]["n"]) for f in folds if f[f"un_{key}"]["n"]]
         out[f"un_{key}"] = float(np.mean(vals)) if vals else float("nan")
         out[f"un_{key}.n"] = sum(f[f"un_{key}"]["n"] for f in folds)
@@ -811,7 +831,10 @@ def print_table(title: str, cols: list[tuple[str, dict[str, float]]], spans: boo
         print(f"| {proto} | supporting sentences shown per answer | "
               + " | ".join(f"{m[f'{proto}.support_shown']:.2f}" for _, m in cols) + " |")
     for key, label in (("un_a", "abstains on (a) a period's questions without its articles"),
-                       ("un_b", "abstains on (b) one half's questions, the other half's articles")):
+                       ("un_b", "abstains on (b) one half's questions, the other half's articles"),
+                       ("un_c", "abstains on (c) timed questions answered only outside their window")):
+        if not any(m[key + ".n"] for _, m in cols):
+            continue
         print(f"| unanswerable | {label} | " + " | ".join(f"{m[key]:.1f} % of {m[key + '.n']}" for _, m in cols) + " |")
     print("| live | /ask p50 / p95 (ms, whole corpus of the file) | "
           + " | ".join(f"{m['live.p50']:.0f} / {m['live.p95']:.0f}" for _, m in cols) + " |")
@@ -838,7 +861,8 @@ def print_lmo(res: dict) -> None:
     print(f"  archive: {c['archive']} questions naming no time, asked at the end of the period "
           f"({time.strftime('%Y-%m-%d', time.gmtime(res['end']))}), answer in the corpus")
     print(f"  (a): {c['a']} questions with their month's articles removed; (b): {c['b']} questions against the "
-          f"other half's articles ({first[0]}-{first[-1]} | {second[0]}-{second[-1]})")
+          f"other half's articles ({first[0]}-{first[-1]} | {second[0]}-{second[-1]}); (c): {c.get('c', 0)} "
+          f"questions that name their time, answered only by articles outside it (answerability: {ANSWERABLE})")
     head = f"  {'':<30}{'correct':>9}{'wrong':>8}{'vague':>8}{'abst.':>8}"
     for proto in ("live", "archive"):
         print()
@@ -866,7 +890,10 @@ def print_lmo(res: dict) -> None:
         print(f"  latency: p50 {percentile(ms, 50):.1f} ms, p95 {percentile(ms, 95):.1f} ms over {len(ms)} answers")
     print()
     for key, what in (("a", "(a) a month's questions without that month's articles"),
-                      ("b", "(b) one half's questions against the other half's articles")):
+                      ("b", "(b) one half's questions against the other half's articles"),
+                      ("c", "(c) timed questions answered only outside their window")):
+        if not any(f[f"un_{key}"]["n"] for f in folds):
+            continue
         vals = [_pct(f[f"un_{key}"]["abstained"], f[f"un_{key}"]["n"]) for f in folds if f[f"un_{key}"]["n"]]
         pooled = sum(f[f"un_{key}"]["abstained"] for f in folds), sum(f[f"un_{key}"]["n"] for f in folds)
         print(f"abstention on unanswerable, {what}: {np.mean(vals):.1f} % (mean over months; pooled "
@@ -970,7 +997,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-timeframe", action="store_true",
                     help="ignore a question's own time words (\"this week\"): every article published by then may "
                          "answer it")
+    ap.add_argument("--answerable", choices=("window", "any"), default="window",
+                    help="a live question is answerable where an article the Answerer reads for it holds its "
+                         "answer (window: a question naming its time reads that span's articles only; the "
+                         "rest are construction (c)), or any article published by its quiz date (any: the "
+                         "definition before the eighth session of 2026-12-07)")
     args = ap.parse_args(argv)
+    global ANSWERABLE
+    ANSWERABLE = args.answerable
     Answerer.timeframes = not args.no_timeframe
     print("time words (bot.engines.timeframe): " + ("on, counted back from when the question is asked"
                                                      if Answerer.timeframes else "off"))

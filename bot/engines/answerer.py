@@ -332,6 +332,9 @@ class Answerer:
     # benchmark reports the leave-months-out figures of the same procedure).
     DEFAULT_THRESHOLD = 0.559
     TIMED_THRESHOLD = 0.503  # questions naming their time ("this week"), read against that span's articles
+    # (Both fitted when a timed question counted as answerable wherever its answer was; with only its own
+    # span's articles counting, the 2022 fit gives 0.559 / 0.557 and the other years' 0.30-0.50 timed: not
+    # refitted on one file's 12 questions. docs/benchmarks.md, construction (c).)
     READER = ReaderWeights(
         retrieval=0.74, answer_type=2.996, nearness=0.358, coverage=1.937, lead=1.511, agreement=0.743, context=3.97,
         recency=1.546,
