@@ -56,8 +56,8 @@ def feats(q, w) -> tuple[int, np.ndarray]:
 
 def rows(qs_by_proto: dict, w, keep):
     out = []
-    for proto in ("live", "archive", "chat", "a", "b"):
-        for q in qs_by_proto[proto]:
+    for proto in ("live", "archive", "chat", "a", "b", "c"):
+        for q in qs_by_proto.get(proto, []):
             if not keep(q):
                 continue
             if not len(q.answer):
@@ -105,6 +105,8 @@ def run_fold(train_data: dict, test_data: dict, keep_train, keep_test, max_false
                     y.append(proto in ("live", "archive"))
                 else:
                     y.append(proto in ("live", "archive") and q.answer[i] == "correct")
+            if len(set(y)) < 2:  # a fold whose training periods hold one class only (a --limit smoke run)
+                continue
             model = fit_logit(np.array(X), np.array(y))
         s = score_fn(name.split(":")[0], model, sel)
         ts = aq.choose_thresholds([(q.timed, s(q, i, f)) for proto, q, i, f in tr
@@ -116,7 +118,7 @@ def run_fold(train_data: dict, test_data: dict, keep_train, keep_test, max_false
             if f is None or s(q, i, f) < ts[q.timed]:
                 d["abstained"] += 1
                 continue
-            if proto in ("a", "b"):
+            if proto in ("a", "b", "c"):
                 continue
             d[q.answer[i] if q.answer[i] != "unread" else "vague"] += 1
         res[name] = c
@@ -130,14 +132,14 @@ def pct(c, k):
 def report(title, folds, configs):
     print(f"\n{title}")
     print(f"{'config':<14}{'live right':>11}{'wrong':>7}{'abst':>6}{'arch right':>11}"
-          f"{'wrong':>7}{'abst':>6}{'chat':>6}{'(a)':>7}{'(b)':>7}")
+          f"{'wrong':>7}{'abst':>6}{'chat':>6}{'(a)':>7}{'(b)':>7}{'(c)':>7}")
     for name in configs:
         def m(p, k):
-            v = [pct(f[name][p], k) for f in folds if p in f[name] and f[name][p]["n"]]
+            v = [pct(f[name][p], k) for f in folds if name in f and p in f[name] and f[name][p]["n"]]
             return float(np.mean(v)) if v else float("nan")
         print(f"{name:<14}{m('live', 'correct'):11.1f}{m('live', 'wrong'):7.1f}{m('live', 'abstained'):6.1f}"
               f"{m('archive', 'correct'):11.1f}{m('archive', 'wrong'):7.1f}{m('archive', 'abstained'):6.1f}"
-              f"{m('chat', 'correct'):6.1f}{m('a', 'abstained'):7.1f}{m('b', 'abstained'):7.1f}")
+              f"{m('chat', 'correct'):6.1f}{m('a', 'abstained'):7.1f}{m('b', 'abstained'):7.1f}{m('c', 'abstained'):7.1f}")
 
 
 def main(argv=None) -> int:
@@ -151,6 +153,8 @@ def main(argv=None) -> int:
     setattr(sys.modules["__main__"], "Q", sr.Q)  # span_rerank.py pickles its Q as __main__.Q
     for p in args.load:
         files.update(pickle.loads(p.read_bytes()))
+    for stem, fd in files.items():  # dumps made before construction (c) carry no "answerable": "any"
+        print(f"{stem}: answerable = {fd.get('answerable', 'any')}, (c) {len(fd['data'].get('c', []))} questions")
     sel = np.array([FEATS.index(x) for x in args.feats.split(",")])
     configs = args.configs.split(",")
     print("features: " + ", ".join(FEATS[i] for i in sel))
@@ -160,7 +164,8 @@ def main(argv=None) -> int:
         report(f"{stem}: held-out periods (mean over {len(folds)})", folds, configs)
     years = sorted({m[:4] for fd in files.values() for m in fd["months"]})
     if len(years) > 1:
-        merged = {p: [q for fd in files.values() for q in fd["data"][p]] for p in ("live", "archive", "chat", "a", "b")}
+        merged = {p: [q for fd in files.values() for q in fd["data"].get(p, [])]
+                  for p in ("live", "archive", "chat", "a", "b", "c")}
         for y in years:
             r = run_fold(merged, merged, lambda q, y=y: not q.group.startswith(y), lambda q, y=y: q.group.startswith(y),
                          args.max_false, sel, configs)

@@ -520,13 +520,14 @@ class Setup:
     b_un: dict[str, tuple[str, str]]  # question id -> (which half index, "live" or "archive")
     halves: tuple[list[str], list[str]]
     c_un: list[str] = field(default_factory=list)  # timed questions whose answer is only outside their window
+    answerable: str = "window"  # the definition live_q was built with (ANSWERABLE)
     live_rr: dict[str, Cands] | None = None  # the same questions' candidates as the reranker sees them
     archive_rr: dict[str, Cands] | None = None
     span_reader: object | None = None  # --span: the short answer also read by this model (never trained on the file)
 
 
 def build_setup(questions: list[Question], articles: list[Article], embedder, cache_dir: Path, reranker=None,
-                label: str = "RealTime QA") -> Setup:
+                label: str = "RealTime QA", answerable: str | None = None) -> Setup:
     """``reranker``: scores every candidate once here (the reader's ``reranker`` column); the folds choose
     whether to use it."""
     by_id = {q.id: q for q in questions}
@@ -541,7 +542,7 @@ def build_setup(questions: list[Question], articles: list[Article], embedder, ca
     # is only in older articles form construction (c). ANSWERABLE = "any" (--answerable any) is the
     # earlier definition: the answer in any article published by the quiz date.
     any_q = [q for q in questions if vis.has(answer_pattern(q.answers), q.asked)]
-    live_q = any_q if ANSWERABLE == "any" else [q for q in any_q
+    live_q = any_q if (answerable or ANSWERABLE) == "any" else [q for q in any_q
                                                 if vis.has(answer_pattern(q.answers), q.asked, q.text)]
     live_ids = {q.id for q in live_q}
     c_un = [q.id for q in any_q if q.id not in live_ids]
@@ -578,7 +579,7 @@ def build_setup(questions: list[Question], articles: list[Article], embedder, ca
                     and not v.has(answer_pattern(q.answers), end)):
                 b_un[q.id] = ("new", "archive")
     return Setup(months, by_id, end, full, live, archive, a_answerer, a_un, b_answerer, b_un, (first, second),
-                 c_un, live_rr, archive_rr)
+                 c_un, answerable or ANSWERABLE, live_rr, archive_rr)
 
 
 def configure(ans: Answerer, w: ReaderWeights, ts: dict[bool, float], reranker=None) -> Answerer:
@@ -744,7 +745,7 @@ def lmo_eval(st: Setup, generator=None, max_false: float = 0.08, abstractive_lim
             "max_false": max_false, "end": st.end, "halves": st.halves,
             "counts": {"live": len(st.live), "archive": len(st.archive),
                        "a": sum(len(v) for v in st.a_un.values()), "b": len(st.b_un),
-                       "c": len(st.c_un)}}
+                       "c": len(st.c_un), "answerable": st.answerable}}
 
 
 def year_out_eval(setups: list[Setup], year: str, max_false: float, reranker=None) -> dict:
@@ -857,12 +858,14 @@ def print_lmo(res: dict) -> None:
     print("Every figure below is the held-out month's, mean over the folds, through the real Answerer "
           "with asked_at.")
     print(f"  live: {c['live']} questions asked at their quiz date (later articles hidden) whose answer is in an "
-          f"article published by then")
+          f"article published by then" + (", within the span the question names, if any"
+                                          if c.get("answerable") == "window" else ""))
     print(f"  archive: {c['archive']} questions naming no time, asked at the end of the period "
           f"({time.strftime('%Y-%m-%d', time.gmtime(res['end']))}), answer in the corpus")
     print(f"  (a): {c['a']} questions with their month's articles removed; (b): {c['b']} questions against the "
-          f"other half's articles ({first[0]}-{first[-1]} | {second[0]}-{second[-1]}); (c): {c.get('c', 0)} "
-          f"questions that name their time, answered only by articles outside it (answerability: {ANSWERABLE})")
+          f"other half's articles ({'-'.join(first[::max(len(first) - 1, 1)])} | "
+          f"{'-'.join(second[::max(len(second) - 1, 1)]) or 'none'}); (c): {c.get('c', 0)} "
+          f"questions that name their time, answered only by articles outside it (answerability: {c.get('answerable', '?')})")
     head = f"  {'':<30}{'correct':>9}{'wrong':>8}{'vague':>8}{'abst.':>8}"
     for proto in ("live", "archive"):
         print()
@@ -931,8 +934,10 @@ def print_lmo(res: dict) -> None:
               f"vague {_pct(x['vague'], x['n']):.1f} %, abstained {_pct(x['abstained'], x['n']):.1f} %; "
               f"first line correct {_pct(x['first_correct'], x['n']):.1f} %; top-3 {_pct(x['top3'], x['n']):.1f} % "
               f"(BM25 {_pct(x['bm25_top3'], x['n']):.1f} %)")
-    for key in ("a", "b"):
+    for key in ("a", "b", "c"):
         x = sh[f"un_{key}"]
+        if not x["n"]:
+            continue
         print(f"  ({key}) abstention {_pct(x['abstained'], x['n']):.1f} % of {x['n']}")
 
 

@@ -139,7 +139,7 @@ def dump_file(path: Path, by: str, embedder, cache_dir: Path, reader, label: str
     qs, arts = aq.load_realtimeqa(path, limit, by)
     st = aq.build_setup(qs, arts, embedder, cache_dir, None, label)
     memo = MemoSpan(reader)
-    out: dict[str, list[Q]] = {k: [] for k in ("live", "archive", "chat", "a", "b")}
+    out: dict[str, list[Q]] = {k: [] for k in ("live", "archive", "chat", "a", "b", "c")}
     t0 = time.perf_counter()
     for proto, cands in (("live", st.live), ("archive", st.archive)):
         for qid in cands:
@@ -157,10 +157,13 @@ def dump_file(path: Path, by: str, embedder, cache_dir: Path, reader, label: str
     for qid, (half, shape) in st.b_un.items():
         q = st.by_id[qid]
         out["b"].append(gather(st.b_answerer[half], memo, q, q.text, q.asked if shape == "live" else st.end, q.group))
+    for qid in st.c_un:  # construction (c) of ask_quality.py: timed, answered only outside their span
+        q = st.by_id[qid]
+        out["c"].append(gather(st.full, memo, q, q.text, q.asked, q.group))
     print(f"[{label}] all protocols: {memo.reads} sentences read in {memo.seconds:.0f}s "
           f"({1000 * memo.seconds / max(memo.reads, 1):.1f} ms a sentence, batches of 10); "
           + ", ".join(f"{k} {len(v)}" for k, v in out.items()), file=sys.stderr, flush=True)
-    return {"months": st.months, "data": out}
+    return {"months": st.months, "data": out, "answerable": st.answerable}
 
 
 # ------------------------------------------------------------------ offline
