@@ -220,6 +220,17 @@ def test_who_is_a_named_person_leads_with_the_sentence_that_describes_them(answe
     assert asks_a_name.short is not None and "Bilash" in asks_a_name.short
 
 
+def test_the_who_is_rule_reads_any_run_of_capitals_at_once():
+    # its pattern once split "ABCD..." into words every possible way: 24 capitals then "!" took 1.6 s, each
+    # one more doubling it (a member's question could stall /ask); now one way only
+    from bot.engines.answerer import _DEFINITIONAL
+
+    assert _DEFINITIONAL.match("Who is " + "A" * 200 + "!") is None
+    assert _DEFINITIONAL.match("who is " + "AB " * 90 + "x?") is None
+    assert _DEFINITIONAL.match("Who is Serikzhan Bilash?") and _DEFINITIONAL.match("What is NATO ?")
+    assert _DEFINITIONAL.match("Who is the prime minister?") is None
+
+
 @pytest.mark.parametrize(
     "q",
     [

@@ -150,7 +150,9 @@ _WS = re.compile(r"\s+")
 # answer is a description ("head of the advocacy group Atajurt"), which neither the phrase rules nor the
 # span reader give (they give a name: "Atajurt"), so the sentence leads. "Who is the prime minister?"
 # asks for a name and is not one of these.
-_DEFINITIONAL = re.compile(r"\s*(?i:who|what)\s+(?i:is|was|are|were)\s+(?:[A-Z][\w’'.&-]*\s*)+\??\s*$")
+# (Words apart by whitespace: "(?:[A-Z]\w*\s*)+" could split "ABCD" four ways and backtracked exponentially on
+# "Who is ABCDEFGHIJKLMNOPQRSTUVWXYZ!".)
+_DEFINITIONAL = re.compile(r"\s*(?i:who|what)\s+(?i:is|was|are|were)\s+[A-Z][\w’'.&-]*(?:\s+[A-Z][\w’'.&-]*)*\s*\??\s*$")
 
 
 def validate_question(q: str, max_chars: int = MAX_QUESTION_CHARS) -> str:
