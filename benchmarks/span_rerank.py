@@ -186,11 +186,26 @@ def choose(q: Q, w: np.ndarray, n: int, alpha: float) -> tuple[int, np.ndarray]:
     top = order[:n]
     if alpha < 0:  # "switch": the reader's first unless the span reader reads no answer in it and does in another
         m = np.nan_to_num(q.margin[top], nan=NO_SPAN)
-        if m[0] > 0 or not (m > 0).any():
+        ok = m > 0
+        if alpha in GUARDS.values() and alpha != SWITCH:  # the one switched to must also be as well supported
+            ok &= guard_key(q, top, alpha) >= guard_key(q, top[:1], alpha)[0]
+        if m[0] > 0 or not ok.any():
             return int(top[0]), top
-        return int(top[int(np.argmax(m > 0))]), top
+        return int(top[int(np.argmax(ok))]), top
     fused = sc[top] + alpha * np.nan_to_num(q.margin[top], nan=NO_SPAN)
     return int(top[int(np.argmax(fused))]), top
+
+
+SWITCH = -1.0
+# "switch N" and its guarded forms (alpha codes): the candidate switched to must hold at least the first's
+# confidence (three shares), or at least its coverage of the question's terms around it (context).
+GUARDS = {"switch": SWITCH, "switch/conf": -2.0, "switch/cov": -3.0}
+
+
+def guard_key(q: Q, idx: np.ndarray, alpha: float) -> np.ndarray:
+    if alpha == GUARDS["switch/cov"]:
+        return q.cov[idx]
+    return np.array([confidence_from(float(q.cov[i]), float(q.dense[i]), float(q.art[i])) for i in idx])
 
 
 def scores(q: Q, w: np.ndarray, n: int, alpha: float) -> dict[str, float]:
@@ -296,7 +311,7 @@ def fold(train: list[Q], test: dict[str, list[Q]], keep, ns: list[int], max_fals
         if got > best[0]:
             best = (got, n, a)
     configs.append(("N fit", best[1], best[2]))
-    configs += [(f"switch {n}", n, -1.0) for n in ns if n in (3, 5)]
+    configs += [(f"{g} {n}", n, code) for n in ns if n in (3, 5) for g, code in GUARDS.items()]
     for name, n, a in configs:
         ts = thresholds(train, w, n, a, max_false)
         r = evaluate(test, keep, w, n, a, ts)
@@ -320,14 +335,14 @@ def report(title: str, folds: list[dict], rules=ABSTAIN) -> None:
     print("alpha per fold: " + "; ".join(f"{nm} " + "/".join(f"{f[nm]['alpha']:.1f}" for f in folds)
                                          for nm in names if nm != "today"))
     print("N fitted per fold: " + "/".join(str(f["N fit"]["n"]) for f in folds))
-    hdr = (f"{'config':<10}{'abstain by':<9}{'live right':>11}{'1st line':>9}{'wrong':>7}{'1st wr':>7}{'abst':>6}"
+    hdr = (f"{'config':<14}{'abstain by':<9}{'live right':>11}{'1st line':>9}{'wrong':>7}{'1st wr':>7}{'abst':>6}"
            f"{'arch right':>11}{'1st line':>9}{'wrong':>7}{'1st wr':>7}{'abst':>6}"
            f"{'chat right':>11}{'1st line':>9}{'wrong':>7}{'abst':>6}{'(a)':>7}{'(b)':>7}")
     print(hdr)
     for nm in names:
         for rule in rules:
             m = lambda p, k: mean_over(folds, nm, p, rule, k)  # noqa: E731
-            print(f"{nm:<10}{rule:<9}{m('live', 'correct'):11.1f}{m('live', 'first_correct'):9.1f}"
+            print(f"{nm:<14}{rule:<9}{m('live', 'correct'):11.1f}{m('live', 'first_correct'):9.1f}"
                   f"{m('live', 'wrong'):7.1f}{m('live', 'first_wrong'):7.1f}{m('live', 'abstained'):6.1f}"
                   f"{m('archive', 'correct'):11.1f}{m('archive', 'first_correct'):9.1f}{m('archive', 'wrong'):7.1f}"
                   f"{m('archive', 'first_wrong'):7.1f}{m('archive', 'abstained'):6.1f}"
