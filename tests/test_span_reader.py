@@ -167,9 +167,12 @@ class _Broken:
 
 def test_the_answerer_leads_with_the_span_readers_phrase(tmp_path, embedder, shipped):
     ix = _index(tmp_path, embedder, GOLF)
-    q = "How many strokes ahead did Minjee Lee finish?"
+    # (a question the shipped reader answers with a clear margin on every runtime path: "How many strokes
+    # ahead did Minjee Lee finish?" reads "four" at margin +0.20 in float32 and bf16 but -0.03 in int8, the
+    # path of a CPU without native bf16, so the sentence led there and the test failed)
+    q = "Which golfer did Minjee Lee beat?"
     got = Answerer(ix, span_reader=shipped).answer(q)
-    assert not got.abstained and got.short is not None and "four" in got.short
+    assert not got.abstained and got.short is not None and "Harigae" in got.short
     assert got.lines[0] == got.short and got.lines[1] == got.support[0].text and got.short in got.support[0].text
     # "no answer here": the sentence leads on its own; a phrase not word for word in it is never shown
     none = Answerer(ix, span_reader=_Fixed(None)).answer(q)
