@@ -20,7 +20,9 @@ and two constructions of questions the corpus cannot answer:
             came with an older article that names the answer: "Which volcano erupted in Hawaii this week?"
             with a 2022 article on Mauna Loa naming Kilauea), asked at their quiz date against all articles:
             the Answerer reads none of those, so abstaining is right. ``--answerable any`` counts them as
-            live instead (the definition before the eighth session of 2026-12-07)
+            live instead (the definition before the eighth session of 2026-12-07). Since the ninth session,
+            likewise a question naming a year whose answer is only in articles neither of that year nor naming
+            it (``Answerer.year_scope``)
 
 Leave-months-out: each month is held out in turn; the reader's weights and the two abstention thresholds
 are fitted on the other months' live and archive questions (the highest threshold that abstains on at most
@@ -538,7 +540,8 @@ def build_setup(questions: list[Question], articles: list[Article], embedder, ca
     end = max(max(q.asked for q in questions if q.asked is not None), float(np.nanmax(pub)))
     vis = Visible(full)
     # A question that names its time ("this week") is answerable live only where an article of that span
-    # holds its answer: the Answerer reads no other (ANSWERABLE = "window", the default). Those whose answer
+    # holds its answer: the Answerer reads no other (ANSWERABLE = "window", the default); one naming a year,
+    # only where an article of that year or naming it does (Answerer.year_scope, in Answerer.in_time). Those whose answer
     # is only in older articles form construction (c). ANSWERABLE = "any" (--answerable any) is the
     # earlier definition: the answer in any article published by the quiz date.
     any_q = [q for q in questions if vis.has(answer_pattern(q.answers), q.asked)]
@@ -833,7 +836,7 @@ def print_table(title: str, cols: list[tuple[str, dict[str, float]]], spans: boo
               + " | ".join(f"{m[f'{proto}.support_shown']:.2f}" for _, m in cols) + " |")
     for key, label in (("un_a", "abstains on (a) a period's questions without its articles"),
                        ("un_b", "abstains on (b) one half's questions, the other half's articles"),
-                       ("un_c", "abstains on (c) timed questions answered only outside their window")):
+                       ("un_c", "abstains on (c) timed or year-naming questions answered only outside their window")):
         if not any(m[key + ".n"] for _, m in cols):
             continue
         print(f"| unanswerable | {label} | " + " | ".join(f"{m[key]:.1f} % of {m[key + '.n']}" for _, m in cols) + " |")
@@ -865,7 +868,7 @@ def print_lmo(res: dict) -> None:
     print(f"  (a): {c['a']} questions with their month's articles removed; (b): {c['b']} questions against the "
           f"other half's articles ({'-'.join(first[::max(len(first) - 1, 1)])} | "
           f"{'-'.join(second[::max(len(second) - 1, 1)]) or 'none'}); (c): {c.get('c', 0)} "
-          f"questions that name their time, answered only by articles outside it (answerability: {c.get('answerable', '?')})")
+          f"questions that name their time or a year, answered only by articles outside it (answerability: {c.get('answerable', '?')})")
     head = f"  {'':<30}{'correct':>9}{'wrong':>8}{'vague':>8}{'abst.':>8}"
     for proto in ("live", "archive"):
         print()
@@ -894,7 +897,7 @@ def print_lmo(res: dict) -> None:
     print()
     for key, what in (("a", "(a) a month's questions without that month's articles"),
                       ("b", "(b) one half's questions against the other half's articles"),
-                      ("c", "(c) timed questions answered only outside their window")):
+                      ("c", "(c) timed or year-naming questions answered only outside their window")):
         if not any(f[f"un_{key}"]["n"] for f in folds):
             continue
         vals = [_pct(f[f"un_{key}"]["abstained"], f[f"un_{key}"]["n"]) for f in folds if f[f"un_{key}"]["n"]]
@@ -1004,8 +1007,8 @@ def main(argv: list[str] | None = None) -> int:
                          "answer it")
     ap.add_argument("--answerable", choices=("window", "any"), default="window",
                     help="a live question is answerable where an article the Answerer reads for it holds its "
-                         "answer (window: a question naming its time reads that span's articles only; the "
-                         "rest are construction (c)), or any article published by its quiz date (any: the "
+                         "answer (window: a question naming its time or a year reads that span's or year's articles "
+                         "only; the rest are construction (c)), or any article published by its quiz date (any: the "
                          "definition before the eighth session of 2026-12-07)")
     args = ap.parse_args(argv)
     global ANSWERABLE

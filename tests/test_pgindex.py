@@ -102,6 +102,25 @@ def test_the_answerer_on_the_postgresql_index_answers_as_on_the_in_memory_one(bo
     assert pg.article_text(art) == " ".join(index.articles[art].sentences)
 
 
+def test_a_year_narrows_it_alike(both):
+    """Which articles hold a word (their sentences or title), and so a question's year scope, read the same
+    from PostgreSQL as in memory."""
+    index, mem, pg = both
+    for word in ("reopen", "Quito", "library", "Kazakh", "February", "the", "zzzq", "2020"):
+        assert pg.articles_holding(word).tolist() == mem.articles_holding(word).tolist(), word
+    assert pg.articles_holding("Quito").sum() == 1
+    in_mem, in_pg = Answerer(index), Answerer(index)
+    in_pg.retriever = pg
+    for q in ("What did the council approve in 2020?", "What did the council approve in 2026?",
+              "When will the coastal rail line reopen in 2026?", "What did the council approve?"):
+        a, b = in_mem.year_scope(q, None), in_pg.year_scope(q, None)
+        assert (a is None) == (b is None) and (a is None or a.tolist() == b.tolist()), q
+        x, y = in_mem.answer(q), in_pg.answer(q)
+        assert (x.answer, x.abstained) == (y.answer, y.abstained), q
+    lib = index.articles.index(EXTRA[2])
+    assert np.flatnonzero(in_pg.year_scope("What did the council approve in 2020?", None)).tolist() == [lib]
+
+
 def test_two_processes_share_one_index_each_server_sees_its_own(pgvector_url, memo_embedder):
     """An article one process writes for server A answers in another process's search at once (it reads
     the index, it does not rebuild anything), in server A only; writing it again adds nothing."""

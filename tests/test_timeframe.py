@@ -75,14 +75,18 @@ UNDATED = Article.build(id="undated", title="Harbour ferry timetable changes",
                         text="The harbour ferry will run every twenty minutes from April, the operator said.")
 
 
-@pytest.fixture(scope="module")
-def answerer(tmp_path_factory):
+def _built(tmp_path_factory, articles) -> Answerer:
     from models.embedder import Embedder
 
     embedder = Embedder("minilm")
     ix = SentenceIndex(embedder, EmbeddingCache(tmp_path_factory.mktemp("emb"), embedder.name, embedder.dim))
-    ix.build([OLD, NEW, UNDATED], progress=False)
+    ix.build(articles, progress=False)
     return Answerer(ix)
+
+
+@pytest.fixture(scope="module")
+def answerer(tmp_path_factory):
+    return _built(tmp_path_factory, [OLD, NEW, UNDATED])
 
 
 def _cited(answer) -> set[str]:
@@ -207,3 +211,75 @@ def test_the_dated_share_is_read_after_an_index_rebuilt_in_place(answerer):
         assert not a.abstained and "5 percent" in a.answer
     finally:
         index.build([a for a in index.articles if a.id != "extra"], progress=False)
+
+
+# ------------------------------------------------------------------ a year the question names
+@pytest.mark.parametrize(
+    "question, expected",
+    [
+        ("Which film won five awards at the 2024 Golden Globes?", {2024}),
+        ("Which state plans its first nuclear plant since 1989?", {1989}),
+        ("Did prices rise between 1999 and 2001?", {1999, 2001}),
+        ("Who won Euro 2024?", {2024}),
+        ("Who paid $2024 for the ticket?", set()),  # a sum
+        ("Did 2,024 people attend?", set()),  # a count
+        ("Did support fall to 2024% or 2024.5 or 12024?", set()),  # a share, a decimal, a longer number
+        ("What happened in 1850 or 2150?", set()),  # outside 1900-2099
+        ("Which head coach was fired this week?", set()),
+    ],
+)
+def test_years_are_the_years_a_question_names(question, expected):
+    assert timeframe.years(question) == expected
+
+
+GLOBES_2023 = Article.build(
+    id="globes23", title="Golden Globes: 'The Fabelmans' wins best drama", date="2023-01-11",
+    text="'The Fabelmans' won best drama film at the Golden Globes on Tuesday, the ceremony's organisers said.")
+GLOBES_2024 = Article.build(
+    id="globes24", title="Golden Globes: 'Oppenheimer' wins best drama", date="2024-01-08",
+    text="'Oppenheimer' won best drama film at the Golden Globes on Sunday, the ceremony's organisers said.")
+PREVIEW_2025 = Article.build(
+    id="preview25", title="Who will host next year's show",
+    text="Nikki Glaser will host the 2025 Golden Globes, the organisers said.")
+
+
+@pytest.fixture(scope="module")
+def globes(tmp_path_factory):
+    return _built(tmp_path_factory, [GLOBES_2023, GLOBES_2024, PREVIEW_2025])
+
+
+def _scope_ids(answerer, question, visible=None):
+    scope = answerer.year_scope(question, visible)
+    return None if scope is None else [a.id for a, ok in zip(answerer.index.articles, scope) if ok]
+
+
+@pytest.mark.slow
+def test_a_question_naming_a_year_reads_that_years_articles(globes):
+    """Published in the year, or naming it (an undated preview counts only by naming it)."""
+    assert _scope_ids(globes, "Which film won best drama at the Golden Globes?") is None
+    assert _scope_ids(globes, "Which film won best drama at the 2024 Golden Globes?") == ["globes24"]
+    assert _scope_ids(globes, "Which film won best drama at the 2023 Golden Globes?") == ["globes23"]
+    assert _scope_ids(globes, "Who hosts the 2025 Golden Globes?") == ["preview25"]
+    assert _scope_ids(globes, "Which film won in 2023 or 2024?") == ["globes23", "globes24"]
+    assert _scope_ids(globes, "Which film won best drama at the 2024 Golden Globes?",
+                      np.array([True, False, True])) == []  # it narrows a guild's scope, never widens it
+
+
+@pytest.mark.slow
+def test_last_years_article_does_not_answer_for_this_year(globes):
+    a = globes.answer("Which film won best drama at the 2024 Golden Globes?")
+    assert not a.abstained and "Oppenheimer" in a.answer.splitlines()[0]
+    assert {globes.index.articles[s.article].id for s in a.support} == {"globes24"}
+    a = globes.answer("Which film won best drama at the 2023 Golden Globes?")
+    assert not a.abstained and "Fabelmans" in a.answer.splitlines()[0]
+    a = globes.answer("Which film won best drama at the 2022 Golden Globes?")
+    assert a.abstained and a.support == ()
+    assert a.answer == "I couldn't find that in the articles I have from or about 2022."
+    visible, _ = globes.in_time("Which film won best drama at the 2022 Golden Globes?")
+    assert not np.asarray(visible).any()  # what the benchmarks count as readable is what the answer reads
+
+
+@pytest.mark.slow
+def test_without_time_words_the_year_is_only_a_word(globes, monkeypatch):
+    monkeypatch.setattr(globes, "timeframes", False)
+    assert _scope_ids(globes, "Which film won best drama at the 2022 Golden Globes?") is None

@@ -48,6 +48,16 @@ _SPANS: tuple[tuple[re.Pattern, float], ...] = (
 )
 
 
+# a year 1900-2099 standing alone: not a sum ("$2024"), a share ("2024%"), part of a longer number or a
+# decimal, nor a thousands-grouped count ("2,024")
+_YEAR = re.compile(r"(?<![\w$£€#.,])(?:19|20)\d\d(?![\w%]|[.,]\d)")
+
+
+def years(question: str) -> frozenset[int]:
+    """The years a question names ("the 2024 Golden Globes", "since 1989"), as ints; empty when none."""
+    return frozenset(int(y) for y in _YEAR.findall(question))
+
+
 def window(question: str) -> float | None:
     """The span (seconds before now) the question's own time words name, or None when it names none."""
     spans = [span for pattern, span in _SPANS if pattern.search(question)]

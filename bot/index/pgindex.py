@@ -939,6 +939,22 @@ class PgSearch:
     def search(self, question: str, k: int = 3, kind: str = "other") -> list[Support]:
         return list(self.search_candidates(question, kind, k))
 
+    def articles_holding(self, word: str) -> np.ndarray:
+        """One bool per article id known here: its sentences or title hold ``word`` (stemmed as the index's
+        terms), as :meth:`bot.index.search.Retriever.articles_holding`."""
+        stem = self.lexicon.stems([word])
+        with self._lock:
+            self.refresh(REFRESH_S)
+            out = np.zeros(self.n_articles, dtype=bool)
+            row = self.conn.execute("SELECT id FROM pix_terms WHERE term = %s", (stem[0],)).fetchone() \
+                if stem else None
+            if row is None:
+                return out
+            for which in (BODIES, TITLES):
+                arts = self._known_rows(self._postings(which, [int(row[0])]), 1, 0)[1].astype(np.int64)
+                out[arts[arts < out.size]] = True
+        return out
+
     def article_text(self, article: int) -> str:
         return " ".join(self.article_sentences(article))
 

@@ -388,6 +388,13 @@ class Retriever:
             self._build()  # the index was rebuilt in place since: its articles' dates too
         return window_mask(self._published, visible, published_before, published_between)
 
+    def articles_holding(self, word: str) -> np.ndarray:
+        """One bool per article row of the build the features are from: its sentences or title hold ``word``
+        (:meth:`SentenceIndex.articles_holding`)."""
+        if self.index.texts is not self._texts:
+            self._build()
+        return self.index.articles_holding(word)[: self.n_articles]
+
     def article_text(self, article: int) -> str:
         """The document lookup: an article's sentences joined by spaces."""
         rows = self.index.rows(article)

@@ -438,6 +438,19 @@ class SentenceIndex:
     def query_terms(self, text: str) -> list[str]:
         return self.lexicon.terms([text])[0]
 
+    def articles_holding(self, word: str) -> np.ndarray:
+        """One bool per article row: the article's sentences or title hold ``word`` (stemmed as the index's
+        terms; a stop word or a word the index never saw: none)."""
+        out = np.zeros(len(self.articles), dtype=bool)
+        stem = self.lexicon.stems([word])
+        t = self._ids.get(stem[0]) if stem else None
+        if t is None:
+            return out
+        for view in (self._body, self._title):
+            rows = view.columns([t])[0]
+            out[rows[rows < out.size]] = True
+        return out
+
     def term_ids(self, terms: list[str]) -> list[int]:
         """Ids for stemmed terms, new ones registered (for features kept beside the index, e.g. the
         answerer's names and numbers); a term no sentence holds stays unknown to :attr:`vocab`."""
