@@ -56,7 +56,8 @@ def test_published_parses_the_dates_articles_carry(text, expected):
     assert timeframe.published(text) == expected.timestamp()
 
 
-@pytest.mark.parametrize("text", [None, "", "   ", "not a date at all", "Updated 5 min ago"])
+@pytest.mark.parametrize("text", [None, "", "   ", "not a date at all", "Updated 5 min ago", "March 5", "10:30",
+                                  "Tuesday"])
 def test_published_is_nan_when_unknown(text):
     assert math.isnan(timeframe.published(text))
 
@@ -225,6 +226,10 @@ def test_the_dated_share_is_read_after_an_index_rebuilt_in_place(answerer):
         ("Did 2,024 people attend?", set()),  # a count
         ("Did support fall to 2024% or 2024.5 or 12024?", set()),  # a share, a decimal, a longer number
         ("What happened in 1850 or 2150?", set()),  # outside 1900-2099
+        ("Who led the league in the 2024-25 season?", {2024, 2025}),
+        ("Who won in 2019/20?", {2019, 2020}),
+        ("What opens at 2000 GMT or at 1930 hours?", set()),  # clock times
+        ("Which films of the 1990s won, before COVID-19?", set()),
         ("Which head coach was fired this week?", set()),
     ],
 )
@@ -277,6 +282,18 @@ def test_last_years_article_does_not_answer_for_this_year(globes):
     assert a.answer == "I couldn't find that in the articles I have from or about 2022."
     visible, _ = globes.in_time("Which film won best drama at the 2022 Golden Globes?")
     assert not np.asarray(visible).any()  # what the benchmarks count as readable is what the answer reads
+
+
+@pytest.mark.slow
+def test_the_year_scope_follows_an_index_rebuilt_in_place(tmp_path_factory):
+    grown = _built(tmp_path_factory, [GLOBES_2023])
+    grown.index.build([GLOBES_2023, GLOBES_2024, PREVIEW_2025], progress=False)  # in place: it grew
+    assert _scope_ids(grown, "Which film won best drama at the 2024 Golden Globes?") == ["globes24"]
+    assert "Oppenheimer" in grown.answer("Which film won best drama at the 2024 Golden Globes?").answer
+    shrunk = _built(tmp_path_factory, [GLOBES_2024, GLOBES_2023, PREVIEW_2025])
+    shrunk.index.build([GLOBES_2023, PREVIEW_2025], progress=False)  # in place: the 2024 article is gone
+    assert _scope_ids(shrunk, "Which film won best drama at the 2024 Golden Globes?") == []
+    assert _scope_ids(shrunk, "Which film won best drama at the 2023 Golden Globes?") == ["globes23"]
 
 
 @pytest.mark.slow

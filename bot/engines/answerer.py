@@ -672,6 +672,9 @@ class Answerer:
         holding = getattr(self.retriever, "articles_holding", None)
         if not named or holding is None:
             return visible
+        sync = getattr(self.retriever, "sync", None)
+        if sync is not None:
+            sync()  # the index may have been rebuilt in place: its articles' dates and terms first
         pub = np.asarray(self.retriever.published, dtype=np.float64)
         year = np.full(pub.size, -1, dtype=np.int64)
         dated = np.isfinite(pub)

@@ -49,13 +49,20 @@ _SPANS: tuple[tuple[re.Pattern, float], ...] = (
 
 
 # a year 1900-2099 standing alone: not a sum ("$2024"), a share ("2024%"), part of a longer number or a
-# decimal, nor a thousands-grouped count ("2,024")
-_YEAR = re.compile(r"(?<![\w$£€#.,])(?:19|20)\d\d(?![\w%]|[.,]\d)")
+# decimal, a thousands-grouped count ("2,024") nor a clock time ("2000 GMT"); "2024-25" / "2024/25" names both
+_YEAR = re.compile(r"(?<![\w$£€#.,])((?:19|20)\d\d)(?:[-/–](\d\d)(?!\d))?"
+                   r"(?![\w%]|[.,]\d| ?(?:GMT|UTC|hours?|hrs?|h)\b)", re.I)
 
 
 def years(question: str) -> frozenset[int]:
-    """The years a question names ("the 2024 Golden Globes", "since 1989"), as ints; empty when none."""
-    return frozenset(int(y) for y in _YEAR.findall(question))
+    """The years a question names ("the 2024 Golden Globes", "since 1989", both of "the 2024-25 season"), as
+    ints; empty when none."""
+    out = set()
+    for first, second in _YEAR.findall(question):
+        out.add(int(first))
+        if second and int(second) == (int(first) + 1) % 100:
+            out.add(int(first) // 100 * 100 + int(second) + (100 if second == "00" else 0))
+    return frozenset(out)
 
 
 def window(question: str) -> float | None:
@@ -72,13 +79,16 @@ def describe(span: float) -> str:
 @lru_cache(maxsize=65536)
 def published(date: str | None) -> float:
     """An article's date string (ISO, "2022/06/10", "09 January 2019", RFC 822 from a feed...) as epoch
-    seconds (a date without a time zone is UTC); NaN when there is none or it does not parse."""
+    seconds (a date without a time zone is UTC); NaN when there is none, it does not parse or it names no
+    year (it was read as 2000 before, which a question naming 2000 would then read)."""
     if not date or not date.strip():
         return math.nan
     from dateutil import parser
 
     try:
         when = parser.parse(date.strip(), default=datetime(2000, 1, 1))
+        if parser.parse(date.strip(), default=datetime(2001, 1, 1)).year != when.year:
+            return math.nan  # no year in it ("March 5", "10:30", "Tuesday"): not a date to place in time
     except (ValueError, OverflowError, TypeError):
         return math.nan
     if when.tzinfo is None:
