@@ -214,6 +214,15 @@ class Retriever(_index_search.Retriever):
         return cue_kind(question)
 
 
+def _fitted(visible, n: int) -> np.ndarray:
+    """A scope mask (one bool per article row) as long as the index's ``n`` articles: cut, or padded with
+    False for articles added since the scope was built."""
+    v = np.zeros(n, dtype=bool)
+    given = np.asarray(visible, dtype=bool)[:n]
+    v[: given.size] = given
+    return v
+
+
 def confidence_from(coverage: float, dense: float, article: float, answers: float | None = None) -> float:
     """The abstention confidence: the mean of three shares read off the answer's own evidence - the
     question's terms around the answering sentence, the question's dense cosine with that sentence or a
@@ -683,12 +692,7 @@ class Answerer:
         for y in sorted(named):
             m = np.asarray(holding(str(y)), dtype=bool)[: pub.size]
             scope[: m.size] |= m
-        if visible is not None:
-            v = np.zeros(pub.size, dtype=bool)
-            given = np.asarray(visible, dtype=bool)[: pub.size]
-            v[: given.size] = given
-            scope &= v
-        return scope
+        return scope if visible is None else scope & _fitted(visible, pub.size)
 
     def dated_scope(self, visible: np.ndarray | None, published_between: tuple[float, float] | None,
                     published_before: float | None = None) -> np.ndarray | None:
@@ -703,11 +707,7 @@ class Answerer:
         if sync is not None:
             sync()  # the index may have been rebuilt in place: its articles' dates first
         pub = np.asarray(self.retriever.published, dtype=np.float64)
-        scope = np.ones(pub.size, dtype=bool)
-        if visible is not None:
-            v = np.asarray(visible, dtype=bool)[: pub.size]
-            scope[:] = False
-            scope[: v.size] = v
+        scope = np.ones(pub.size, dtype=bool) if visible is None else _fitted(visible, pub.size)
         dated = ~np.isnan(pub)
         readable = scope.copy()
         if published_before is not None:

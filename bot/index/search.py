@@ -391,8 +391,7 @@ class Retriever:
     def articles_holding(self, word: str) -> np.ndarray:
         """One bool per article row of the build the features are from: its sentences or title hold ``word``
         (:meth:`SentenceIndex.articles_holding`)."""
-        if self.index.texts is not self._texts:
-            self._build()
+        self.sync()
         return self.index.articles_holding(word)[: self.n_articles]
 
     def article_text(self, article: int) -> str:
