@@ -8,7 +8,8 @@ published by then are read, and "this week" counts back from it. Two shapes of u
   live      every question asked at its quiz date against the whole file's articles (those published
             later are invisible then); counted where an article the Answerer reads for it then holds its
             answer: published by then and, for a question that names its time ("this week"), in that span
-  archive   the questions that do not name their time, asked at the end of the period against all articles
+  archive   the questions that do not name their time ("this week", "this year"), asked at the end of the
+            period against all articles
 
 and two constructions of questions the corpus cannot answer:
 
@@ -549,7 +550,7 @@ def build_setup(questions: list[Question], articles: list[Article], embedder, ca
                                                 if vis.has(answer_pattern(q.answers), q.asked, q.text)]
     live_ids = {q.id for q in live_q}
     c_un = [q.id for q in any_q if q.id not in live_ids]
-    arch_q = [q for q in questions if timeframe.window(q.text) is None and vis.has(answer_pattern(q.answers), end)]
+    arch_q = [q for q in questions if not timeframe.names_time(q.text) and vis.has(answer_pattern(q.answers), end)]
     full.reranker = None  # today's candidates (Answerer.CANDIDATES), then the reranker's (RERANK_POOL)
     live = collect(full, live_q, {q.id: q.asked for q in live_q}, bm25=True)
     archive = collect(full, arch_q, {q.id: end for q in arch_q}, bm25=True)
@@ -578,7 +579,7 @@ def build_setup(questions: list[Question], articles: list[Article], embedder, ca
         for q in questions:
             if name == "old" and q.group in second and not v.has(answer_pattern(q.answers), q.asked):
                 b_un[q.id] = ("old", "live")
-            if (name == "new" and q.group in first and timeframe.window(q.text) is None
+            if (name == "new" and q.group in first and not timeframe.names_time(q.text)
                     and not v.has(answer_pattern(q.answers), end)):
                 b_un[q.id] = ("new", "archive")
     return Setup(months, by_id, end, full, live, archive, a_answerer, a_un, b_answerer, b_un, (first, second),

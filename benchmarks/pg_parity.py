@@ -123,7 +123,7 @@ def run_file(path: Path, url: str, embedder, cache_dir: Path, limit: int | None,
         same = 0
         n = 0
         for q in questions:
-            if proto == "archive" and timeframe.window(q.text) is not None:
+            if proto == "archive" and timeframe.names_time(q.text):
                 continue
             when = q.asked if proto == "live" else end
             pat, wrong = answer_pattern(q.answers), answer_pattern(q.wrong)

@@ -237,6 +237,28 @@ def test_years_are_the_years_a_question_names(question, expected):
     assert timeframe.years(question) == expected
 
 
+def _utc(day: str) -> float:
+    return datetime.fromisoformat(day).replace(tzinfo=timezone.utc).timestamp()
+
+
+@pytest.mark.parametrize(
+    "question, asked, expected",
+    [
+        ("Which movie won best picture at this year's Academy Awards?", "2025-03-05", {2025}),
+        ("Which singer will launch a Las Vegas residency later this year?", "2022-01-02", {2022}),
+        ("Which country elected its first female president THIS YEAR?", "2024-12-31T23:00:00", {2024}),
+        ("What did this year's 2024 budget cut?", "2024-06-01", {2024}),
+        ("Roughly how many babies were born in the US last year?", "2025-04-01", set()),  # this year's reports
+        ("Where is the climate summit to be held next year?", "2022-11-20", set()),  # this year's plans
+        ("Which of these coaches was fired this season?", "2022-10-01", set()),
+    ],
+)
+def test_this_year_is_the_year_the_question_is_asked(question, asked, expected):
+    assert timeframe.years(question, _utc(asked)) == expected
+    assert timeframe.years(question) == ({2024} if "2024" in question else set())  # no clock, no "this year"
+    assert timeframe.names_time(question) == ("this year" in question.lower())
+
+
 GLOBES_2023 = Article.build(
     id="globes23", title="Golden Globes: 'The Fabelmans' wins best drama", date="2023-01-11",
     text="'The Fabelmans' won best drama film at the Golden Globes on Tuesday, the ceremony's organisers said.")
@@ -253,8 +275,8 @@ def globes(tmp_path_factory):
     return _built(tmp_path_factory, [GLOBES_2023, GLOBES_2024, PREVIEW_2025])
 
 
-def _scope_ids(answerer, question, visible=None):
-    scope = answerer.year_scope(question, visible)
+def _scope_ids(answerer, question, visible=None, now=None):
+    scope = answerer.year_scope(question, visible, now)
     return None if scope is None else [a.id for a, ok in zip(answerer.index.articles, scope) if ok]
 
 
@@ -282,6 +304,23 @@ def test_last_years_article_does_not_answer_for_this_year(globes):
     assert a.answer == "I couldn't find that in the articles I have from or about 2022."
     visible, _ = globes.in_time("Which film won best drama at the 2022 Golden Globes?")
     assert not np.asarray(visible).any()  # what the benchmarks count as readable is what the answer reads
+
+
+@pytest.mark.slow
+def test_this_years_ceremony_is_read_from_the_year_it_is_asked_in(globes):
+    """Asked in January 2024, "this year's" Golden Globes are 2024's; asked in 2023, 2023's (a member asking
+    in March reads the year's articles, not last year's ceremony that matches word for word)."""
+    q = "Which film won best drama at this year's Golden Globes?"
+    assert _scope_ids(globes, q, now=_utc("2024-01-20")) == ["globes24"]
+    a = globes.answer(q, now=_utc("2024-01-20"))
+    assert not a.abstained and "Oppenheimer" in a.answer.splitlines()[0]
+    a = globes.answer(q, asked_at=_utc("2023-02-01"))  # a replay: 2023's ceremony, the 2024 article unseen
+    assert not a.abstained and "Fabelmans" in a.answer.splitlines()[0]
+    a = globes.answer(q, now=_utc("2026-03-01"))
+    assert a.abstained and a.answer == "I couldn't find that in the articles I have from or about 2026."
+    assert not np.asarray(globes.in_time(q, now=_utc("2026-03-01"))[0]).any()
+    # without a date of its own, "this year" is the clock's
+    assert _scope_ids(globes, q) == _scope_ids(globes, q, now=time.time())
 
 
 @pytest.mark.slow

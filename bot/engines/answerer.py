@@ -486,7 +486,7 @@ class Answerer:
         without one). ``visible``: one bool per article row (the asking guild's scope); None = all. ``now``:
         when asked. ``published_before`` / ``published_between``: the time window (:meth:`time_window`)."""
         pool = self.RERANK_POOL if self.reranker is not None and not self._rerank_failed else self.CANDIDATES
-        visible = self.year_scope(question, self.dated_scope(visible, published_between, published_before))
+        visible = self.year_scope(question, self.dated_scope(visible, published_between, published_before), now)
         cands = self.retriever.search_candidates(question, cue_kind(question), max(k, pool), visible,
                                                  published_before, published_between)
         rr = self.rerank_scores(question, cands)
@@ -664,11 +664,21 @@ class Answerer:
         the question names or None): :meth:`time_window` as an article mask, for benchmarks and tests (the
         answer itself passes the window to the index's search)."""
         before, between, span = self.time_window(question, now, asked_at)
-        scope = self.year_scope(question, self.dated_scope(visible, between, before))
+        scope = self.year_scope(question, self.dated_scope(visible, between, before),
+                                asked_at if asked_at is not None else now)
         return self.retriever.in_window(scope, before, between), span
 
-    def year_scope(self, question: str, visible: np.ndarray | None) -> np.ndarray | None:
-        """For a question that names a year (:func:`timeframe.years`): ``visible`` narrowed to the articles
+    def named_years(self, question: str, now: float | None = None) -> frozenset[int]:
+        """The years the question names (:func:`timeframe.years`; "this year" is the year of ``now``, default
+        the clock); none with time words off."""
+        if not self.timeframes:
+            return frozenset()
+        return timeframe.years(question, time.time() if now is None else float(now))
+
+    def year_scope(self, question: str, visible: np.ndarray | None, now: float | None = None
+                   ) -> np.ndarray | None:
+        """For a question that names a year (:meth:`named_years`; "this year" is the year of ``now``, when it
+        is asked, default the clock): ``visible`` narrowed to the articles
         published in one of its years or whose text or title names one ("the 2024 Golden Globes" is not
         answered from the 2023 ceremony's article, which matches it word for word). An undated article counts
         only when it names the year. ``visible`` itself for a question naming none (or with time words off).
@@ -677,7 +687,7 @@ class Answerer:
         questions naming a year in 2022 and 2024-2025, 30 + 65 keep such an article; the other 2 + 7 hold
         their answer string by chance in older articles, e.g. a 2015 "world's best airline" article for "the
         world's best for 2022". Chosen before measuring the answers; docs/benchmarks.md.)"""
-        named = timeframe.years(question) if self.timeframes else frozenset()
+        named = self.named_years(question, now)
         holding = getattr(self.retriever, "articles_holding", None)
         if not named or holding is None:
             return visible
@@ -740,7 +750,7 @@ class Answerer:
         else:
             threshold = self.reranked_threshold if span is None else self.reranked_timed_threshold
         if not support or conf < threshold:
-            named = sorted(timeframe.years(q)) if self.timeframes else []
+            named = sorted(self.named_years(q, now))
             if span is not None:
                 message = TIME_ABSTAIN_MESSAGE.format(span=timeframe.describe(span))
             elif named:

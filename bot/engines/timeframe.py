@@ -54,15 +54,28 @@ _YEAR = re.compile(r"(?<![\w$£€#.,])((?:19|20)\d\d)(?:[-/–](\d\d)(?!\d))?"
                    r"(?![\w%]|[.,]\d| ?(?:GMT|UTC|hours?|hrs?|h)\b)", re.I)
 
 
-def years(question: str) -> frozenset[int]:
+# "this year" names the year it is asked in ("this year's Academy Awards", "later this year"). "Last year" and
+# "next year" name none: this year's articles report last year's figures and announce next year's events.
+_THIS_YEAR = re.compile(r"\bthis year\b", re.I)
+
+
+def years(question: str, now: float | None = None) -> frozenset[int]:
     """The years a question names ("the 2024 Golden Globes", "since 1989", both of "the 2024-25 season"), as
-    ints; empty when none."""
+    ints; empty when none. With ``now`` (epoch s, when it is asked), "this year" names that year (UTC)."""
     out = set()
+    if now is not None and math.isfinite(now) and _THIS_YEAR.search(question):
+        out.add(datetime.fromtimestamp(now, timezone.utc).year)
     for first, second in _YEAR.findall(question):
         out.add(int(first))
         if second and int(second) == (int(first) + 1) % 100:
             out.add(int(first) // 100 * 100 + int(second) + (100 if second == "00" else 0))
     return frozenset(out)
+
+
+def names_time(question: str) -> bool:
+    """Whether the question names when it is about relative to when it is asked: a span (:func:`window`,
+    "this week") or "this year". Such a question means something else asked a year later."""
+    return window(question) is not None or bool(_THIS_YEAR.search(question))
 
 
 def window(question: str) -> float | None:
