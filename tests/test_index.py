@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from bot.corpus.article import Article
 from bot.corpus.loader import load_corpus
@@ -252,3 +253,35 @@ def test_the_united_states_short_forms_are_one_term_and_the_pronoun_is_not_it():
     assert "usa" not in lex.terms(["Tell us what happened to them."])[0]
     assert "usa" in lex.terms([" ".join(query_words("which country banned travelers from the us"))])[0]
     assert "usa" not in lex.terms(["USAID and USB sticks"])[0]
+
+
+@pytest.mark.parametrize(
+    "verb, noun",
+    [
+        ("Tokyo may be locked down next week.", "Any lockdown in Japan would look different."),
+        ("Shops were shut down in March.", "Shop shut-downs cooled consumption."),
+        ("The firm laid off 500 workers.", "The layoffs hit 500 workers."),
+        ("Police cracked down on protesters.", "A crackdown on protesters."),
+        ("The rival bank took over the lender.", "The lender's takeover by the rival bank."),
+        ("Fighting broke out on Sunday.", "The outbreak of fighting on Sunday."),
+    ],
+)
+def test_a_phrasal_verb_and_its_noun_are_one_term(verb, noun):
+    """"Why might Tokyo be locked down?" meets "a lockdown of Tokyo" (the particle alone is a stop word)."""
+    from bot.index.sentence_index import Lexicon
+
+    lex = Lexicon()
+    shared = set(lex.terms([verb])[0]) & set(lex.terms([noun])[0])
+    assert shared & {"lockdown", "shutdown", "layoff", "crackdown", "takeov", "outbreak"}, shared
+
+
+def test_words_that_only_look_phrasal_add_no_noun():
+    from bot.index.search import query_words
+    from bot.index.sentence_index import Lexicon, aliases
+
+    lex = Lexicon()
+    for text in ("It turned out fine.", "Prices went up.", "He was up the hill.", "Unlocked down the road.",
+                 "Stocks of Lock Downs Ltd.", "A sell-by date.", "The fire broke-out."):
+        assert aliases(text) == text, text
+    assert "lockdown" in lex.terms([" ".join(query_words("why might tokyo be locked down"))])[0]
+    assert aliases("They came back. It was a comeback.") == "They came back comeback. It was a comeback."

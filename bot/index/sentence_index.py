@@ -67,13 +67,72 @@ def _split(text: str) -> list[str]:
 _USA = re.compile(r"\bU\.S\.(?:A\.)?(?!\w)|\bUSA?\b|(?i:(?<=\bthe )us\b)|(?i:\bunited states\b)")
 
 
+# A phrasal verb and the noun news makes of it are one term too: "Tokyo may be locked down" meets "a lockdown
+# of Tokyo", "shop shut-downs" meets "the shutdown". The verb's forms (and the hyphenated noun) are followed by
+# the noun; "down", "off", "out" alone are stop words and matched nothing. Chosen from the words, not fitted:
+# the news nouns whose verb is written apart ("turn out" is left out: "it turned out that").
+_COMPOUNDS: dict[tuple[str, str], str] = {}
+for _noun, _verbs, _particle in (
+    ("lockdown", "lock locks locked locking", "down"),
+    ("shutdown", "shut shuts shutting", "down"),
+    ("crackdown", "crack cracks cracked cracking", "down"),
+    ("clampdown", "clamp clamps clamped clamping", "down"),
+    ("meltdown", "melt melts melted melting", "down"),
+    ("slowdown", "slow slows slowed slowing", "down"),
+    ("breakdown", "break breaks broke broken breaking", "down"),
+    ("layoff", "lay lays laid laying", "off"),
+    ("selloff", "sell sells sold selling", "off"),
+    ("standoff", "stand stands stood standing", "off"),
+    ("kickoff", "kick kicks kicked kicking", "off"),
+    ("bailout", "bail bails bailed bailing", "out"),
+    ("lockout", "lock locks locked locking", "out"),
+    ("walkout", "walk walks walked walking", "out"),
+    ("buyout", "buy buys bought buying", "out"),
+    ("payout", "pay pays paid paying", "out"),
+    ("rollout", "roll rolls rolled rolling", "out"),
+    ("blackout", "black blacks blacked blacking", "out"),
+    ("outbreak", "break breaks broke broken breaking", "out"),
+    ("takeover", "take takes took taken taking", "over"),
+    ("handover", "hand hands handed handing", "over"),
+    ("setback", "set sets setting", "back"),
+    ("cutback", "cut cuts cutting", "back"),
+    ("comeback", "come comes came coming", "back"),
+    ("breakup", "break breaks broke broken breaking", "up"),
+):
+    for _verb in _verbs.split():
+        _COMPOUNDS[(_verb, _particle)] = _noun
+_PARTICLE = re.compile(r"(?i)(?<=[a-z])(\s+|-)(down|off|out|over|back|up)(s?)\b")
+_PARTICLE_CUES = tuple(f"{sep}{p}" for p in ("down", "off", "out", "over", "back", "up") for sep in " -")
+_LAST_WORD = re.compile(r"(?i)([a-z]+)$")
+
+
+def _phrasal(text: str) -> str:
+    """``text`` with each phrasal verb of :data:`_COMPOUNDS` followed by its noun."""
+    out, last = [], 0
+    for m in _PARTICLE.finditer(text):
+        verb = _LAST_WORD.search(text, max(0, m.start() - 8), m.start())
+        sep, particle, plural = m.group(1), m.group(2).lower(), m.group(3)
+        if verb is None or (verb.start() > 0 and text[verb.start() - 1].isalpha()):
+            continue
+        noun = _COMPOUNDS.get((verb.group(1).lower(), particle))
+        if noun is None or (sep == "-" and noun == "outbreak") or (plural and sep != "-"):
+            continue  # "broke-out" is no noun; "lock downs" is no verb
+        out += [text[last:m.end()], " ", noun]
+        last = m.end()
+    return "".join(out) + text[last:] if out else text
+
+
 def aliases(text: str) -> str:
-    """``text`` with the United States' short forms written ``USA`` and "United States" followed by it;
-    applied to articles and questions alike before their terms are taken (:meth:`Lexicon.terms`,
-    :func:`bot.index.search.query_words`, the names in :class:`bot.index.search.Retriever`)."""
-    if "U" not in text and " us" not in text and "united" not in text:  # most sentences: no regex at all
-        return text
-    return _USA.sub(lambda m: m.group(0) + " USA" if m.group(0).lower() == "united states" else "USA", text)
+    """``text`` with the United States' short forms written ``USA`` and "United States" followed by it, and a
+    phrasal verb followed by its noun ("locked down lockdown"); applied to articles and questions alike before
+    their terms are taken (:meth:`Lexicon.terms`, :func:`bot.index.search.query_words`, the names in
+    :class:`bot.index.search.Retriever`)."""
+    if "U" in text or " us" in text or "united" in text:  # most sentences: no regex at all
+        text = _USA.sub(lambda m: m.group(0) + " USA" if m.group(0).lower() == "united states" else "USA", text)
+    low = text.lower()
+    if any(p in low for p in _PARTICLE_CUES):
+        text = _phrasal(text)
+    return text
 
 
 class Lexicon:
