@@ -91,13 +91,15 @@ SCHEMA = [
     "CREATE TABLE IF NOT EXISTS pix_meta (key text PRIMARY KEY, value text NOT NULL)",
 ]
 # How articles become terms; written into pix_meta by the process that creates the index. 2: the United
-# States' short forms are one term (bot.index.sentence_index.aliases). An index written before keeps its
-# articles' old terms (a question's "US" then misses their "US" and "U.S."): a warning says so.
-TERMS_REVISION = "2"
+# States' short forms are one term; 3: a phrasal verb is also its news noun ("locked down" + "lockdown"; both
+# bot.index.sentence_index.aliases). An index written before keeps its articles' old terms (a question's "US"
+# then misses their "US" and "U.S.", its "lockdown" their "locked down"): a warning says so.
+TERMS_REVISION = "3"
 OLD_TERMS_WARNING = (
     "the index in %s was written by an older Precis (terms revision %s, today %s): its older articles keep "
-    "their old terms, so a question naming the US misses their \"US\" and \"U.S.\"; to rebuild it, stop "
-    "every process, drop the pix_* tables and start again (the vectors are kept in the shared vector store)")
+    "their old terms, so a question misses words written another way there (\"US\" and \"U.S.\", \"lockdown\" "
+    "and \"locked down\"); to rebuild it, stop every process, drop the pix_* tables and start again (the "
+    "vectors are kept in the shared vector store)")
 # columns an index written before them lacks (added when missing: ALTER TABLE takes an exclusive lock, which
 # would queue every reader behind another process's ingest, even with IF NOT EXISTS)
 ADDED_COLUMNS = {

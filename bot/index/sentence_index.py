@@ -69,8 +69,9 @@ _USA = re.compile(r"\bU\.S\.(?:A\.)?(?!\w)|\bUSA?\b|(?i:(?<=\bthe )us\b)|(?i:\bu
 
 # A phrasal verb and the noun news makes of it are one term too: "Tokyo may be locked down" meets "a lockdown
 # of Tokyo", "shop shut-downs" meets "the shutdown". The verb's forms (and the hyphenated noun) are followed by
-# the noun; "down", "off", "out" alone are stop words and matched nothing. Chosen from the words, not fitted:
-# the news nouns whose verb is written apart ("turn out" is left out: "it turned out that").
+# the noun. Chosen from the words, not fitted: news nouns whose verb is written apart, leaving out those whose
+# verb reads literally as often ("turn out", "come back", "hand over", "break down" in tears); "walked out of
+# the room" is no walkout.
 _COMPOUNDS: dict[tuple[str, str], str] = {}
 for _noun, _verbs, _particle in (
     ("lockdown", "lock locks locked locking", "down"),
@@ -79,7 +80,6 @@ for _noun, _verbs, _particle in (
     ("clampdown", "clamp clamps clamped clamping", "down"),
     ("meltdown", "melt melts melted melting", "down"),
     ("slowdown", "slow slows slowed slowing", "down"),
-    ("breakdown", "break breaks broke broken breaking", "down"),
     ("layoff", "lay lays laid laying", "off"),
     ("selloff", "sell sells sold selling", "off"),
     ("standoff", "stand stands stood standing", "off"),
@@ -93,10 +93,8 @@ for _noun, _verbs, _particle in (
     ("blackout", "black blacks blacked blacking", "out"),
     ("outbreak", "break breaks broke broken breaking", "out"),
     ("takeover", "take takes took taken taking", "over"),
-    ("handover", "hand hands handed handing", "over"),
     ("setback", "set sets setting", "back"),
     ("cutback", "cut cuts cutting", "back"),
-    ("comeback", "come comes came coming", "back"),
     ("breakup", "break breaks broke broken breaking", "up"),
 ):
     for _verb in _verbs.split():
@@ -104,6 +102,8 @@ for _noun, _verbs, _particle in (
 _PARTICLE = re.compile(r"(?i)(?<=[a-z])(\s+|-)(down|off|out|over|back|up)(s?)\b")
 _PARTICLE_CUES = tuple(f"{sep}{p}" for p in ("down", "off", "out", "over", "back", "up") for sep in " -")
 _LAST_WORD = re.compile(r"(?i)([a-z]+)$")
+_OF = re.compile(r"(?i)\s+of\b")
+_NEXT_WORD = re.compile(r"\s+([A-Za-z]+)")
 
 
 def _phrasal(text: str) -> str:
@@ -117,6 +117,9 @@ def _phrasal(text: str) -> str:
         noun = _COMPOUNDS.get((verb.group(1).lower(), particle))
         if noun is None or (sep == "-" and noun == "outbreak") or (plural and sep != "-"):
             continue  # "broke-out" is no noun; "lock downs" is no verb
+        after = _NEXT_WORD.match(text, m.end())
+        if (sep != "-" and particle == "out" and _OF.match(text, m.end())) or (after and after.group(1).lower() == noun):
+            continue  # "walked out of the room"; already followed by its noun (a question is read twice)
         out += [text[last:m.end()], " ", noun]
         last = m.end()
     return "".join(out) + text[last:] if out else text
