@@ -257,6 +257,7 @@ def test_this_year_is_the_year_the_question_is_asked(question, asked, expected):
     assert timeframe.years(question, _utc(asked)) == expected
     assert timeframe.years(question) == ({2024} if "2024" in question else set())  # no clock, no "this year"
     assert timeframe.names_time(question) == ("this year" in question.lower())
+    assert timeframe.years(question, 1e13) == ({2024} if "2024" in question else set())  # past year 9999
 
 
 GLOBES_2023 = Article.build(

@@ -64,7 +64,10 @@ def years(question: str, now: float | None = None) -> frozenset[int]:
     ints; empty when none. With ``now`` (epoch s, when it is asked), "this year" names that year (UTC)."""
     out = set()
     if now is not None and math.isfinite(now) and _THIS_YEAR.search(question):
-        out.add(datetime.fromtimestamp(now, timezone.utc).year)
+        try:
+            out.add(datetime.fromtimestamp(now, timezone.utc).year)
+        except (OverflowError, OSError, ValueError):
+            pass  # a replay's asked_at past the year 9999: no year to name
     for first, second in _YEAR.findall(question):
         out.add(int(first))
         if second and int(second) == (int(first) + 1) % 100:
