@@ -3,6 +3,8 @@ server (tests/pgvector_server.py): the same candidates in the same order, with t
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import numpy as np
 import pytest
 
@@ -119,6 +121,13 @@ def test_a_year_narrows_it_alike(both):
         assert (x.answer, x.abstained) == (y.answer, y.abstained), q
     lib = index.articles.index(EXTRA[2])
     assert np.flatnonzero(in_pg.year_scope("What did the council approve in 2020?", None)).tolist() == [lib]
+    # "this year" is the year it is asked in, alike in both homes
+    in_2020 = datetime(2020, 6, 1, tzinfo=timezone.utc).timestamp()
+    q = "What did the council approve this year?"
+    assert np.flatnonzero(in_pg.year_scope(q, None, in_2020)).tolist() == [lib]
+    assert in_mem.year_scope(q, None, in_2020).tolist() == in_pg.year_scope(q, None, in_2020).tolist()
+    x, y = in_mem.answer(q, now=in_2020), in_pg.answer(q, now=in_2020)
+    assert (x.answer, x.abstained) == (y.answer, y.abstained)
 
 
 def test_two_processes_share_one_index_each_server_sees_its_own(pgvector_url, memo_embedder):
