@@ -522,7 +522,7 @@ class Setup:
     b_answerer: dict[str, Answerer]  # "old" (the first half's articles), "new" (the second half's)
     b_un: dict[str, tuple[str, str]]  # question id -> (which half index, "live" or "archive")
     halves: tuple[list[str], list[str]]
-    c_un: list[str] = field(default_factory=list)  # questions naming their time or a year whose answer is only outside it (construction c)
+    c_un: list[str] = field(default_factory=list)  # naming their time or a year; answer only outside it (c)
     answerable: str = "window"  # the definition live_q was built with (ANSWERABLE)
     live_rr: dict[str, Cands] | None = None  # the same questions' candidates as the reranker sees them
     archive_rr: dict[str, Cands] | None = None
