@@ -118,8 +118,10 @@ def _phrasal(text: str) -> str:
         if noun is None or (sep == "-" and noun == "outbreak") or (plural and sep != "-"):
             continue  # "broke-out" is no noun; "lock downs" is no verb
         after = _NEXT_WORD.match(text, m.end())
-        if (sep != "-" and particle == "out" and _OF.match(text, m.end())) or (after and after.group(1).lower() == noun):
-            continue  # "walked out of the room"; already followed by its noun (a question is read twice)
+        if sep != "-" and particle == "out" and _OF.match(text, m.end()):
+            continue  # "walked out of the room"
+        if after and after.group(1).lower() == noun:
+            continue  # already followed by its noun (a question is read twice: query_words, then terms)
         out += [text[last:m.end()], " ", noun]
         last = m.end()
     return "".join(out) + text[last:] if out else text
