@@ -288,6 +288,7 @@ def test_words_that_only_look_phrasal_add_no_noun():
                  "She walked out of the show.", "He was locked out of his office."):
         assert aliases(text) == text, text  # verbs read literally as often as not: no noun
     assert aliases("Staff walked out over pay.") == "Staff walked out walkout over pay."
+    assert aliases("Tokyo was locked\u00a0down.") == "Tokyo was locked\u00a0down lockdown."  # any space the rule reads
     once = aliases("Why was Tokyo locked down?")
     assert aliases(once) == once  # a question is read twice (query_words, then terms): the noun counts once
     assert lex.terms([" ".join(query_words("why was tokyo locked down"))])[0].count("lockdown") == 1

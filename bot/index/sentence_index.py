@@ -100,7 +100,7 @@ for _noun, _verbs, _particle in (
     for _verb in _verbs.split():
         _COMPOUNDS[(_verb, _particle)] = _noun
 _PARTICLE = re.compile(r"(?i)(?<=[a-z])(\s+|-)(down|off|out|over|back|up)(s?)\b")
-_PARTICLE_CUES = tuple(f"{sep}{p}" for p in ("down", "off", "out", "over", "back", "up") for sep in " -")
+_PARTICLE_CUE = re.compile(r"(?i)[\s-](?:down|off|out|over|back|up)")  # most sentences: no _phrasal at all
 _LAST_WORD = re.compile(r"(?i)([a-z]+)$")
 _OF = re.compile(r"(?i)\s+of\b")
 _NEXT_WORD = re.compile(r"\s+([A-Za-z]+)")
@@ -134,8 +134,7 @@ def aliases(text: str) -> str:
     :class:`bot.index.search.Retriever`)."""
     if "U" in text or " us" in text or "united" in text:  # most sentences: no regex at all
         text = _USA.sub(lambda m: m.group(0) + " USA" if m.group(0).lower() == "united states" else "USA", text)
-    low = text.lower()
-    if any(p in low for p in _PARTICLE_CUES):
+    if _PARTICLE_CUE.search(text):
         text = _phrasal(text)
     return text
 
